@@ -1,0 +1,1 @@
+"""Benchmarks: load and latency measurements, not part of the test run."""

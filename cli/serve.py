@@ -1,0 +1,71 @@
+"""``cronchat serve``: bind, serve, and drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import socket
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from cronchat.config import ConfigError, Settings
+from cronchat.db import Database
+from cronchat.db.migrations import require_current_schema
+from cronchat.runtime import Runtime
+from cronchat.web.app import make_app
+
+log = logging.getLogger("cronchat.serve")
+
+CLOSE_GOING_AWAY = 1001
+DRAIN_SECONDS = 10.0
+
+
+def run_server(settings: Settings) -> None:
+    """Check the schema, bind the port, then serve until SIGTERM or SIGINT."""
+    db = Database(settings.database, 1)
+    try:
+        require_current_schema(db)
+    finally:
+        db.close()
+    try:
+        sockets = bind_sockets(settings.port, settings.host, family=socket.AF_INET)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}"
+        ) from None
+    logging.getLogger().setLevel(settings.log_level)
+    asyncio.run(_serve(settings, sockets))
+
+
+async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
+    runtime = Runtime(settings)
+    await runtime.start()
+    server = HTTPServer(
+        make_app(runtime),
+        max_body_size=settings.media_max_bytes + 64 * 1024,
+        idle_connection_timeout=120,
+    )
+    server.add_sockets(sockets)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    port = sockets[0].getsockname()[1]
+    log.info(
+        "serving host=%s port=%d database=%s", settings.host, port, settings.database.describe()
+    )
+    # Everything allocated so far lives as long as the process: keep it out of GC passes.
+    gc.collect()
+    gc.freeze()
+    await stop.wait()
+    log.info("shutting down: closing sockets and draining requests")
+    server.stop()
+    runtime.hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
+    try:
+        await asyncio.wait_for(server.close_all_connections(), DRAIN_SECONDS)
+    except TimeoutError:
+        log.warning("drain deadline passed; exiting with requests in flight")
+    await runtime.close()

@@ -1,0 +1,1 @@
+"""CronChat: a self-hostable realtime chat backend."""

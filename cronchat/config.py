@@ -1,0 +1,256 @@
+"""Settings: read once from ``CRONCHAT_*`` variables and flags, validated, then passed down."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message is one line for the operator."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrl:
+    """Where the data lives: ``sqlite:///path`` or ``mysql://user:pass@host:port/db``."""
+
+    dialect: str
+    path: str = ""
+    host: str = ""
+    port: int = 3306
+    user: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    database: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseUrl:
+        if url.startswith("sqlite:"):
+            # sqlite:///relative/file or sqlite:////absolute/file, as elsewhere in Python.
+            path = url.removeprefix("sqlite:").removeprefix("//").removeprefix("/")
+            if not path:
+                raise ConfigError("CRONCHAT_DATABASE_URL: sqlite URL needs a file path")
+            return cls(dialect="sqlite", path=unquote(path))
+        parts = urlsplit(url)
+        if parts.scheme in ("mysql", "mariadb"):
+            database = parts.path.lstrip("/")
+            if not parts.hostname or not database:
+                raise ConfigError(
+                    "CRONCHAT_DATABASE_URL: mysql URL needs a host and a database name"
+                )
+            try:
+                port = parts.port or 3306
+            except ValueError as error:
+                raise ConfigError(f"CRONCHAT_DATABASE_URL: bad port ({error})") from None
+            return cls(
+                dialect="mysql",
+                host=parts.hostname,
+                port=port,
+                user=unquote(parts.username or "root"),
+                password=Secret(unquote(parts.password or "")),
+                database=database,
+            )
+        raise ConfigError(
+            f"CRONCHAT_DATABASE_URL: unknown scheme {parts.scheme!r} (use sqlite:/// or mysql://)"
+        )
+
+    def describe(self) -> str:
+        """A form safe to print: no password."""
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.path}"
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _int(name: str, value: str, minimum: int = 0, maximum: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        upper = "" if maximum is None else f" and {maximum}"
+        raise ConfigError(f"{name}: {number} is out of range (between {minimum}{upper})")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to know, validated. Built by :func:`load_settings`."""
+
+    host: str
+    port: int
+    data_dir: Path
+    database: DatabaseUrl
+    jwt_secret: Secret
+    access_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 30 * 24 * 3600
+    open_registration: bool = True
+    media_backend: str = "local"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: Secret = field(default_factory=lambda: Secret(""))
+    s3_secret_access_key: Secret = field(default_factory=lambda: Secret(""))
+    redis_url: Secret = field(default_factory=lambda: Secret(""))
+    workers: int = 1
+    max_body_bytes: int = 256 * 1024
+    max_text_length: int = 4000
+    media_max_bytes: int = 10 * 1024 * 1024
+    media_max_pixels: int = 40_000_000
+    media_url_ttl: int = 3600
+    db_pool_size: int = 8
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    log_level: str = "INFO"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+
+# Environment variable (without the CRONCHAT_ prefix) -> setting name and parser.
+_PARSERS: dict[str, tuple[str, Any]] = {
+    "HOST": ("host", str),
+    "PORT": ("port", lambda n, v: _int(n, v, 0, 65535)),
+    "ACCESS_TOKEN_TTL": ("access_token_ttl", lambda n, v: _int(n, v, 10)),
+    "REFRESH_TOKEN_TTL": ("refresh_token_ttl", lambda n, v: _int(n, v, 60)),
+    "OPEN_REGISTRATION": ("open_registration", _bool),
+    "MEDIA_BACKEND": ("media_backend", str),
+    "S3_ENDPOINT_URL": ("s3_endpoint_url", str),
+    "S3_BUCKET": ("s3_bucket", str),
+    "S3_REGION": ("s3_region", str),
+    "S3_ACCESS_KEY_ID": ("s3_access_key_id", lambda n, v: Secret(v)),
+    "S3_SECRET_ACCESS_KEY": ("s3_secret_access_key", lambda n, v: Secret(v)),
+    "REDIS_URL": ("redis_url", lambda n, v: Secret(v)),
+    "WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
+    "MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _int(n, v, 1024)),
+    "MAX_TEXT_LENGTH": ("max_text_length", lambda n, v: _int(n, v, 1, 100_000)),
+    "MEDIA_MAX_BYTES": ("media_max_bytes", lambda n, v: _int(n, v, 1024)),
+    "MEDIA_MAX_PIXELS": ("media_max_pixels", lambda n, v: _int(n, v, 1)),
+    "MEDIA_URL_TTL": ("media_url_ttl", lambda n, v: _int(n, v, 10)),
+    "DB_POOL_SIZE": ("db_pool_size", lambda n, v: _int(n, v, 1, 256)),
+    "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
+    "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
+    "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``CRONCHAT_*`` variables, then flags (``overrides``) on top.
+
+    Creates the data dir and, when no JWT secret is configured, generates one into it.
+    Raises :class:`ConfigError` with a one-line reason when anything cannot work.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for suffix, (name, parse) in _PARSERS.items():
+        raw = environ.get(f"CRONCHAT_{suffix}")
+        if raw is not None and raw != "":
+            values[name] = raw if parse is str else parse(f"CRONCHAT_{suffix}", raw)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+
+    data_dir = Path(overrides.get("data_dir") or environ.get("CRONCHAT_DATA_DIR") or "./data")
+    data_dir = _prepare_data_dir(data_dir)
+    database_url = overrides.get("database_url") or environ.get("CRONCHAT_DATABASE_URL")
+    values.pop("database_url", None)
+    values["data_dir"] = data_dir
+    values["database"] = (
+        DatabaseUrl.parse(database_url)
+        if database_url
+        else DatabaseUrl(dialect="sqlite", path=str(data_dir / "cronchat.sqlite3"))
+    )
+    secret = overrides.get("jwt_secret") or environ.get("CRONCHAT_JWT_SECRET")
+    values["jwt_secret"] = Secret(secret) if secret else _stored_secret(data_dir)
+    values.setdefault("host", "0.0.0.0")
+    values.setdefault("port", 8080)
+
+    known = {f.name for f in fields(Settings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _prepare_data_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-check"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"CRONCHAT_DATA_DIR: {path} is not writable ({error.strerror or error})"
+        ) from None
+    return path.resolve()
+
+
+def _stored_secret(data_dir: Path) -> Secret:
+    """The JWT secret generated once into the data dir (mode 0600), created on first use."""
+    path = data_dir / "jwt_secret"
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise ConfigError(f"{path}: the stored JWT secret is too short; delete it to regenerate")
+    return Secret(value)
+
+
+def _validate(settings: Settings) -> None:
+    if len(settings.jwt_secret.reveal()) < 32:
+        raise ConfigError("CRONCHAT_JWT_SECRET: use at least 32 characters")
+    if settings.media_backend not in ("local", "s3"):
+        raise ConfigError(
+            f"CRONCHAT_MEDIA_BACKEND: unknown backend {settings.media_backend!r} (local or s3)"
+        )
+    if settings.media_backend == "s3" and not settings.s3_bucket:
+        raise ConfigError("CRONCHAT_S3_BUCKET: required when CRONCHAT_MEDIA_BACKEND=s3")
+    redis_url = settings.redis_url.reveal()
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("CRONCHAT_REDIS_URL: expected redis://host:port/db")
+    if settings.workers > 1 and not redis_url:
+        raise ConfigError(
+            "--workers above 1 needs CRONCHAT_REDIS_URL: without Redis, run one process"
+        )
+    if settings.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"CRONCHAT_LOG_LEVEL: unknown level {settings.log_level!r}")

@@ -1,0 +1,245 @@
+"""The one thread crossing: services hand a synchronous ``*_tx`` function to :class:`Database`,
+which runs it as one transaction in a worker thread and never on the IOLoop.
+
+The dialect difference between MySQL and SQLite lives here and in :mod:`cronchat.db.dialect`:
+queries are written once with ``%s`` placeholders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import pymysql
+from dbutils.pooled_db import PooledDB
+
+from cronchat.config import DatabaseUrl
+from cronchat.db.dialect import MYSQL, SQLITE, Dialect
+from cronchat.errors import Unavailable
+
+log = logging.getLogger("cronchat.db")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Row = dict[str, Any]
+
+# MySQL errors after which the whole transaction may safely run again.
+_MYSQL_RETRY = {1213, 1205}  # deadlock, lock wait timeout
+# MySQL client errors that mean the server cannot be reached.
+_MYSQL_DOWN = {2002, 2003, 2006, 2013, 2055, 1053, 1927}
+_ATTEMPTS = 6
+
+
+class UniqueViolation(Exception):
+    """A unique key refused the row; repositories turn it into a domain ``Conflict``."""
+
+
+class Tx:
+    """One transaction on one connection, used only inside its worker thread."""
+
+    __slots__ = ("_cursor", "dialect")
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; answers the number of rows it changed."""
+        try:
+            self._cursor.execute(self.dialect.sql(sql), tuple(params))
+        except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
+            if _is_unique_violation(error):
+                raise UniqueViolation(str(error)) from error
+            raise
+        return self._cursor.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        try:
+            self._cursor.executemany(self.dialect.sql(sql), [tuple(row) for row in rows])
+        except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
+            if _is_unique_violation(error):
+                raise UniqueViolation(str(error)) from error
+            raise
+        return self._cursor.rowcount
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self.execute(sql, params)
+        row = self._cursor.fetchone()
+        return None if row is None else dict(row)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.execute(sql, params)
+        return [dict(row) for row in self._cursor.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+
+def _is_unique_violation(error: Exception) -> bool:
+    if isinstance(error, pymysql.err.IntegrityError):
+        return error.args[0] == 1062
+    return "UNIQUE constraint failed" in str(error) or "PRIMARY KEY" in str(error)
+
+
+class Database:
+    """A pool of worker threads, each with its own connection.
+
+    ``run`` executes a write transaction, ``read`` a read-only one. On SQLite there is a single
+    writer thread (SQLite allows one writer at a time, so queueing here beats busy-waiting) and
+    a few reader threads; on MySQL every thread can write and DBUtils pools the connections.
+    """
+
+    def __init__(self, url: DatabaseUrl, pool_size: int = 8) -> None:
+        self.url = url
+        self.dialect = SQLITE if url.dialect == "sqlite" else MYSQL
+        self._local = threading.local()
+        if self.dialect is SQLITE:
+            Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-write")
+            self._reader = ThreadPoolExecutor(max(2, pool_size // 2), thread_name_prefix="db-read")
+            self._pool = None
+        else:
+            self._writer = ThreadPoolExecutor(pool_size, thread_name_prefix="db")
+            self._reader = self._writer
+            self._pool = PooledDB(
+                creator=pymysql,
+                mincached=0,
+                maxconnections=pool_size,
+                blocking=True,
+                ping=1,  # check a pooled connection before handing it out
+                host=url.host,
+                port=url.port,
+                user=url.user,
+                password=url.password.reveal(),
+                database=url.database,
+                charset="utf8mb4",
+                autocommit=False,
+                connect_timeout=5,
+                cursorclass=pymysql.cursors.DictCursor,
+                init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            )
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(tx, *args)`` as one write transaction in a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self.run_sync, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(tx, *args)`` as one read-only transaction in a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self._transaction, fn, args, False)
+
+    def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """The blocking form of :meth:`run`, for the CLI and migrations (never on the IOLoop)."""
+        return self._transaction(fn, args, True)
+
+    def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                if self.dialect is SQLITE:
+                    return self._sqlite_transaction(fn, args, write)
+                return self._mysql_transaction(fn, args)
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                retry_reason = "database is locked"
+            except pymysql.err.OperationalError as error:
+                code = error.args[0] if error.args else 0
+                if code in _MYSQL_DOWN:
+                    log.warning("database unreachable code=%s", code)
+                    raise Unavailable("the database is unavailable, try again shortly") from None
+                if code not in _MYSQL_RETRY:
+                    raise
+                retry_reason = f"mysql error {code}"
+            except pymysql.err.InterfaceError:
+                raise Unavailable("the database is unavailable, try again shortly") from None
+            if attempt == _ATTEMPTS:
+                raise Unavailable("the database is busy, try again shortly")
+            log.info("transaction retried reason=%r attempt=%d", retry_reason, attempt)
+            time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.url.path, isolation_level=None, check_same_thread=True, timeout=10
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout=10000")
+            self._local.connection = connection
+        return connection
+
+    def _sqlite_transaction(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        connection = self._sqlite_connection()
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = fn(Tx(cursor, SQLITE), *args)
+            cursor.execute("COMMIT")
+            return result
+        except BaseException:
+            if connection.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    def _mysql_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self._pool is not None
+        try:
+            connection = self._pool.connection()
+        except pymysql.err.MySQLError as error:
+            code = error.args[0] if error.args else 0
+            log.warning("database connect failed code=%s", code)
+            raise Unavailable("the database is unavailable, try again shortly") from None
+        try:
+            cursor = connection.cursor()
+            try:
+                connection.begin()
+                result = fn(Tx(cursor, MYSQL), *args)
+                connection.commit()
+                return result
+            except BaseException:
+                try:
+                    connection.rollback()
+                except pymysql.err.MySQLError:
+                    pass  # the connection is gone; DBUtils replaces it on next use
+                raise
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool
+
+    def ping(self) -> None:
+        """Raise if the database does not answer (blocking; used by readiness checks)."""
+        self.run_sync(lambda tx: tx.scalar("SELECT 1"))
+
+    async def check(self) -> bool:
+        try:
+            await self.read(lambda tx: tx.scalar("SELECT 1"))
+        except Exception as error:  # readiness reports any failure, whatever its kind
+            log.warning("readiness database check failed error=%s", type(error).__name__)
+            return False
+        return True
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True, cancel_futures=False)
+        if self._reader is not self._writer:
+            self._reader.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.close()

@@ -1,0 +1,1 @@
+"""Realtime delivery: the broker between processes and the hub of local sockets."""

@@ -1,0 +1,54 @@
+"""Brokers carry notices (room events, summaries, typing, revocations...) to every process.
+
+A notice is a JSON-able dict with a ``kind``. The in-process broker hands it straight to the
+local subscribers; the Redis broker (same interface) crosses processes and machines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger("cronchat.broker")
+
+Notice = dict[str, Any]
+Subscriber = Callable[[Notice], None]
+
+
+class Broker(Protocol):
+    def subscribe(self, subscriber: Subscriber) -> None: ...
+
+    async def publish(self, notice: Notice) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def check(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessBroker:
+    """One process: publishing is calling the subscribers."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    async def publish(self, notice: Notice) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(notice)
+            except Exception:
+                log.exception("subscriber failed kind=%s", notice.get("kind"))
+
+    async def start(self) -> None:
+        return None
+
+    async def check(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._subscribers.clear()

@@ -1,0 +1,1 @@
+"""Repositories: the SQL, as plain functions of a transaction (``tx``), one per intention."""

@@ -1,0 +1,106 @@
+"""SQL of users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronchat.db import Tx
+from cronchat.models import USER_COLUMNS, User
+
+
+def insert_user(
+    tx: Tx,
+    user_id: str,
+    username: str,
+    display_name: str,
+    password_hash: str,
+    now: int,
+    is_admin: bool = False,
+) -> None:
+    tx.execute(
+        "INSERT INTO users (id, username, username_key, display_name, display_name_key, bio,"
+        " password_hash, is_admin, disabled, created_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, '', %s, %s, 0, %s, %s)",
+        (
+            user_id,
+            username,
+            username.lower(),
+            display_name,
+            display_name.lower(),
+            password_hash,
+            int(is_admin),
+            now,
+            now,
+        ),
+    )
+
+
+def find_user(tx: Tx, user_id: str) -> User | None:
+    row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
+    return None if row is None else User.from_row(row)
+
+
+def find_credentials(tx: Tx, username: str) -> tuple[User, str] | None:
+    """The user of a username (any case) and their password hash."""
+    row = tx.one(
+        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = %s",
+        (username.lower(),),
+    )
+    return None if row is None else (User.from_row(row), row["password_hash"])
+
+
+def password_hash_of(tx: Tx, user_id: str) -> str | None:
+    return tx.scalar("SELECT password_hash FROM users WHERE id = %s", (user_id,))
+
+
+def update_profile(tx: Tx, user_id: str, changes: dict[str, Any], now: int) -> None:
+    """Set the given profile fields (display_name, bio, avatar_media_id)."""
+    columns = dict(changes)
+    if "display_name" in columns:
+        columns["display_name_key"] = columns["display_name"].lower()
+    assignments = ", ".join(f"{name} = %s" for name in columns)
+    tx.execute(
+        f"UPDATE users SET {assignments}, updated_at = %s WHERE id = %s",  # noqa: S608 (names are ours)
+        (*columns.values(), now, user_id),
+    )
+
+
+def set_password_hash(tx: Tx, user_id: str, password_hash: str, now: int) -> None:
+    tx.execute(
+        "UPDATE users SET password_hash = %s, updated_at = %s WHERE id = %s",
+        (password_hash, now, user_id),
+    )
+
+
+def set_flag(tx: Tx, user_id: str, flag: str, value: bool, now: int) -> int:
+    if flag not in ("disabled", "is_admin"):
+        raise ValueError(flag)
+    return tx.execute(
+        f"UPDATE users SET {flag} = %s, updated_at = %s WHERE id = %s",  # noqa: S608 (flag checked)
+        (int(value), now, user_id),
+    )
+
+
+def search_users(tx: Tx, prefix: str, limit: int) -> list[User]:
+    """Users whose username or display name starts with ``prefix`` (any case)."""
+    pattern = _like_prefix(prefix.lower())
+    rows = tx.all(
+        f"SELECT {USER_COLUMNS} FROM users WHERE disabled = 0 AND"
+        " (username_key LIKE %s ESCAPE '!' OR display_name_key LIKE %s ESCAPE '!')"
+        " ORDER BY username_key LIMIT %s",
+        (pattern, pattern, limit),
+    )
+    return [User.from_row(row) for row in rows]
+
+
+def list_users(tx: Tx, limit: int, offset: int) -> list[User]:
+    rows = tx.all(
+        f"SELECT {USER_COLUMNS} FROM users ORDER BY username_key LIMIT %s OFFSET %s",
+        (limit, offset),
+    )
+    return [User.from_row(row) for row in rows]
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return escaped + "%"

@@ -1,0 +1,60 @@
+"""One assembly: config -> database, services, broker, hub. The server, the CLI and the tests
+all build the runtime here, so they run the same wiring."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cronchat.blocking import BlockingPool
+from cronchat.config import Settings
+from cronchat.db import Database
+from cronchat.db.migrations import require_current_schema
+from cronchat.realtime.broker import Broker, InProcessBroker
+from cronchat.realtime.hub import Hub
+from cronchat.services.accounts import Accounts
+from cronchat.services.users import Users
+
+log = logging.getLogger("cronchat.runtime")
+
+
+@dataclass(slots=True)
+class Services:
+    accounts: Accounts
+    users: Users
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database, settings.db_pool_size)
+        self.blocking = BlockingPool()
+        self.broker: Broker = InProcessBroker()
+        self.hub = Hub()
+        self.broker.subscribe(self.hub.deliver)
+        self.services = Services(
+            accounts=Accounts(settings, self.db, self.blocking, self.broker),
+            users=Users(self.db),
+        )
+
+    def check_schema(self) -> None:
+        """Refuse to serve a database whose schema is behind (blocking; at start-up)."""
+        require_current_schema(self.db)
+
+    async def start(self) -> None:
+        await self.broker.start()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"database": await self.db.check()}
+        if self.settings.redis_url.reveal():
+            checks["broker"] = await self.broker.check()
+        return checks
+
+    async def close(self) -> None:
+        await self.broker.close()
+        self.blocking.close()
+        self.db.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    return Runtime(settings)

@@ -1,0 +1,1 @@
+"""Services: the domain rules and transaction boundaries. No Tornado in here."""

@@ -1,0 +1,289 @@
+"""Accounts: registration, login, token refresh, logout, passwords, and admin actions."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from cronchat.blocking import BlockingPool
+from cronchat.config import Settings
+from cronchat.db import Database, Tx, UniqueViolation
+from cronchat.errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, Unauthorized
+from cronchat.ids import new_id
+from cronchat.models import AuthResult, Principal, User
+from cronchat.passwords import PasswordHasher
+from cronchat.realtime.broker import Broker
+from cronchat.repos import sessions, users
+from cronchat.times import now_ms
+from cronchat.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
+
+log = logging.getLogger("cronchat.accounts")
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+DISPLAY_NAME_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    username: str
+    password: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    refresh_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    current_password: str
+    new_password: str
+
+
+def check_username(username: str) -> str:
+    if not USERNAME.match(username):
+        raise Invalid(
+            "username must be 3-32 characters of a-z, 0-9, '_', '.' and '-'", field="username"
+        )
+    return username
+
+
+def check_password(password: str, field: str = "password") -> str:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise Invalid(f"{field} must be {PASSWORD_MIN}-{PASSWORD_MAX} characters long", field=field)
+    return password
+
+
+def check_display_name(display_name: str) -> str:
+    cleaned = " ".join(display_name.split())
+    if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX:
+        raise Invalid(
+            f"display_name must be 1-{DISPLAY_NAME_MAX} characters long", field="display_name"
+        )
+    return cleaned
+
+
+class Accounts:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        blocking: BlockingPool,
+        broker: Broker,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.blocking = blocking
+        self.broker = broker
+        self.passwords = PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+        self.tokens = TokenIssuer(settings.jwt_secret, settings.access_token_ttl)
+
+    # -- sign-up and sign-in -------------------------------------------------------------
+
+    async def register(self, cmd: Register, user_agent: str = "") -> AuthResult:
+        if not self.settings.open_registration:
+            raise Forbidden("registration is closed on this server; ask an administrator")
+        user = await self.create_user(cmd.username, cmd.password, cmd.display_name)
+        return await self._open_session(user, user_agent)
+
+    async def create_user(
+        self,
+        username: str,
+        password: str,
+        display_name: str | None = None,
+        is_admin: bool = False,
+    ) -> User:
+        """Create an account (registration and the CLI both come here)."""
+        username = check_username(username)
+        check_password(password)
+        display_name = check_display_name(display_name if display_name is not None else username)
+        password_hash = await self.blocking.run(self.passwords.hash, password)
+        user_id = new_id()
+        try:
+            return await self.db.run(
+                self._create_user_tx, user_id, username, display_name, password_hash, is_admin
+            )
+        except UniqueViolation:
+            raise Conflict("that username is taken", field="username") from None
+
+    @staticmethod
+    def _create_user_tx(
+        tx: Tx,
+        user_id: str,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        is_admin: bool,
+    ) -> User:
+        users.insert_user(tx, user_id, username, display_name, password_hash, now_ms(), is_admin)
+        user = users.find_user(tx, user_id)
+        assert user is not None
+        return user
+
+    async def login(self, cmd: Login, user_agent: str = "") -> AuthResult:
+        found = await self.db.read(users.find_credentials, cmd.username)
+        user, password_hash = found if found else (None, None)
+        # Always verify, against a dummy hash for an unknown user: equal time either way.
+        matches = await self.blocking.run(self.passwords.verify, password_hash, cmd.password)
+        if user is None or not matches:
+            raise InvalidCredentials("wrong username or password")
+        if user.disabled:
+            raise InvalidCredentials("this account is disabled")
+        return await self._open_session(user, user_agent)
+
+    async def _open_session(self, user: User, user_agent: str) -> AuthResult:
+        session_id = new_id()
+        refresh_token = new_refresh_token()
+        await self.db.run(self._open_session_tx, user.id, session_id, refresh_token, user_agent)
+        log.info("session opened user_id=%s session_id=%s", user.id, session_id)
+        return AuthResult(
+            user=user,
+            access_token=self.tokens.issue_access(user.id, session_id),
+            refresh_token=refresh_token,
+            expires_in=self.tokens.access_ttl,
+            session_id=session_id,
+        )
+
+    def _open_session_tx(
+        self, tx: Tx, user_id: str, session_id: str, refresh_token: str, user_agent: str
+    ) -> None:
+        now = now_ms()
+        sessions.insert_session(tx, session_id, user_id, user_agent, now)
+        sessions.insert_refresh_token(
+            tx,
+            hash_refresh_token(refresh_token),
+            session_id,
+            now,
+            now + self.settings.refresh_token_ttl * 1000,
+        )
+
+    # -- refresh and revocation ----------------------------------------------------------
+
+    async def refresh(self, cmd: Refresh) -> AuthResult:
+        """Spend a refresh token for a new pair; a spent one revokes its whole session."""
+        new_token = new_refresh_token()
+        user, session_id, reused = await self.db.run(
+            self._refresh_tx, hash_refresh_token(cmd.refresh_token), new_token
+        )
+        if reused:
+            log.warning("spent refresh token presented session_id=%s: revoked", session_id)
+            await self._announce_revoked([session_id])
+            raise Unauthorized("the refresh token was already used; the session is revoked")
+        return AuthResult(
+            user=user,
+            access_token=self.tokens.issue_access(user.id, session_id),
+            refresh_token=new_token,
+            expires_in=self.tokens.access_ttl,
+            session_id=session_id,
+        )
+
+    def _refresh_tx(self, tx: Tx, token_hash: str, new_token: str) -> tuple[User, str, bool]:
+        now = now_ms()
+        record = sessions.find_refresh_token(tx, token_hash)
+        if record is None or record.session_revoked_at is not None or record.user.disabled:
+            raise Unauthorized("the refresh token is invalid")
+        if record.spent_at is not None or not sessions.spend_refresh_token(tx, token_hash, now):
+            sessions.revoke_session(tx, record.session_id, now)
+            return record.user, record.session_id, True
+        if record.expires_at <= now:
+            raise Unauthorized("the refresh token has expired")
+        sessions.insert_refresh_token(
+            tx,
+            hash_refresh_token(new_token),
+            record.session_id,
+            now,
+            now + self.settings.refresh_token_ttl * 1000,
+        )
+        sessions.touch_session(tx, record.session_id, now)
+        return record.user, record.session_id, False
+
+    async def logout(self, principal: Principal) -> None:
+        await self.db.run(sessions.revoke_session, principal.session_id, now_ms())
+        log.info("session closed user_id=%s session_id=%s", principal.user.id, principal.session_id)
+        await self._announce_revoked([principal.session_id])
+
+    async def authenticate(self, access_token: str) -> Principal:
+        """The caller of a Bearer token: valid signature and claims, live session, user enabled."""
+        claims = self.tokens.decode_access(access_token)
+        user = await self.db.read(
+            sessions.find_active_session_user, claims.session_id, claims.user_id
+        )
+        if user is None:
+            raise Unauthorized("the session has ended; log in again")
+        return Principal(user=user, session_id=claims.session_id)
+
+    async def change_password(self, principal: Principal, cmd: ChangePassword) -> None:
+        """Change the password after checking the current one; other sessions end."""
+        check_password(cmd.new_password, "new_password")
+        current_hash = await self.db.read(users.password_hash_of, principal.user.id)
+        if not await self.blocking.run(self.passwords.verify, current_hash, cmd.current_password):
+            raise InvalidCredentials("the current password is wrong")
+        await self._replace_password(principal.user.id, cmd.new_password, keep=principal.session_id)
+
+    async def _replace_password(self, user_id: str, password: str, keep: str | None) -> None:
+        password_hash = await self.blocking.run(self.passwords.hash, password)
+        revoked = await self.db.run(self._replace_password_tx, user_id, password_hash, keep)
+        await self._announce_revoked(revoked)
+
+    @staticmethod
+    def _replace_password_tx(
+        tx: Tx, user_id: str, password_hash: str, keep: str | None
+    ) -> list[str]:
+        now = now_ms()
+        users.set_password_hash(tx, user_id, password_hash, now)
+        return sessions.revoke_user_sessions(tx, user_id, now, keep=keep)
+
+    async def _announce_revoked(self, session_ids: list[str]) -> None:
+        """Tell every process to close the sockets of these sessions (code 4003)."""
+        if session_ids:
+            await self.broker.publish({"kind": "sessions.revoked", "session_ids": session_ids})
+
+    # -- administration (the CLI) --------------------------------------------------------
+
+    async def set_password(self, username: str, password: str) -> User:
+        check_password(password)
+        user = await self.require_username(username)
+        await self._replace_password(user.id, password, keep=None)
+        return user
+
+    async def set_disabled(self, username: str, disabled: bool) -> User:
+        user = await self.require_username(username)
+        revoked = await self.db.run(self._set_disabled_tx, user.id, disabled)
+        await self._announce_revoked(revoked)
+        return await self.db.read(self._get_user_tx, user.id)
+
+    @staticmethod
+    def _set_disabled_tx(tx: Tx, user_id: str, disabled: bool) -> list[str]:
+        now = now_ms()
+        users.set_flag(tx, user_id, "disabled", disabled, now)
+        return sessions.revoke_user_sessions(tx, user_id, now) if disabled else []
+
+    async def promote(self, username: str, is_admin: bool = True) -> User:
+        user = await self.require_username(username)
+        await self.db.run(users.set_flag, user.id, "is_admin", is_admin, now_ms())
+        return await self.db.read(self._get_user_tx, user.id)
+
+    async def require_username(self, username: str) -> User:
+        found = await self.db.read(users.find_credentials, username)
+        if found is None:
+            raise NotFound(f"no user named {username!r}")
+        return found[0]
+
+    @staticmethod
+    def _get_user_tx(tx: Tx, user_id: str) -> User:
+        user = users.find_user(tx, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def list_users(self, limit: int = 1000, offset: int = 0) -> list[User]:
+        return await self.db.read(users.list_users, limit, offset)

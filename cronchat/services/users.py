@@ -1,0 +1,60 @@
+"""Profiles: reading and editing one's own, reading others', finding users by prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cronchat.db import Database, Tx
+from cronchat.errors import Invalid, NotFound
+from cronchat.models import User
+from cronchat.repos import users
+from cronchat.services.accounts import check_display_name
+from cronchat.times import now_ms
+
+BIO_MAX = 500
+SEARCH_LIMIT_MAX = 50
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateProfile:
+    display_name: str | None = None
+    bio: str | None = None
+
+
+class Users:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_user(self, user_id: str) -> User:
+        user = await self.db.read(users.find_user, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def update_profile(self, user: User, cmd: UpdateProfile) -> User:
+        changes: dict[str, str] = {}
+        if cmd.display_name is not None:
+            changes["display_name"] = check_display_name(cmd.display_name)
+        if cmd.bio is not None:
+            bio = cmd.bio.strip()
+            if len(bio) > BIO_MAX:
+                raise Invalid(f"bio must be at most {BIO_MAX} characters", field="bio")
+            changes["bio"] = bio
+        if not changes:
+            return await self.get_user(user.id)
+        return await self.db.run(self._update_profile_tx, user.id, changes)
+
+    @staticmethod
+    def _update_profile_tx(tx: Tx, user_id: str, changes: dict[str, str]) -> User:
+        users.update_profile(tx, user_id, changes, now_ms())
+        user = users.find_user(tx, user_id)
+        assert user is not None
+        return user
+
+    async def search(self, prefix: str, limit: int = 20) -> list[User]:
+        prefix = prefix.strip()
+        if not prefix:
+            raise Invalid("q must not be empty", field="q")
+        if not 1 <= limit <= SEARCH_LIMIT_MAX:
+            raise Invalid(f"limit must be between 1 and {SEARCH_LIMIT_MAX}", field="limit")
+        return await self.db.read(users.search_users, prefix, limit)

@@ -1,0 +1,63 @@
+"""Request bodies as dataclasses: :func:`parse` checks presence and JSON types by annotation.
+
+Domain limits (lengths, formats) are rules, checked by the services; this module only makes
+sure a value has the shape its field declares, and names the field when it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+from cronchat.errors import Invalid
+
+T = TypeVar("T")
+
+_JSON_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object"}
+
+
+def parse(cls: type[T], data: Any) -> T:
+    """Build ``cls`` from a decoded JSON object; unknown keys are ignored."""
+    if not isinstance(data, dict):
+        raise Invalid("the body must be a JSON object")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        required = (
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        )
+        if field.name not in data:
+            if required:
+                raise Invalid(f"{field.name} is required", field=field.name)
+            continue
+        values[field.name] = check_type(field.name, data[field.name], hints[field.name])
+    return cls(**values)
+
+
+def check_type(name: str, value: Any, annotation: Any) -> Any:
+    """Answer ``value`` if it is of the annotated JSON type, else raise Invalid naming it."""
+    allowed = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise Invalid(f"{name} must not be null", field=name)
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin is dict and isinstance(value, dict):
+            return value
+        if origin in (str, bool) and isinstance(value, origin):
+            return value
+    expected = " or ".join(
+        _JSON_NAMES.get(typing.get_origin(kind) or kind, "null")
+        for kind in allowed
+        if kind is not type(None)
+    )
+    raise Invalid(f"{name} must be {expected}", field=name)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)

@@ -1,0 +1,1 @@
+"""The HTTP side: the app factory, the route table and thin handlers."""

@@ -1,0 +1,58 @@
+"""The Tornado application and its route table."""
+
+from __future__ import annotations
+
+import logging
+
+import tornado.web
+
+from cronchat.runtime import Runtime
+from cronchat.web import accounts, health
+from cronchat.web.base import NotFoundHandler
+
+access_log = logging.getLogger("cronchat.access")
+
+API = r"/api/v1"
+
+
+def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+    return [
+        (r"/healthz", health.HealthHandler),
+        (r"/readyz", health.ReadyHandler),
+        (API + r"/auth/register", accounts.RegisterHandler),
+        (API + r"/auth/login", accounts.LoginHandler),
+        (API + r"/auth/refresh", accounts.RefreshHandler),
+        (API + r"/auth/logout", accounts.LogoutHandler),
+        (API + r"/users/me", accounts.MeHandler),
+        (API + r"/users/me/password", accounts.PasswordHandler),
+        (API + r"/users", accounts.UsersHandler),
+        (API + r"/users/([^/]+)", accounts.UserHandler),
+    ]
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line per request: method, path without the query (it may hold a signed URL's
+    signature), status, duration. Never headers or bodies: they hold tokens and passwords."""
+    status = handler.get_status()
+    level = logging.INFO if status < 500 else logging.ERROR
+    access_log.log(
+        level,
+        "method=%s path=%s status=%d ms=%.1f",
+        handler.request.method,
+        handler.request.path,
+        status,
+        1000.0 * handler.request.request_time(),
+    )
+
+
+def make_app(runtime: Runtime) -> tornado.web.Application:
+    return tornado.web.Application(
+        routes(),
+        runtime=runtime,
+        default_handler_class=NotFoundHandler,
+        log_function=log_request,
+        compress_response=False,
+        websocket_ping_interval=20,
+        websocket_ping_timeout=20,
+        websocket_max_message_size=64 * 1024,
+    )

@@ -1,0 +1,24 @@
+"""Liveness, readiness and metrics: for load balancers and monitoring, no auth."""
+
+from __future__ import annotations
+
+from cronchat.web.base import BaseHandler
+
+
+class HealthHandler(BaseHandler):
+    public = True
+
+    async def get(self) -> None:
+        self.write_json({"status": "ok"})
+
+
+class ReadyHandler(BaseHandler):
+    public = True
+
+    async def get(self) -> None:
+        checks = await self.runtime.readiness()
+        ready = all(checks.values())
+        self.write_json(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status=200 if ready else 503,
+        )

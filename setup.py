@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="cronchat",
+    version="0.1.0",
+    description="A self-hostable realtime chat backend: REST and WebSocket API, CLI",
+    python_requires=">=3.11",
+    packages=find_packages(
+        include=["cronchat", "cronchat.*", "cli", "cli.*", "storage", "storage.*", "migrations"]
+    ),
+    package_data={"migrations": ["mysql/*.sql", "sqlite/*.sql"]},
+    include_package_data=True,
+    install_requires=[
+        "tornado>=6.4",
+        "PyMySQL>=1.1",
+        "DBUtils>=3.1",
+        "PyJWT>=2.8",
+        "Pillow>=10.0",
+        "click>=8.1",
+        "argon2-cffi>=23.1",
+        "redis>=5.0",
+        "boto3>=1.34",
+        "prometheus-client>=0.20",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0", "pytest-tornado>=0.8.1", "moto[server]>=5.0"],
+        "dev": ["ruff>=0.5", "pytest>=8.0", "pytest-tornado>=0.8.1", "moto[server]>=5.0"],
+    },
+    entry_points={"console_scripts": ["cronchat=cli.main:main"]},
+)

@@ -1,0 +1,1 @@
+"""Media storage: one small interface and its backends (local disk, S3)."""

@@ -1,0 +1,268 @@
+"""The `cronchat` command, run as a real process against the test databases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import JWT_SECRET, Api, unique_name
+
+
+def cronchat_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
+    env.update(
+        CRONCHAT_DATABASE_URL=database_url,
+        CRONCHAT_DATA_DIR=str(data_dir),
+        CRONCHAT_JWT_SECRET=JWT_SECRET,
+        CRONCHAT_ARGON2_TIME_COST="1",
+        CRONCHAT_ARGON2_MEMORY_KIB="1024",
+    )
+    env.update(extra)
+    return env
+
+
+async def cronchat(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli.main",
+        *args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return cronchat_env(database_url, tmp_path / "cli-data")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_user_create_then_login(api: Api, env: dict[str, str]) -> None:
+    name = unique_name("alice")
+    code, out, err = await cronchat(
+        env, "user", "create", name, "--password-stdin", stdin="alice's password\n"
+    )
+    assert code == 0, err
+    assert name in out
+    reply = await api.post("/api/v1/auth/login", {"username": name, "password": "alice's password"})
+    assert reply.status == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_user_create_json_and_taken_name(env: dict[str, str]) -> None:
+    name = unique_name("bob")
+    code, out, _ = await cronchat(
+        env,
+        "user",
+        "create",
+        name,
+        "--display-name",
+        "Bob B",
+        "--password-stdin",
+        "--json",
+        stdin="bobs password\n",
+    )
+    assert code == 0
+    record = json.loads(out)
+    assert record["username"] == name and record["display_name"] == "Bob B"
+    assert record["is_admin"] is False and record["disabled"] is False
+    code, out, err = await cronchat(
+        env, "user", "create", name, "--password-stdin", stdin="bobs password\n"
+    )
+    assert code == 1
+    assert out == ""
+    assert err.strip() == "error: that username is taken"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_user_create_rejects_bad_input_in_one_line(env: dict[str, str]) -> None:
+    for args, stdin in (
+        (("user", "create", "x"), "long enough password\n"),
+        (("user", "create", unique_name()), "short\n"),
+        (("user", "create", unique_name()), ""),
+    ):
+        code, _, err = await cronchat(env, *args, "--password-stdin", stdin=stdin)
+        assert code == 1
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_disable_enable_promote_set_password_and_list(api: Api, env: dict[str, str]) -> None:
+    user = await api.register()
+    name = user["user"]["username"]
+
+    code, out, _ = await cronchat(env, "user", "disable", name, "--json")
+    assert code == 0 and json.loads(out)["disabled"] is True
+    assert (await api.get("/api/v1/users/me", user["token"])).status == 401
+    login = await api.post("/api/v1/auth/login", {"username": name, "password": user["password"]})
+    assert login.status == 401
+
+    code, out, _ = await cronchat(env, "user", "enable", name, "--json")
+    assert code == 0 and json.loads(out)["disabled"] is False
+    assert (
+        await api.post("/api/v1/auth/login", {"username": name, "password": user["password"]})
+    ).status == 200
+
+    code, out, _ = await cronchat(env, "user", "promote", name, "--json")
+    assert code == 0 and json.loads(out)["is_admin"] is True
+
+    session = await api.post("/api/v1/auth/login", {"username": name, "password": user["password"]})
+    code, _, _ = await cronchat(
+        env, "user", "set-password", name, "--password-stdin", stdin="the new password\n"
+    )
+    assert code == 0
+    assert (await api.get("/api/v1/users/me", session.body["access_token"])).status == 401
+    assert (
+        await api.post("/api/v1/auth/login", {"username": name, "password": "the new password"})
+    ).status == 200
+
+    code, out, _ = await cronchat(env, "user", "list", "--json")
+    assert code == 0
+    listed = {record["username"]: record for record in json.loads(out)}
+    assert listed[name]["is_admin"] is True
+    code, out, _ = await cronchat(env, "user", "list")
+    assert name in out
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_user_commands_on_unknown_user_fail_in_one_line(env: dict[str, str]) -> None:
+    for command in ("disable", "enable", "promote"):
+        code, _, err = await cronchat(env, "user", command, "nobody_here_at_all")
+        assert code == 1
+        assert err.strip() == "error: no user named 'nobody_here_at_all'"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_migrate_is_idempotent(env: dict[str, str]) -> None:
+    code, out, _ = await cronchat(env, "migrate", "--json")
+    assert code == 0
+    assert json.loads(out) == {"applied": []}
+
+
+# -- start-up failures: one line, non-zero exit, no traceback ---------------------------
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+@pytest.fixture
+def plain_env(tmp_path: Path) -> dict[str, str]:
+    return cronchat_env(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path / "data")
+
+
+def test_serve_refuses_unknown_database_scheme(plain_env: dict[str, str]) -> None:
+    plain_env["CRONCHAT_DATABASE_URL"] = "postgres://localhost/db"
+    assert_one_line_failure(run_cli(plain_env, "serve"), "unknown scheme 'postgres'")
+
+
+def test_serve_refuses_unreachable_mysql(plain_env: dict[str, str]) -> None:
+    plain_env["CRONCHAT_DATABASE_URL"] = "mysql://root@127.0.0.1:9/cronchat"
+    assert_one_line_failure(run_cli(plain_env, "serve"), "unreachable")
+
+
+def test_serve_refuses_schema_behind(plain_env: dict[str, str]) -> None:
+    assert_one_line_failure(run_cli(plain_env, "serve"), "run `cronchat migrate`")
+
+
+def test_serve_refuses_port_taken(plain_env: dict[str, str]) -> None:
+    assert run_cli(plain_env, "migrate").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(plain_env, "serve", "--host", "127.0.0.1", "--port", str(port))
+    assert_one_line_failure(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_serve_refuses_unwritable_data_dir(plain_env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    plain_env["CRONCHAT_DATA_DIR"] = str(blocker / "data")
+    assert_one_line_failure(run_cli(plain_env, "serve"), "not writable")
+
+
+def test_serve_refuses_workers_without_redis(plain_env: dict[str, str]) -> None:
+    assert_one_line_failure(run_cli(plain_env, "serve", "--workers", "2"), "CRONCHAT_REDIS_URL")
+
+
+def test_bad_variable_is_named(plain_env: dict[str, str]) -> None:
+    plain_env["CRONCHAT_PORT"] = "eighty"
+    assert_one_line_failure(run_cli(plain_env, "serve"), "CRONCHAT_PORT")
+
+
+def test_generated_jwt_secret_is_private_and_stable(
+    plain_env: dict[str, str], tmp_path: Path
+) -> None:
+    del plain_env["CRONCHAT_JWT_SECRET"]
+    assert run_cli(plain_env, "migrate").returncode == 0
+    secret_file = Path(plain_env["CRONCHAT_DATA_DIR"]) / "jwt_secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    first = secret_file.read_text()
+    assert len(first) >= 64
+    assert run_cli(plain_env, "migrate").returncode == 0
+    assert secret_file.read_text() == first
+
+
+def test_serve_answers_and_stops_on_sigterm(plain_env: dict[str, str]) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    assert run_cli(plain_env, "migrate").returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=plain_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body: Any = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=1
+                ) as response:
+                    body = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == {"status": "ok"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+        process.wait()

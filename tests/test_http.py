@@ -1,0 +1,52 @@
+"""HTTP basics: the envelope for every error, health checks, and logs without secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from conftest import Api
+
+pytestmark = pytest.mark.gen_test
+
+
+async def test_unknown_path_is_404_in_the_envelope(api: Api) -> None:
+    for method in ("GET", "POST", "DELETE"):
+        reply = await api.call(method, "/api/v1/no/such/thing")
+        assert reply.status == 404
+        assert reply.body == {
+            "error": {
+                "code": "not_found",
+                "message": "no such endpoint: /api/v1/no/such/thing",
+                "details": {},
+            }
+        }
+
+
+async def test_wrong_method_is_405_in_the_envelope(api: Api) -> None:
+    reply = await api.call("DELETE", "/api/v1/auth/login")
+    assert reply.status == 405
+    assert reply.error_code == "method_not_allowed"
+    assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+async def test_healthz_and_readyz(api: Api) -> None:
+    health = await api.get("/healthz")
+    assert health.status == 200
+    ready = await api.get("/readyz")
+    assert ready.status == 200
+    assert ready.body["checks"] == {"database": True}
+
+
+async def test_access_log_holds_no_password_or_token(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    user = await api.register(password="very secret words")
+    await api.get("/api/v1/users/me?token=query-secret", user["token"])
+    await api.post("/api/v1/auth/refresh", {"refresh_token": user["refresh_token"]})
+    text = caplog.text
+    assert "path=/api/v1/users/me status=200" in text
+    for secret in ("very secret words", user["token"], user["refresh_token"], "query-secret"):
+        assert secret not in text

@@ -1,0 +1,155 @@
+"""Profiles: my own, others', search, and changing the password."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Api, unique_name
+
+pytestmark = pytest.mark.gen_test
+
+PUBLIC_FIELDS = {
+    "id",
+    "username",
+    "display_name",
+    "bio",
+    "avatar_url",
+    "created_at",
+    "online",
+    "last_seen_at",
+}
+
+
+async def test_me_shows_the_profile_with_rfc3339_time(api: Api) -> None:
+    user = await api.register(display_name="Me Myself")
+    reply = await api.get("/api/v1/users/me", user["token"])
+    assert reply.status == 200
+    assert set(reply.body) == PUBLIC_FIELDS
+    assert reply.body["display_name"] == "Me Myself"
+    assert reply.body["bio"] == ""
+    assert reply.body["created_at"].endswith("Z") and len(reply.body["created_at"]) == 24
+
+
+async def test_patch_me_changes_only_what_is_given(api: Api) -> None:
+    user = await api.register()
+    reply = await api.patch("/api/v1/users/me", {"bio": "  hello there  "}, user["token"])
+    assert reply.status == 200
+    assert reply.body["bio"] == "hello there"
+    assert reply.body["display_name"] == user["user"]["display_name"]
+    reply = await api.patch(
+        "/api/v1/users/me", {"display_name": "New Name", "ignored": 1}, user["token"]
+    )
+    assert reply.body["display_name"] == "New Name"
+    assert reply.body["bio"] == "hello there"
+    assert (await api.get("/api/v1/users/me", user["token"])).body["display_name"] == "New Name"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"display_name": 5}, "display_name"),
+        ({"display_name": ""}, "display_name"),
+        ({"display_name": "x" * 65}, "display_name"),
+        ({"bio": "x" * 501}, "bio"),
+        ({"bio": ["list"]}, "bio"),
+    ],
+)
+async def test_patch_me_rejects_bad_values_and_changes_nothing(
+    api: Api, body: dict, field: str
+) -> None:
+    user = await api.register()
+    reply = await api.patch("/api/v1/users/me", body, user["token"])
+    assert reply.status == 400
+    assert reply.body["error"]["details"]["field"] == field
+    me = await api.get("/api/v1/users/me", user["token"])
+    assert me.body["display_name"] == user["user"]["display_name"]
+    assert me.body["bio"] == ""
+
+
+async def test_other_profiles_are_public_without_secrets(api: Api) -> None:
+    alice = await api.register()
+    bob = await api.register()
+    reply = await api.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
+    assert reply.status == 200
+    assert set(reply.body) == PUBLIC_FIELDS
+    assert reply.body["username"] == bob["user"]["username"]
+    missing = await api.get("/api/v1/users/nobody-has-this-id", alice["token"])
+    assert missing.status == 404
+    assert missing.error_code == "not_found"
+    assert (await api.get(f"/api/v1/users/{bob['user']['id']}")).status == 401
+
+
+async def test_search_by_username_or_display_name_prefix(api: Api) -> None:
+    stem = unique_name("srch")
+    first = await api.register(f"{stem}a", display_name="Zelda Quux")
+    second = await api.register(f"{stem}b")
+    me = await api.register()
+    reply = await api.get(f"/api/v1/users?q={stem.upper()}", me["token"])
+    assert reply.status == 200
+    found = [user["id"] for user in reply.body["users"]]
+    assert found == [first["user"]["id"], second["user"]["id"]]
+    by_display = await api.get("/api/v1/users?q=zelda%20q", me["token"])
+    assert first["user"]["id"] in [user["id"] for user in by_display.body["users"]]
+    limited = await api.get(f"/api/v1/users?q={stem}&limit=1", me["token"])
+    assert len(limited.body["users"]) == 1
+
+
+async def test_search_treats_wildcards_literally(api: Api) -> None:
+    me = await api.register()
+    reply = await api.get("/api/v1/users?q=%25", me["token"])
+    assert reply.status == 200
+    assert reply.body["users"] == []
+
+
+@pytest.mark.parametrize("query", ["", "?q=", "?q=ab&limit=0", "?q=ab&limit=x", "?q=ab&limit=51"])
+async def test_search_rejects_bad_parameters(api: Api, query: str) -> None:
+    me = await api.register()
+    reply = await api.get(f"/api/v1/users{query}", me["token"])
+    assert reply.status == 400
+    assert reply.body["error"]["details"]["field"] in ("q", "limit")
+
+
+async def test_change_password_revokes_other_sessions_only(api: Api) -> None:
+    user = await api.register()
+    name = user["user"]["username"]
+    other = await api.post("/api/v1/auth/login", {"username": name, "password": user["password"]})
+    reply = await api.put(
+        "/api/v1/users/me/password",
+        {"current_password": user["password"], "new_password": "a brand new one"},
+        user["token"],
+    )
+    assert reply.status == 204
+    assert (await api.get("/api/v1/users/me", user["token"])).status == 200
+    assert (await api.get("/api/v1/users/me", other.body["access_token"])).status == 401
+    assert (
+        await api.post("/api/v1/auth/login", {"username": name, "password": user["password"]})
+    ).status == 401
+    assert (
+        await api.post("/api/v1/auth/login", {"username": name, "password": "a brand new one"})
+    ).status == 200
+
+
+async def test_change_password_needs_the_current_one(api: Api) -> None:
+    user = await api.register()
+    wrong = await api.put(
+        "/api/v1/users/me/password",
+        {"current_password": "not the one", "new_password": "a brand new one"},
+        user["token"],
+    )
+    assert wrong.status == 401
+    assert wrong.error_code == "invalid_credentials"
+    short = await api.put(
+        "/api/v1/users/me/password",
+        {"current_password": user["password"], "new_password": "short"},
+        user["token"],
+    )
+    assert short.status == 400
+    assert short.body["error"]["details"]["field"] == "new_password"
+    missing = await api.put(
+        "/api/v1/users/me/password", {"new_password": "a brand new one"}, user["token"]
+    )
+    assert missing.body["error"]["details"]["field"] == "current_password"
+    login = await api.post(
+        "/api/v1/auth/login", {"username": user["user"]["username"], "password": user["password"]}
+    )
+    assert login.status == 200
