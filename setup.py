@@ -23,8 +23,14 @@ setup(
         "prometheus-client>=0.20",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-tornado>=0.8.1", "moto[server]>=5.0"],
-        "dev": ["ruff>=0.5", "pytest>=8.0", "pytest-tornado>=0.8.1", "moto[server]>=5.0"],
+        "test": ["pytest>=8.0", "pytest-tornado>=0.8.1", "moto[server]>=5.0", "PyYAML>=6"],
+        "dev": [
+            "ruff>=0.5",
+            "pytest>=8.0",
+            "pytest-tornado>=0.8.1",
+            "moto[server]>=5.0",
+            "PyYAML>=6",
+        ],
     },
     entry_points={"console_scripts": ["cronchat=cli.main:main"]},
 )

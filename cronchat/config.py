@@ -134,6 +134,9 @@ class Settings:
     media_max_pixels: int = 40_000_000
     media_url_ttl: int = 3600
     db_pool_size: int = 8
+    ws_auth_timeout: int = 10
+    ws_ping_interval: int = 20
+    ws_buffer_bytes: int = 1024 * 1024
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
@@ -164,6 +167,9 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MEDIA_MAX_PIXELS": ("media_max_pixels", lambda n, v: _int(n, v, 1)),
     "MEDIA_URL_TTL": ("media_url_ttl", lambda n, v: _int(n, v, 10)),
     "DB_POOL_SIZE": ("db_pool_size", lambda n, v: _int(n, v, 1, 256)),
+    "WS_AUTH_TIMEOUT": ("ws_auth_timeout", lambda n, v: _int(n, v, 1, 600)),
+    "WS_PING_INTERVAL": ("ws_ping_interval", lambda n, v: _int(n, v, 1, 3600)),
+    "WS_BUFFER_BYTES": ("ws_buffer_bytes", lambda n, v: _int(n, v, 4096)),
     "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
     "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),

@@ -73,3 +73,122 @@ class Event:
     actor_id: str
     at: int
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: str
+    kind: str
+    name: str
+    topic: str
+    avatar_media_id: str | None
+    member_count: int
+    last_seq: int
+    last_message_seq: int | None
+    created_at: int
+    updated_at: int
+    last_activity_at: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> Room:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            name=row["name"],
+            topic=row["topic"],
+            avatar_media_id=row["avatar_media_id"],
+            member_count=row["member_count"],
+            last_seq=row["last_seq"],
+            last_message_seq=row["last_message_seq"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            last_activity_at=row["last_activity_at"],
+        )
+
+
+ROOM_COLUMNS = (
+    "r.id, r.kind, r.name, r.topic, r.avatar_media_id, r.member_count, r.last_seq,"
+    " r.last_message_seq, r.created_at, r.updated_at, r.last_activity_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    room_id: str
+    user_id: str
+    role: str
+    joined_at: int
+    last_read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member as listed: the profile with the role."""
+
+    user: User
+    role: str
+    joined_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRef:
+    id: str
+    sender_id: str
+    excerpt: str | None
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionCount:
+    emoji: str
+    count: int
+    me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    id: str
+    owner_id: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    room_id: str
+    seq: int
+    sender_id: str
+    kind: str
+    text: str | None
+    media: MediaInfo | None
+    reply_to: ReplyRef | None
+    reactions: tuple[ReactionCount, ...]
+    created_at: int
+    edited_at: int | None
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A room as one member sees it."""
+
+    room: Room
+    my_role: str
+    last_read_seq: int
+    unread_count: int
+    last_message: Message | None
+    peer: User | None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The part of a member's room view that moves with every message and read."""
+
+    room_id: str
+    last_seq: int
+    last_message: Message | None
+    unread_count: int
+    last_read_seq: int

@@ -13,6 +13,10 @@ from cronchat.db.migrations import require_current_schema
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.hub import Hub
 from cronchat.services.accounts import Accounts
+from cronchat.services.messages import Messages
+from cronchat.services.notify import Notifier
+from cronchat.services.presence import Presence
+from cronchat.services.rooms import Rooms
 from cronchat.services.users import Users
 
 log = logging.getLogger("cronchat.runtime")
@@ -22,6 +26,8 @@ log = logging.getLogger("cronchat.runtime")
 class Services:
     accounts: Accounts
     users: Users
+    rooms: Rooms
+    messages: Messages
 
 
 class Runtime:
@@ -32,10 +38,16 @@ class Runtime:
         self.broker: Broker = InProcessBroker()
         self.hub = Hub()
         self.broker.subscribe(self.hub.deliver)
+        notify = Notifier(self.broker)
         self.services = Services(
             accounts=Accounts(settings, self.db, self.blocking, self.broker),
             users=Users(self.db),
+            rooms=Rooms(self.db, notify),
+            messages=Messages(self.db, notify, settings.max_text_length),
         )
+        self.hub.load_events = self.services.messages.stored_events
+        self.presence = Presence(self.db, self.broker)
+        self.hub.on_presence = self.presence.changed
 
     def check_schema(self) -> None:
         """Refuse to serve a database whose schema is behind (blocking; at start-up)."""
@@ -51,6 +63,7 @@ class Runtime:
         return checks
 
     async def close(self) -> None:
+        await self.presence.drain()
         await self.broker.close()
         self.blocking.close()
         self.db.close()

@@ -15,7 +15,13 @@ from cronchat.errors import Invalid
 
 T = TypeVar("T")
 
-_JSON_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object"}
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "a boolean",
+    dict: "an object",
+    list: "a list",
+}
 
 
 def parse(cls: type[T], data: Any) -> T:
@@ -49,10 +55,18 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
             return value
         if origin is dict and isinstance(value, dict):
             return value
+        if origin is list and isinstance(value, list):
+            (item_type,) = typing.get_args(kind) or (Any,)
+            if item_type is not Any:
+                for item in value:
+                    check_type(name, item, item_type)
+            return value
         if origin in (str, bool) and isinstance(value, origin):
             return value
     expected = " or ".join(
-        _JSON_NAMES.get(typing.get_origin(kind) or kind, "null")
+        f"a list of {_JSON_NAMES[typing.get_args(kind)[0]]}s"
+        if typing.get_origin(kind) is list
+        else _JSON_NAMES.get(kind, "null")
         for kind in allowed
         if kind is not type(None)
     )

@@ -7,6 +7,7 @@ variants skip, except under CI=true, where they fail.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any
 import pymysql
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from cronchat.config import Settings, load_settings
 from cronchat.db import Database
@@ -96,9 +98,10 @@ def make_settings(database_url: str, data_dir: Any, **overrides: Any) -> Setting
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    """Override in a test module to change the server's settings."""
-    return {}
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Server settings of a test: ``@pytest.mark.server_settings(open_registration=False)``."""
+    marker = request.node.get_closest_marker("server_settings")
+    return dict(marker.kwargs) if marker else {}
 
 
 @pytest.fixture
@@ -207,7 +210,193 @@ class Api:
         )
         return {**reply.body, "password": password, "token": reply.body["access_token"]}
 
+    async def group(
+        self, owner: dict[str, Any], *members: dict[str, Any], name: str = "Team"
+    ) -> dict[str, Any]:
+        """A group room of ``owner`` with ``members`` in it."""
+        reply = await self.post(
+            "/api/v1/rooms",
+            {"name": name, "member_ids": [m["user"]["id"] for m in members]},
+            owner["token"],
+        )
+        assert reply.status == 201, f"create room: expected 201, got {reply.status} {reply.body}"
+        return reply.body
+
+    async def direct(self, user: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+        reply = await self.post(
+            "/api/v1/rooms/direct", {"user_id": peer["user"]["id"]}, user["token"]
+        )
+        assert reply.status in (200, 201), reply.body
+        return reply.body
+
+    async def send(
+        self, user: dict[str, Any], room_id: str, text: str, **extra: Any
+    ) -> dict[str, Any]:
+        body = {"client_msg_id": f"c{next(_names)}", "text": text, **extra}
+        reply = await self.post(f"/api/v1/rooms/{room_id}/messages", body, user["token"])
+        assert reply.status == 201, f"send: expected 201, got {reply.status} {reply.body}"
+        return reply.body
+
 
 @pytest.fixture
 def api(app: Any, http_server: Any, http_client: AsyncHTTPClient, base_url: str) -> Api:
     return Api(http_client, base_url)
+
+
+class Socket:
+    """A real WebSocket client of the served app, with helpers to wait for frames."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.backlog: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self.close_code: int | None = None
+
+    @classmethod
+    async def connect(cls, base_url: str, token: str | None = None, auth: str = "frame") -> Socket:
+        """Open and authenticate (by ``frame`` or by ``header``), wait for ``ready``."""
+        url = base_url.replace("http://", "ws://") + "/api/v1/ws"
+        headers = {"Authorization": f"Bearer {token}"} if token and auth == "header" else {}
+        connection = await websocket_connect(
+            HTTPRequest(url, headers=headers), max_message_size=10 * 1024 * 1024
+        )
+        socket = cls(connection)
+        if token and auth == "frame":
+            await socket.send({"type": "auth", "token": token})
+        if token:
+            socket.ready = await socket.expect("ready")
+        return socket
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.connection.write_message(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def _read(self, timeout: float) -> dict[str, Any] | None:
+        raw = await asyncio.wait_for(self.connection.read_message(), timeout)
+        if raw is None:
+            self.close_code = self.connection.close_code
+            return None
+        return json.loads(raw)
+
+    async def expect(self, type_: str, timeout: float = 5, **match: Any) -> dict[str, Any]:
+        """The next frame of this type (and these top-level values); others stay in the backlog."""
+
+        def fits(frame: dict[str, Any]) -> bool:
+            return frame.get("type") == type_ and all(frame.get(k) == v for k, v in match.items())
+
+        for index, frame in enumerate(self.backlog):
+            if fits(frame):
+                return self.backlog.pop(index)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"expected a {type_} frame {match}, got only {self.backlog}")
+            try:
+                frame = await self._read(remaining)
+            except TimeoutError:
+                continue
+            if frame is None:
+                raise AssertionError(f"socket closed ({self.close_code}) while waiting for {type_}")
+            if fits(frame):
+                return frame
+            self.backlog.append(frame)
+
+    async def request(self, frame: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        """Send a frame with a fresh id; answer the ack or error carrying that id."""
+        frame_id = f"r{next(self._ids)}"
+        await self.send({**frame, "id": frame_id})
+
+        def answers(candidate: dict[str, Any]) -> bool:
+            return candidate.get("id") == frame_id and candidate.get("type") in (
+                "ack",
+                "error",
+                "pong",
+            )
+
+        for index, candidate in enumerate(self.backlog):
+            if answers(candidate):
+                return self.backlog.pop(index)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no answer to {frame}; backlog {self.backlog[-20:]}")
+            received = await self._read(remaining)
+            if received is None:
+                raise AssertionError(f"socket closed ({self.close_code}) before answering {frame}")
+            if answers(received):
+                return received
+            self.backlog.append(received)
+
+    async def events(self, room_id: str, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """The next ``count`` events of a room, in the order they came; other frames stay."""
+
+        def of_room(frame: dict[str, Any]) -> bool:
+            return frame.get("type") == "event" and frame["event"]["room_id"] == room_id
+
+        found: list[dict[str, Any]] = []
+        kept = []
+        for frame in self.backlog:
+            if len(found) < count and of_room(frame):
+                found.append(frame["event"])
+            else:
+                kept.append(frame)
+        self.backlog = kept
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(found) < count:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"expected {count} events of {room_id}, got {len(found)}")
+            frame = await self._read(remaining)
+            if frame is None:
+                raise AssertionError(f"socket closed ({self.close_code}) while waiting for events")
+            if of_room(frame):
+                found.append(frame["event"])
+            else:
+                self.backlog.append(frame)
+        return found
+
+    async def closed(self, timeout: float = 10) -> int | None:
+        """Read until the server closes; answer the close code."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError("the server did not close the socket")
+            frame = await self._read(remaining)
+            if frame is None:
+                return self.close_code
+            self.backlog.append(frame)
+
+    async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
+        """Whatever arrives within ``seconds`` (for asserting that nothing does)."""
+        got = list(self.backlog)
+        self.backlog.clear()
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                frame = await self._read(remaining)
+            except TimeoutError:
+                break
+            if frame is None:
+                break
+            got.append(frame)
+        return got
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def connect(base_url: str) -> Any:
+    """``await connect(token)`` opens an authenticated socket, closed after the test."""
+    sockets: list[Socket] = []
+
+    async def open_socket(token: str | None = None, auth: str = "frame") -> Socket:
+        socket = await Socket.connect(base_url, token, auth)
+        sockets.append(socket)
+        return socket
+
+    yield open_socket
+    for socket in sockets:
+        socket.close()

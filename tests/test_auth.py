@@ -51,6 +51,7 @@ async def test_username_taken_in_any_case_is_conflict(api: Api) -> None:
         ({"username": "ab", "password": "long enough"}, "username"),
         ({"username": "x" * 33, "password": "long enough"}, "username"),
         ({"username": "bad name!", "password": "long enough"}, "username"),
+        ({"username": "newline\n", "password": "long enough"}, "username"),
         ({"username": "someone", "password": "short"}, "password"),
         ({"username": "someone", "password": "x" * 257}, "password"),
         ({"username": "someone", "password": "long enough", "display_name": 7}, "display_name"),
@@ -188,13 +189,7 @@ async def test_token_with_wrong_audience_or_issuer_is_refused(api: Api) -> None:
         assert (await api.get("/api/v1/users/me", token)).status == 401
 
 
-@pytest.fixture
-def settings_overrides(request: pytest.FixtureRequest) -> dict:
-    marker = request.node.get_closest_marker("closed_registration")
-    return {"open_registration": False} if marker else {}
-
-
-@pytest.mark.closed_registration
+@pytest.mark.server_settings(open_registration=False)
 async def test_closed_registration_answers_403(api: Api) -> None:
     reply = await api.post(
         "/api/v1/auth/register", {"username": unique_name(), "password": "long enough"}

@@ -1,61 +1,303 @@
 """The hub: this process's open sockets, indexed by user, session and room.
 
-It receives every notice from the broker and delivers it to the local sockets concerned.
-Each notice is serialised once; the same frame goes to every recipient.
+It receives every notice from the broker and hands it to the local sockets concerned. Each
+notice becomes one frame, built once, and the same bytes go to every recipient. Room events
+leave the hub in seq order per room, whatever order their notices arrive in: a notice that
+runs ahead of a missing seq waits briefly, then the missing events are read from the
+database, so live delivery has no holes even when the publishing process died.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from cronchat.realtime.broker import Notice
+from cronchat.realtime.frames import encode
 
 log = logging.getLogger("cronchat.hub")
 
 CLOSE_REVOKED = 4003
+GAP_WAIT_SECONDS = 0.5
+
+# Reads the stored events of a room in (after_seq, up_to_seq], as event JSON.
+LoadEvents = Callable[[str, int, int], Awaitable[list[dict[str, Any]]]]
 
 
 class Connection(Protocol):
     user_id: str
     session_id: str
 
+    def send_frame(self, frame: bytes) -> None: ...
+
+    def send_event(self, room_id: str, seq: int, frame: bytes) -> None: ...
+
     def close_with(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class RoomStream:
+    """The local followers of one room and where its event stream stands."""
+
+    user_ids: set[str] = field(default_factory=set)
+    next_seq: int = 1
+    waiting: dict[int, Notice] = field(default_factory=dict)
+    gap_timer: asyncio.TimerHandle | None = None
 
 
 class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self._by_session: dict[str, set[Connection]] = defaultdict(set)
+        self._rooms: dict[str, RoomStream] = {}
+        self._user_rooms: dict[str, set[str]] = defaultdict(set)
+        # Reads stored events to fill a hole in live delivery (set by the runtime).
+        self.load_events: LoadEvents | None = None
+        # Called with (user_id, online, room_ids) when a user's first socket opens here or
+        # their last one closes.
+        self.on_presence: Callable[[str, bool, set[str]], None] | None = None
+
+    # -- who is here ---------------------------------------------------------------------
 
     def is_online(self, user_id: str) -> bool:
         return bool(self._by_user.get(user_id))
 
-    def add(self, connection: Connection) -> None:
+    def connection_count(self) -> int:
+        return sum(len(sockets) for sockets in self._by_user.values())
+
+    def add(self, connection: Connection, room_seqs: dict[str, int]) -> None:
+        """Start delivering to a socket: its user's rooms, each with its current last seq."""
+        first = not self._by_user.get(connection.user_id)
         self._by_user[connection.user_id].add(connection)
         self._by_session[connection.session_id].add(connection)
+        for room_id, last_seq in room_seqs.items():
+            self._follow(connection.user_id, room_id, last_seq + 1)
+        if first and self.on_presence is not None:
+            self.on_presence(connection.user_id, True, self.rooms_of(connection.user_id))
 
     def remove(self, connection: Connection) -> None:
         """Forget a socket everywhere; safe to call twice."""
-        for index, key in (
-            (self._by_user, connection.user_id),
-            (self._by_session, connection.session_id),
-        ):
-            sockets = index.get(key)
-            if sockets is not None:
-                sockets.discard(connection)
-                if not sockets:
-                    del index[key]
+        user_id = connection.user_id
+        _discard(self._by_session, connection.session_id, connection)
+        if not _discard(self._by_user, user_id, connection):
+            return
+        if not self._by_user.get(user_id):
+            room_ids = self._user_rooms.pop(user_id, set())
+            for room_id in room_ids:
+                self._unfollow(user_id, room_id)
+            if self.on_presence is not None:
+                self.on_presence(user_id, False, room_ids)
+
+    def rooms_of(self, user_id: str) -> set[str]:
+        return set(self._user_rooms.get(user_id, ()))
+
+    def _follow(self, user_id: str, room_id: str, next_seq: int) -> None:
+        stream = self._rooms.get(room_id)
+        if stream is None:
+            stream = self._rooms[room_id] = RoomStream(next_seq=next_seq)
+        stream.user_ids.add(user_id)
+        self._user_rooms[user_id].add(room_id)
+
+    def _unfollow(self, user_id: str, room_id: str) -> None:
+        stream = self._rooms.get(room_id)
+        if stream is None:
+            return
+        stream.user_ids.discard(user_id)
+        rooms = self._user_rooms.get(user_id)
+        if rooms is not None:
+            rooms.discard(room_id)
+        if not stream.user_ids:
+            if stream.gap_timer is not None:
+                stream.gap_timer.cancel()
+            del self._rooms[room_id]
+
+    # -- delivery ------------------------------------------------------------------------
 
     def deliver(self, notice: Notice) -> None:
         """Broker subscriber: route one notice to the local sockets it concerns."""
-        if notice.get("kind") == "sessions.revoked":
+        kind = notice.get("kind")
+        if kind == "event":
+            self._on_event(notice)
+        elif kind == "read":
+            self._on_read(notice)
+        elif kind == "typing":
+            frame = encode(
+                {"type": "typing", "room_id": notice["room_id"], "user_id": notice["user_id"]}
+            )
+            self._to_room(notice["room_id"], frame, skip_user=notice["user_id"])
+        elif kind == "presence":
+            self._on_presence(notice)
+        elif kind == "sessions.revoked":
             for session_id in notice["session_ids"]:
                 for connection in list(self._by_session.get(session_id, ())):
                     connection.close_with(CLOSE_REVOKED, "session revoked")
+        elif kind == "resync":
+            self.broadcast(encode({"type": "resync"}))
+
+    def _on_event(self, notice: Notice) -> None:
+        event = notice["event"]
+        room_id, seq = event["room_id"], event["seq"]
+        if event["type"] == "member.joined":
+            user_id = event["data"]["user"]["id"]
+            if self._by_user.get(user_id):
+                self._follow(user_id, room_id, seq)
+        stream = self._rooms.get(room_id)
+        if stream is None or seq < stream.next_seq:
+            return  # nobody here follows the room, or already delivered
+        if seq > stream.next_seq:
+            stream.waiting[seq] = notice
+            if stream.gap_timer is None:
+                loop = asyncio.get_running_loop()
+                stream.gap_timer = loop.call_later(GAP_WAIT_SECONDS, self._fill_gap, room_id)
+            return
+        self._emit(room_id, stream, notice)
+        while stream.next_seq in stream.waiting:
+            self._emit(room_id, stream, stream.waiting.pop(stream.next_seq))
+        if not stream.waiting and stream.gap_timer is not None:
+            stream.gap_timer.cancel()
+            stream.gap_timer = None
+
+    def _emit(self, room_id: str, stream: RoomStream, notice: Notice) -> None:
+        event = notice["event"]
+        seq = event["seq"]
+        stream.next_seq = seq + 1
+        frame = encode({"type": "event", "event": event})
+        for user_id in list(stream.user_ids):
+            for connection in self._by_user.get(user_id, ()):
+                connection.send_event(room_id, seq, frame)
+        summary = notice.get("summary")
+        if summary is not None:
+            self._send_summaries(room_id, stream, summary)
+        event_type = event["type"]
+        if event_type == "member.left":
+            self._unfollow(event["data"]["user"]["id"], room_id)
+        elif event_type == "room.deleted":
+            for user_id in list(stream.user_ids):
+                self._unfollow(user_id, room_id)
+
+    def _send_summaries(self, room_id: str, stream: RoomStream, summary: dict[str, Any]) -> None:
+        """Each member's own ``room.summary``; one frame per distinct (unread, read) pair."""
+        frames: dict[tuple[int, int], bytes] = {}
+        for user_id in stream.user_ids:
+            pair = summary["unread"].get(user_id)
+            connections = self._by_user.get(user_id)
+            if pair is None or not connections:
+                continue
+            key = (pair[0], pair[1])
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = encode(
+                    {
+                        "type": "room.summary",
+                        "room": {
+                            "id": room_id,
+                            "last_seq": summary["last_seq"],
+                            "last_message": summary["last_message"],
+                            "unread_count": pair[0],
+                            "last_read_seq": pair[1],
+                        },
+                    }
+                )
+            for connection in connections:
+                connection.send_frame(frame)
+
+    def _fill_gap(self, room_id: str) -> None:
+        stream = self._rooms.get(room_id)
+        if stream is None:
+            return
+        stream.gap_timer = None
+        if not stream.waiting:
+            return
+        asyncio.ensure_future(self._load_missing(room_id, stream))
+
+    async def _load_missing(self, room_id: str, stream: RoomStream) -> None:
+        """Events published elsewhere never arrived (their process may have died): read them
+        from the database, then carry on in order."""
+        up_to = max(stream.waiting) - 1
+        loaded: list[dict[str, Any]] = []
+        if self.load_events is not None:
+            try:
+                loaded = await self.load_events(room_id, stream.next_seq - 1, up_to)
+            except Exception as error:  # the database may be down: tell clients to resume
+                log.warning("gap fill failed room_id=%s error=%s", room_id, type(error).__name__)
+        if self._rooms.get(room_id) is not stream:
+            return
+        for event in loaded:
+            if event["seq"] >= stream.next_seq:
+                stream.waiting.setdefault(event["seq"], {"kind": "event", "event": event})
+        if stream.next_seq not in stream.waiting:
+            # Still missing: skip ahead and let the clients catch up by seq.
+            log.warning("gap not filled room_id=%s from_seq=%d", room_id, stream.next_seq)
+            self._to_room(room_id, encode({"type": "resync"}))
+            stream.next_seq = min(stream.waiting)
+        first = stream.waiting.pop(stream.next_seq)
+        self._on_event(first)
+
+    def _on_read(self, notice: Notice) -> None:
+        room_id, user_id = notice["room_id"], notice["user_id"]
+        receipt = encode(
+            {"type": "receipt", "room_id": room_id, "user_id": user_id, "seq": notice["seq"]}
+        )
+        self._to_room(room_id, receipt)
+        own = self._by_user.get(user_id)
+        if own:
+            frame = encode({"type": "room.summary", "room": notice["summary"]})
+            for connection in own:
+                connection.send_frame(frame)
+
+    def _on_presence(self, notice: Notice) -> None:
+        user_id = notice["user_id"]
+        frame = encode(
+            {
+                "type": "presence",
+                "user_id": user_id,
+                "online": notice["online"],
+                "last_seen_at": notice.get("last_seen_at"),
+            }
+        )
+        recipients: set[str] = set()
+        for room_id in notice["room_ids"]:
+            stream = self._rooms.get(room_id)
+            if stream is not None:
+                recipients.update(stream.user_ids)
+        recipients.discard(user_id)
+        for recipient in recipients:
+            for connection in self._by_user.get(recipient, ()):
+                connection.send_frame(frame)
+
+    def _to_room(self, room_id: str, frame: bytes, skip_user: str | None = None) -> None:
+        stream = self._rooms.get(room_id)
+        if stream is None:
+            return
+        for user_id in stream.user_ids:
+            if user_id == skip_user:
+                continue
+            for connection in self._by_user.get(user_id, ()):
+                connection.send_frame(frame)
+
+    def broadcast(self, frame: bytes) -> None:
+        for sockets in list(self._by_user.values()):
+            for connection in list(sockets):
+                connection.send_frame(frame)
 
     def close_all(self, code: int, reason: str) -> None:
         for sockets in list(self._by_user.values()):
             for connection in list(sockets):
                 connection.close_with(code, reason)
+
+    def connections(self) -> list[Connection]:
+        return [connection for sockets in self._by_user.values() for connection in sockets]
+
+
+def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> bool:
+    sockets = index.get(key)
+    if sockets is None or connection not in sockets:
+        return False
+    sockets.discard(connection)
+    if not sockets:
+        del index[key]
+    return True

@@ -104,3 +104,7 @@ def list_users(tx: Tx, limit: int, offset: int) -> list[User]:
 def _like_prefix(text: str) -> str:
     escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return escaped + "%"
+
+
+def set_last_seen(tx: Tx, user_id: str, now: int) -> None:
+    tx.execute("UPDATE users SET last_seen_at = %s WHERE id = %s", (now, user_id))

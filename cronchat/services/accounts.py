@@ -20,7 +20,7 @@ from cronchat.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 
 log = logging.getLogger("cronchat.accounts")
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 DISPLAY_NAME_MAX = 64
 
@@ -50,7 +50,7 @@ class ChangePassword:
 
 
 def check_username(username: str) -> str:
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):
         raise Invalid(
             "username must be 3-32 characters of a-z, 0-9, '_', '.' and '-'", field="username"
         )

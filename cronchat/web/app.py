@@ -7,7 +7,7 @@ import logging
 import tornado.web
 
 from cronchat.runtime import Runtime
-from cronchat.web import accounts, health
+from cronchat.web import accounts, health, messages, rooms, socket
 from cronchat.web.base import NotFoundHandler
 
 access_log = logging.getLogger("cronchat.access")
@@ -27,6 +27,17 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/users/me/password", accounts.PasswordHandler),
         (API + r"/users", accounts.UsersHandler),
         (API + r"/users/([^/]+)", accounts.UserHandler),
+        (API + r"/ws", socket.ChatSocket),
+        (API + r"/rooms", rooms.RoomsHandler),
+        (API + r"/rooms/direct", rooms.DirectRoomHandler),
+        (API + r"/rooms/([^/]+)", rooms.RoomHandler),
+        (API + r"/rooms/([^/]+)/members", rooms.MembersHandler),
+        (API + r"/rooms/([^/]+)/members/([^/]+)", rooms.MemberHandler),
+        (API + r"/rooms/([^/]+)/messages", messages.MessagesHandler),
+        (API + r"/rooms/([^/]+)/messages/([^/]+)", messages.MessageHandler),
+        (API + r"/rooms/([^/]+)/messages/([^/]+)/reactions/([^/]+)", messages.ReactionHandler),
+        (API + r"/rooms/([^/]+)/read", messages.ReadHandler),
+        (API + r"/rooms/([^/]+)/events", messages.EventsHandler),
     ]
 
 
@@ -52,7 +63,7 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         compress_response=False,
-        websocket_ping_interval=20,
-        websocket_ping_timeout=20,
+        websocket_ping_interval=runtime.settings.ws_ping_interval,
+        websocket_ping_timeout=runtime.settings.ws_ping_interval,
         websocket_max_message_size=64 * 1024,
     )

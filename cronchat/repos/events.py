@@ -1,0 +1,59 @@
+"""SQL of room events: the gap-free, per-room log that clients catch up from."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cronchat.db import Tx
+from cronchat.models import Event
+from cronchat.repos.rooms import next_seq
+
+
+def insert_event(
+    tx: Tx, room_id: str, seq: int, type_: str, actor_id: str, at: int, data: dict[str, Any]
+) -> Event:
+    tx.execute(
+        "INSERT INTO room_events (room_id, seq, type, actor_id, at, data)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            room_id,
+            seq,
+            type_,
+            actor_id,
+            at,
+            json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        ),
+    )
+    return Event(room_id, seq, type_, actor_id, at, data)
+
+
+def events_after(tx: Tx, room_id: str, after_seq: int, limit: int) -> tuple[list[Event], bool]:
+    rows = tx.all(
+        "SELECT room_id, seq, type, actor_id, at, data FROM room_events"
+        " WHERE room_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+        (room_id, after_seq, limit + 1),
+    )
+    return [_event(row) for row in rows[:limit]], len(rows) > limit
+
+
+def append(
+    tx: Tx, room_id: str, type_: str, actor_id: str, data: dict[str, Any], now: int
+) -> Event:
+    """Record a change of the room as its next event, in the caller's transaction."""
+    return insert_event(tx, room_id, next_seq(tx, room_id, now), type_, actor_id, now, data)
+
+
+def events_between(tx: Tx, room_id: str, after_seq: int, up_to_seq: int) -> list[Event]:
+    rows = tx.all(
+        "SELECT room_id, seq, type, actor_id, at, data FROM room_events"
+        " WHERE room_id = %s AND seq > %s AND seq <= %s ORDER BY seq",
+        (room_id, after_seq, up_to_seq),
+    )
+    return [_event(row) for row in rows]
+
+
+def _event(row: dict[str, Any]) -> Event:
+    return Event(
+        row["room_id"], row["seq"], row["type"], row["actor_id"], row["at"], json.loads(row["data"])
+    )

@@ -1,0 +1,248 @@
+"""SQL of messages and reactions. Messages come back whole (reply, reactions, media) from a
+fixed number of queries, whatever the number of messages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from cronchat.db import Row, Tx
+from cronchat.models import MediaInfo, Message, ReactionCount, ReplyRef
+
+EXCERPT_LENGTH = 100
+
+_COLUMNS = (
+    "x.id, x.room_id, x.seq, x.sender_id, x.kind, x.text, x.media_id, x.reply_to_id,"
+    " x.created_at, x.edited_at, x.deleted_at"
+)
+
+
+def insert_message(
+    tx: Tx,
+    message_id: str,
+    room_id: str,
+    seq: int,
+    sender_id: str,
+    kind: str,
+    text: str | None,
+    media_id: str | None,
+    reply_to_id: str | None,
+    client_msg_id: str | None,
+    now: int,
+) -> None:
+    tx.execute(
+        "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, media_id, reply_to_id,"
+        " client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            message_id,
+            room_id,
+            seq,
+            sender_id,
+            kind,
+            text,
+            media_id,
+            reply_to_id,
+            client_msg_id,
+            now,
+        ),
+    )
+
+
+def find_by_client_msg_id(
+    tx: Tx, sender_id: str, client_msg_id: str, viewer_id: str
+) -> Message | None:
+    rows = tx.all(
+        f"SELECT {_COLUMNS} FROM messages x WHERE x.sender_id = %s AND x.client_msg_id = %s",
+        (sender_id, client_msg_id),
+    )
+    found = hydrate(tx, rows, viewer_id)
+    return found[0] if found else None
+
+
+def find_message(tx: Tx, room_id: str, message_id: str, viewer_id: str) -> Message | None:
+    rows = tx.all(
+        f"SELECT {_COLUMNS} FROM messages x WHERE x.id = %s AND x.room_id = %s",
+        (message_id, room_id),
+    )
+    found = hydrate(tx, rows, viewer_id)
+    return found[0] if found else None
+
+
+def page(
+    tx: Tx,
+    room_id: str,
+    viewer_id: str,
+    limit: int,
+    before_seq: int | None,
+    after_seq: int | None,
+) -> tuple[list[Message], bool]:
+    """A page of history, ascending by seq. With ``after_seq`` the oldest ones above it;
+    otherwise the newest ones (below ``before_seq`` when given). ``has_more`` says whether
+    more lie beyond the page in the direction of paging."""
+    where, params = ["x.room_id = %s"], [room_id]
+    if before_seq is not None:
+        where.append("x.seq < %s")
+        params.append(before_seq)
+    if after_seq is not None:
+        where.append("x.seq > %s")
+        params.append(after_seq)
+    order = "ASC" if after_seq is not None else "DESC"
+    rows = tx.all(
+        f"SELECT {_COLUMNS} FROM messages x WHERE {' AND '.join(where)}"
+        f" ORDER BY x.seq {order} LIMIT %s",
+        (*params, limit + 1),
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if order == "DESC":
+        rows.reverse()
+    return hydrate(tx, rows, viewer_id), has_more
+
+
+def last_messages(tx: Tx, room_ids: list[str], viewer_id: str) -> dict[str, Message]:
+    """The last message of each room, by room id."""
+    if not room_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(room_ids))
+    rows = tx.all(
+        f"SELECT {_COLUMNS} FROM messages x JOIN rooms r"
+        " ON r.id = x.room_id AND x.seq = r.last_message_seq"
+        f" WHERE r.id IN ({marks})",
+        tuple(room_ids),
+    )
+    return {message.room_id: message for message in hydrate(tx, rows, viewer_id)}
+
+
+def hydrate(tx: Tx, rows: list[Row], viewer_id: str) -> list[Message]:
+    """Rows to whole messages: replies, reactions and media in one query each."""
+    if not rows:
+        return []
+    replies = _reply_refs(tx, {row["reply_to_id"] for row in rows if row["reply_to_id"]})
+    reactions = _reaction_counts(tx, [row["id"] for row in rows], viewer_id)
+    media = _media(tx, {row["media_id"] for row in rows if row["media_id"]})
+    messages = []
+    for row in rows:
+        deleted = row["deleted_at"] is not None
+        messages.append(
+            Message(
+                id=row["id"],
+                room_id=row["room_id"],
+                seq=row["seq"],
+                sender_id=row["sender_id"],
+                kind=row["kind"],
+                text=None if deleted else row["text"],
+                media=None if deleted else media.get(row["media_id"]),
+                reply_to=replies.get(row["reply_to_id"]),
+                reactions=() if deleted else tuple(reactions.get(row["id"], ())),
+                created_at=row["created_at"],
+                edited_at=row["edited_at"],
+                deleted=deleted,
+            )
+        )
+    return messages
+
+
+def _in(values: set[str] | list[str]) -> tuple[str, tuple[str, ...]]:
+    ordered = tuple(values)
+    return ", ".join(["%s"] * len(ordered)), ordered
+
+
+def _reply_refs(tx: Tx, message_ids: set[str]) -> dict[str, ReplyRef]:
+    if not message_ids:
+        return {}
+    marks, params = _in(message_ids)
+    rows = tx.all(
+        f"SELECT id, sender_id, text, deleted_at FROM messages WHERE id IN ({marks})", params
+    )
+    return {
+        row["id"]: ReplyRef(
+            id=row["id"],
+            sender_id=row["sender_id"],
+            excerpt=None if row["deleted_at"] is not None else excerpt(row["text"]),
+            deleted=row["deleted_at"] is not None,
+        )
+        for row in rows
+    }
+
+
+def excerpt(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1] + "…"
+
+
+def _reaction_counts(
+    tx: Tx, message_ids: list[str], viewer_id: str
+) -> dict[str, list[ReactionCount]]:
+    marks, params = _in(message_ids)
+    rows = tx.all(
+        "SELECT message_id, emoji, COUNT(*) AS count,"
+        " MAX(CASE WHEN user_id = %s THEN 1 ELSE 0 END) AS me, MIN(created_at) AS first_at"
+        f" FROM reactions WHERE message_id IN ({marks})"
+        " GROUP BY message_id, emoji ORDER BY first_at, emoji",
+        (viewer_id, *params),
+    )
+    counts: dict[str, list[ReactionCount]] = defaultdict(list)
+    for row in rows:
+        counts[row["message_id"]].append(
+            ReactionCount(row["emoji"], int(row["count"]), bool(row["me"]))
+        )
+    return counts
+
+
+def _media(tx: Tx, media_ids: set[str]) -> dict[str, MediaInfo]:
+    if not media_ids:
+        return {}
+    marks, params = _in(media_ids)
+    rows = tx.all(
+        f"SELECT id, owner_id, content_type, width, height, size FROM media WHERE id IN ({marks})",
+        params,
+    )
+    return {row["id"]: MediaInfo(**row) for row in rows}
+
+
+def reply_target(tx: Tx, message_id: str) -> Row | None:
+    return tx.one("SELECT room_id, deleted_at FROM messages WHERE id = %s", (message_id,))
+
+
+def message_owner(tx: Tx, room_id: str, message_id: str) -> Row | None:
+    """Sender, seq and deletion of a message of this room, locked for the change to come."""
+    return tx.one(
+        "SELECT sender_id, seq, deleted_at FROM messages WHERE id = %s AND room_id = %s"
+        + tx.dialect.for_update,
+        (message_id, room_id),
+    )
+
+
+def set_text(tx: Tx, message_id: str, text: str, now: int) -> None:
+    tx.execute(
+        "UPDATE messages SET text = %s, edited_at = %s WHERE id = %s", (text, now, message_id)
+    )
+
+
+def mark_deleted(tx: Tx, message_id: str, now: int) -> None:
+    tx.execute(
+        "UPDATE messages SET deleted_at = %s, text = NULL, media_id = NULL WHERE id = %s",
+        (now, message_id),
+    )
+    tx.execute("DELETE FROM reactions WHERE message_id = %s", (message_id,))
+
+
+def add_reaction(tx: Tx, message_id: str, user_id: str, emoji: str, now: int) -> bool:
+    return (
+        tx.execute(
+            f"{tx.dialect.insert_ignore} INTO reactions (message_id, emoji, user_id, created_at)"
+            " VALUES (%s, %s, %s, %s)",
+            (message_id, emoji, user_id, now),
+        )
+        == 1
+    )
+
+
+def remove_reaction(tx: Tx, message_id: str, user_id: str, emoji: str) -> bool:
+    return (
+        tx.execute(
+            "DELETE FROM reactions WHERE message_id = %s AND emoji = %s AND user_id = %s",
+            (message_id, emoji, user_id),
+        )
+        == 1
+    )

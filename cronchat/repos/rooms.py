@@ -1,0 +1,242 @@
+"""SQL of rooms and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronchat.db import Row, Tx
+from cronchat.models import ROOM_COLUMNS, USER_COLUMNS, Member, Membership, Room, User, user_columns
+
+# Messages of others above the member's read marker, not deleted: the unread count.
+_UNREAD = (
+    "(SELECT COUNT(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.last_read_seq"
+    " AND x.sender_id <> m.user_id AND x.deleted_at IS NULL)"
+)
+
+
+def insert_room(
+    tx: Tx,
+    room_id: str,
+    kind: str,
+    name: str,
+    topic: str,
+    created_by: str,
+    now: int,
+    direct_key: str | None = None,
+) -> None:
+    tx.execute(
+        "INSERT INTO rooms (id, kind, name, topic, direct_key, created_by, member_count,"
+        " last_seq, created_at, updated_at, last_activity_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s)",
+        (room_id, kind, name, topic, direct_key, created_by, now, now, now),
+    )
+
+
+def find_room(tx: Tx, room_id: str) -> Room | None:
+    row = tx.one(
+        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = %s AND r.deleted_at IS NULL", (room_id,)
+    )
+    return None if row is None else Room.from_row(row)
+
+
+def find_direct_room_id(tx: Tx, direct_key: str) -> str | None:
+    return tx.scalar(
+        "SELECT id FROM rooms WHERE direct_key = %s AND deleted_at IS NULL", (direct_key,)
+    )
+
+
+def find_membership(
+    tx: Tx, room_id: str, user_id: str, lock: bool = False, include_deleted: bool = False
+) -> Membership | None:
+    """The membership of a user in a live room (or a deleted one, with ``include_deleted``);
+    ``lock`` holds the row until commit."""
+    live = "" if include_deleted else " AND r.deleted_at IS NULL"
+    row = tx.one(
+        "SELECT m.room_id, m.user_id, m.role, m.joined_at, m.last_read_seq"
+        " FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.room_id = %s AND m.user_id = %s" + live + (tx.dialect.for_update if lock else ""),
+        (room_id, user_id),
+    )
+    return None if row is None else Membership(**row)
+
+
+def insert_member(
+    tx: Tx, room_id: str, user_id: str, role: str, now: int, last_read_seq: int
+) -> None:
+    tx.execute(
+        "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (room_id, user_id, role, now, last_read_seq),
+    )
+    tx.execute("UPDATE rooms SET member_count = member_count + 1 WHERE id = %s", (room_id,))
+
+
+def delete_member(tx: Tx, room_id: str, user_id: str) -> None:
+    tx.execute("DELETE FROM room_members WHERE room_id = %s AND user_id = %s", (room_id, user_id))
+    tx.execute("UPDATE rooms SET member_count = member_count - 1 WHERE id = %s", (room_id,))
+
+
+def set_role(tx: Tx, room_id: str, user_id: str, role: str) -> None:
+    tx.execute(
+        "UPDATE room_members SET role = %s WHERE room_id = %s AND user_id = %s",
+        (role, room_id, user_id),
+    )
+
+
+def count_role(tx: Tx, room_id: str, role: str) -> int:
+    return tx.scalar(
+        "SELECT COUNT(*) FROM room_members WHERE room_id = %s AND role = %s", (room_id, role)
+    )
+
+
+def next_seq(tx: Tx, room_id: str, now: int) -> int:
+    """Take the room's next event seq. The UPDATE locks the room row until commit, so seqs
+    of one room are assigned one transaction at a time and a rollback leaves no gap."""
+    changed = tx.execute(
+        "UPDATE rooms SET last_seq = last_seq + 1, updated_at = %s WHERE id = %s"
+        " AND deleted_at IS NULL",
+        (now, room_id),
+    )
+    if changed != 1:
+        raise LookupError(room_id)
+    return tx.scalar("SELECT last_seq FROM rooms WHERE id = %s", (room_id,))
+
+
+def touch_activity(tx: Tx, room_id: str, now: int, last_message_seq: int | None = None) -> None:
+    if last_message_seq is None:
+        tx.execute("UPDATE rooms SET last_activity_at = %s WHERE id = %s", (now, room_id))
+    else:
+        tx.execute(
+            "UPDATE rooms SET last_activity_at = %s, last_message_seq = %s WHERE id = %s",
+            (now, last_message_seq, room_id),
+        )
+
+
+def update_room(tx: Tx, room_id: str, changes: dict[str, Any], now: int) -> None:
+    assignments = ", ".join(f"{name} = %s" for name in changes)
+    tx.execute(
+        f"UPDATE rooms SET {assignments}, updated_at = %s WHERE id = %s",
+        (*changes.values(), now, room_id),
+    )
+
+
+def mark_deleted(tx: Tx, room_id: str, now: int) -> None:
+    """Soft-delete a room. Its members stay recorded, so that they can still read its event
+    log up to ``room.deleted``; every other path treats the room as gone."""
+    tx.execute("UPDATE rooms SET deleted_at = %s, direct_key = NULL WHERE id = %s", (now, room_id))
+
+
+def list_members(tx: Tx, room_id: str) -> list[Member]:
+    rows = tx.all(
+        f"SELECT m.role, m.joined_at, {user_columns('u', 'u_')} FROM room_members m"
+        " JOIN users u ON u.id = m.user_id WHERE m.room_id = %s ORDER BY m.joined_at, u.id",
+        (room_id,),
+    )
+    return [Member(User.from_row(row, "u_"), row["role"], row["joined_at"]) for row in rows]
+
+
+def find_member(tx: Tx, room_id: str, user_id: str) -> Member | None:
+    row = tx.one(
+        f"SELECT m.role, m.joined_at, {user_columns('u', 'u_')} FROM room_members m"
+        " JOIN users u ON u.id = m.user_id WHERE m.room_id = %s AND m.user_id = %s",
+        (room_id, user_id),
+    )
+    return None if row is None else Member(User.from_row(row, "u_"), row["role"], row["joined_at"])
+
+
+def member_room_rows(
+    tx: Tx,
+    user_id: str,
+    limit: int,
+    after: tuple[int, str] | None = None,
+    room_id: str | None = None,
+) -> list[Row]:
+    """The rooms of a member, most recent activity first, with their role, read marker and
+    unread count, in one query. ``after`` is the (last_activity_at, id) of the previous page."""
+    where = ["m.user_id = %s", "r.deleted_at IS NULL"]
+    params: list[Any] = [user_id]
+    if room_id is not None:
+        where.append("r.id = %s")
+        params.append(room_id)
+    if after is not None:
+        where.append("(r.last_activity_at < %s OR (r.last_activity_at = %s AND r.id < %s))")
+        params.extend([after[0], after[0], after[1]])
+    params.append(limit)
+    return tx.all(
+        f"SELECT {ROOM_COLUMNS}, m.role AS my_role, m.last_read_seq, {_UNREAD} AS unread_count"
+        " FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        f" WHERE {' AND '.join(where)}"
+        " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s",
+        params,
+    )
+
+
+def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
+    """For direct rooms: the other user of each, by room id (a member or not: the room stays
+    theirs even after one of them left it)."""
+    if not room_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(room_ids))
+    keys = tx.all(f"SELECT id, direct_key FROM rooms WHERE id IN ({marks})", tuple(room_ids))
+    peer_of = {}
+    for row in keys:
+        if row["direct_key"]:
+            first, second = row["direct_key"].split(":")
+            peer_of[row["id"]] = second if first == user_id else first
+    if not peer_of:
+        return {}
+    marks = ", ".join(["%s"] * len(peer_of))
+    rows = tx.all(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", tuple(set(peer_of.values()))
+    )
+    found = {row["id"]: User.from_row(row) for row in rows}
+    return {room_id: found[peer] for room_id, peer in peer_of.items() if peer in found}
+
+
+def unread_by_member(tx: Tx, room_id: str) -> dict[str, tuple[int, int]]:
+    """Every member's (unread_count, last_read_seq) in one query."""
+    rows = tx.all(
+        f"SELECT m.user_id, m.last_read_seq, {_UNREAD} AS unread_count"
+        " FROM room_members m WHERE m.room_id = %s",
+        (room_id,),
+    )
+    return {row["user_id"]: (row["unread_count"], row["last_read_seq"]) for row in rows}
+
+
+def unread_of(tx: Tx, room_id: str, user_id: str) -> tuple[int, int]:
+    row = tx.one(
+        f"SELECT m.last_read_seq, {_UNREAD} AS unread_count FROM room_members m"
+        " WHERE m.room_id = %s AND m.user_id = %s",
+        (room_id, user_id),
+    )
+    return (row["unread_count"], row["last_read_seq"]) if row else (0, 0)
+
+
+def advance_read_marker(tx: Tx, room_id: str, user_id: str, seq: int) -> bool:
+    """Move the read marker forward only; False when it was already at or past ``seq``."""
+    return (
+        tx.execute(
+            "UPDATE room_members SET last_read_seq = %s"
+            " WHERE room_id = %s AND user_id = %s AND last_read_seq < %s",
+            (seq, room_id, user_id, seq),
+        )
+        == 1
+    )
+
+
+def room_seqs_of(tx: Tx, user_id: str) -> dict[str, int]:
+    """Every room of a user with its last seq: what a socket subscribes to."""
+    rows = tx.all(
+        "SELECT r.id, r.last_seq FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.user_id = %s AND r.deleted_at IS NULL",
+        (user_id,),
+    )
+    return {row["id"]: row["last_seq"] for row in rows}
+
+
+def existing_user_ids(tx: Tx, user_ids: list[str]) -> set[str]:
+    if not user_ids:
+        return set()
+    marks = ", ".join(["%s"] * len(user_ids))
+    rows = tx.all(f"SELECT id FROM users WHERE id IN ({marks}) AND disabled = 0", tuple(user_ids))
+    return {row["id"] for row in rows}

@@ -1,0 +1,339 @@
+"""Messages: sending (idempotent per client_msg_id), history, edits, deletions, reactions,
+read markers, catch-up by events, and typing. REST and WebSocket both call these methods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cronchat.db import Database, Tx, UniqueViolation
+from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
+from cronchat.ids import new_id
+from cronchat.models import Event, Message, Summary, User
+from cronchat.repos import events, media, messages, rooms
+from cronchat.services.emoji import is_emoji
+from cronchat.services.notify import Notifier
+from cronchat.services.rooms import require_member
+from cronchat.times import now_ms
+from cronchat.views import event_json, shared_message_json
+
+HISTORY_DEFAULT, HISTORY_MAX = 50, 200
+EVENTS_DEFAULT, EVENTS_MAX = 100, 500
+CLIENT_MSG_ID_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    client_msg_id: str
+    kind: str | None = None
+    text: str | None = None
+    media_id: str | None = None
+    reply_to_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EditMessage:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    message: Message
+    created: bool
+    events: list[Event]
+    unread: dict[str, tuple[int, int]]
+
+
+class Messages:
+    def __init__(self, db: Database, notify: Notifier, max_text_length: int) -> None:
+        self.db = db
+        self.notify = notify
+        self.max_text_length = max_text_length
+
+    def _check_text(self, text: str | None, required: bool) -> str | None:
+        cleaned = (text or "").strip()
+        if not cleaned:
+            if required:
+                raise Invalid("text must not be empty", field="text")
+            return None
+        if len(cleaned) > self.max_text_length:
+            raise Invalid(f"text must be at most {self.max_text_length} characters", field="text")
+        return cleaned
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, user: User, room_id: str, cmd: SendMessage) -> tuple[Message, bool]:
+        """Send a message; a repeated ``client_msg_id`` answers the original, created False."""
+        client_msg_id = cmd.client_msg_id.strip()
+        if not 1 <= len(client_msg_id) <= CLIENT_MSG_ID_MAX:
+            raise Invalid(
+                f"client_msg_id must be 1-{CLIENT_MSG_ID_MAX} characters", field="client_msg_id"
+            )
+        kind = cmd.kind or ("image" if cmd.media_id else "text")
+        if kind not in ("text", "image"):
+            raise Invalid("kind must be text or image", field="kind")
+        if kind == "text" and cmd.media_id is not None:
+            raise Invalid("a text message carries no media_id; use kind image", field="media_id")
+        if kind == "image" and not cmd.media_id:
+            raise Invalid("an image message needs media_id", field="media_id")
+        text = self._check_text(cmd.text, required=kind == "text")
+        try:
+            sent = await self.db.run(
+                self._send_tx,
+                user.id,
+                room_id,
+                kind,
+                text,
+                cmd.media_id,
+                cmd.reply_to_id,
+                client_msg_id,
+            )
+        except UniqueViolation:
+            # A retry raced the original: the original has committed by now.
+            sent = await self.db.read(self._original_tx, user.id, room_id, client_msg_id)
+        if sent.created:
+            await self.notify.events(sent.events, sent.unread, sent.message)
+        return sent.message, sent.created
+
+    @staticmethod
+    def _original_tx(tx: Tx, user_id: str, room_id: str, client_msg_id: str) -> _Sent:
+        require_member(tx, room_id, user_id)
+        original = messages.find_by_client_msg_id(tx, user_id, client_msg_id, user_id)
+        if original is None or original.room_id != room_id:
+            raise Conflict("client_msg_id was used in another room", field="client_msg_id")
+        return _Sent(original, False, [], {})
+
+    @staticmethod
+    def _send_tx(
+        tx: Tx,
+        user_id: str,
+        room_id: str,
+        kind: str,
+        text: str | None,
+        media_id: str | None,
+        reply_to_id: str | None,
+        client_msg_id: str,
+    ) -> _Sent:
+        require_member(tx, room_id, user_id)
+        original = messages.find_by_client_msg_id(tx, user_id, client_msg_id, user_id)
+        if original is not None:
+            if original.room_id != room_id:
+                raise Conflict("client_msg_id was used in another room", field="client_msg_id")
+            return _Sent(original, False, [], {})
+        if reply_to_id is not None:
+            target = messages.reply_target(tx, reply_to_id)
+            if target is None or target["room_id"] != room_id:
+                raise Invalid("reply_to_id must name a message of this room", field="reply_to_id")
+        if media_id is not None:
+            _claim_media(tx, media_id, user_id)
+        now = now_ms()
+        message_id = new_id()
+        seq = rooms.next_seq(tx, room_id, now)
+        messages.insert_message(
+            tx,
+            message_id,
+            room_id,
+            seq,
+            user_id,
+            kind,
+            text,
+            media_id,
+            reply_to_id,
+            client_msg_id,
+            now,
+        )
+        rooms.touch_activity(tx, room_id, now, last_message_seq=seq)
+        message = messages.find_message(tx, room_id, message_id, user_id)
+        assert message is not None
+        event = events.insert_event(
+            tx, room_id, seq, "message.created", user_id, now, shared_message_json(message)
+        )
+        return _Sent(message, True, [event], rooms.unread_by_member(tx, room_id))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def history(
+        self,
+        user: User,
+        room_id: str,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        limit: int = HISTORY_DEFAULT,
+    ) -> tuple[list[Message], bool]:
+        if not 1 <= limit <= HISTORY_MAX:
+            raise Invalid(f"limit must be between 1 and {HISTORY_MAX}", field="limit")
+        for name, value in (("before_seq", before_seq), ("after_seq", after_seq)):
+            if value is not None and value < 0:
+                raise Invalid(f"{name} must not be negative", field=name)
+        return await self.db.read(self._history_tx, user.id, room_id, before_seq, after_seq, limit)
+
+    @staticmethod
+    def _history_tx(
+        tx: Tx,
+        user_id: str,
+        room_id: str,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int,
+    ) -> tuple[list[Message], bool]:
+        require_member(tx, room_id, user_id)
+        return messages.page(tx, room_id, user_id, limit, before_seq, after_seq)
+
+    async def get_message(self, user: User, room_id: str, message_id: str) -> Message:
+        return await self.db.read(self._get_tx, user.id, room_id, message_id)
+
+    @staticmethod
+    def _get_tx(tx: Tx, user_id: str, room_id: str, message_id: str) -> Message:
+        require_member(tx, room_id, user_id)
+        message = messages.find_message(tx, room_id, message_id, user_id)
+        if message is None:
+            raise NotFound("no such message")
+        return message
+
+    async def events_after(
+        self, user: User, room_id: str, after_seq: int = 0, limit: int = EVENTS_DEFAULT
+    ) -> tuple[list[Event], bool]:
+        """Every event of the room with seq above ``after_seq``, ascending: catch-up."""
+        if not 1 <= limit <= EVENTS_MAX:
+            raise Invalid(f"limit must be between 1 and {EVENTS_MAX}", field="limit")
+        if after_seq < 0:
+            raise Invalid("after_seq must not be negative", field="after_seq")
+        return await self.db.read(self._events_tx, user.id, room_id, after_seq, limit)
+
+    @staticmethod
+    def _events_tx(
+        tx: Tx, user_id: str, room_id: str, after_seq: int, limit: int
+    ) -> tuple[list[Event], bool]:
+        # Members of a deleted room may still read its log, so that ``room.deleted`` can be
+        # caught up on like any other event.
+        if rooms.find_membership(tx, room_id, user_id, include_deleted=True) is None:
+            raise NotFound("no such room")
+        return events.events_after(tx, room_id, after_seq, limit)
+
+    async def stored_events(self, room_id: str, after_seq: int, up_to_seq: int) -> list[dict]:
+        """Events of a room in (after_seq, up_to_seq] as JSON, for the hub to fill a hole in
+        live delivery. Not for clients: it checks no membership."""
+        found = await self.db.read(events.events_between, room_id, after_seq, up_to_seq)
+        return [event_json(event) for event in found]
+
+    # -- changing ------------------------------------------------------------------------
+
+    async def edit(self, user: User, room_id: str, message_id: str, cmd: EditMessage) -> Message:
+        text = self._check_text(cmd.text, required=True)
+        message, edited = await self.db.run(self._edit_tx, user.id, room_id, message_id, text)
+        await self.notify.events(edited)
+        return message
+
+    @staticmethod
+    def _edit_tx(
+        tx: Tx, user_id: str, room_id: str, message_id: str, text: str
+    ) -> tuple[Message, list[Event]]:
+        require_member(tx, room_id, user_id)
+        owner = _require_message(tx, room_id, message_id)
+        if owner["sender_id"] != user_id:
+            raise Forbidden("only the sender may edit a message")
+        if owner["deleted_at"] is not None:
+            raise Conflict("the message is deleted")
+        now = now_ms()
+        messages.set_text(tx, message_id, text, now)
+        message = messages.find_message(tx, room_id, message_id, user_id)
+        assert message is not None
+        event = events.append(
+            tx, room_id, "message.edited", user_id, shared_message_json(message), now
+        )
+        return message, [event]
+
+    async def delete(self, user: User, room_id: str, message_id: str) -> None:
+        """Delete (sender, admin or owner), leaving a tombstone; deleting twice is harmless."""
+        deleted, unread, last = await self.db.run(self._delete_tx, user.id, room_id, message_id)
+        if deleted:
+            await self.notify.events(deleted, unread, last)
+
+    @staticmethod
+    def _delete_tx(
+        tx: Tx, user_id: str, room_id: str, message_id: str
+    ) -> tuple[list[Event], dict[str, tuple[int, int]], Message | None]:
+        membership = require_member(tx, room_id, user_id)
+        owner = _require_message(tx, room_id, message_id)
+        if owner["sender_id"] != user_id and membership.role not in ("owner", "admin"):
+            raise Forbidden("only the sender, an admin or the owner may delete a message")
+        if owner["deleted_at"] is not None:
+            return [], {}, None
+        now = now_ms()
+        messages.mark_deleted(tx, message_id, now)
+        message = messages.find_message(tx, room_id, message_id, user_id)
+        assert message is not None
+        event = events.append(
+            tx, room_id, "message.deleted", user_id, shared_message_json(message), now
+        )
+        last = messages.last_messages(tx, [room_id], user_id).get(room_id)
+        return [event], rooms.unread_by_member(tx, room_id), last
+
+    async def react(self, user: User, room_id: str, message_id: str, emoji: str, add: bool) -> None:
+        """Add or remove the caller's reaction; idempotent, an event only when it changes."""
+        if not is_emoji(emoji):
+            raise Invalid("emoji must be one emoji or a :shortcode:", field="emoji")
+        changed = await self.db.run(self._react_tx, user.id, room_id, message_id, emoji, add)
+        await self.notify.events(changed)
+
+    @staticmethod
+    def _react_tx(
+        tx: Tx, user_id: str, room_id: str, message_id: str, emoji: str, add: bool
+    ) -> list[Event]:
+        require_member(tx, room_id, user_id)
+        owner = _require_message(tx, room_id, message_id)
+        if owner["deleted_at"] is not None:
+            raise Conflict("the message is deleted")
+        now = now_ms()
+        if add:
+            changed = messages.add_reaction(tx, message_id, user_id, emoji, now)
+        else:
+            changed = messages.remove_reaction(tx, message_id, user_id, emoji)
+        if not changed:
+            return []
+        data = {"message_id": message_id, "emoji": emoji, "user_id": user_id}
+        event_type = "reaction.added" if add else "reaction.removed"
+        return [events.append(tx, room_id, event_type, user_id, data, now)]
+
+    async def mark_read(self, user: User, room_id: str, cmd: MarkRead) -> Summary:
+        """Move the read marker forward (never back, never past the room's last seq)."""
+        if cmd.seq < 0:
+            raise Invalid("seq must not be negative", field="seq")
+        summary, moved = await self.db.run(self._read_tx, user.id, room_id, cmd.seq)
+        if moved:
+            await self.notify.read(user.id, summary)
+        return summary
+
+    @staticmethod
+    def _read_tx(tx: Tx, user_id: str, room_id: str, seq: int) -> tuple[Summary, bool]:
+        require_member(tx, room_id, user_id)
+        room = rooms.find_room(tx, room_id)
+        assert room is not None
+        moved = rooms.advance_read_marker(tx, room_id, user_id, min(seq, room.last_seq))
+        unread_count, last_read_seq = rooms.unread_of(tx, room_id, user_id)
+        last = messages.last_messages(tx, [room_id], user_id).get(room_id)
+        summary = Summary(room_id, room.last_seq, last, unread_count, last_read_seq)
+        return summary, moved
+
+    async def typing(self, user: User, room_id: str) -> None:
+        """Tell the other members; nothing is stored."""
+        await self.db.read(require_member, room_id, user.id)
+        await self.notify.typing(room_id, user.id)
+
+
+def _require_message(tx: Tx, room_id: str, message_id: str) -> dict:
+    owner = messages.message_owner(tx, room_id, message_id)
+    if owner is None:
+        raise NotFound("no such message")
+    return owner
+
+
+def _claim_media(tx: Tx, media_id: str, user_id: str) -> None:
+    """An image message may carry only the sender's own upload."""
+    if media.owner_of(tx, media_id) != user_id:
+        raise Invalid("media_id must be one of your uploads", field="media_id")
+    media.mark_used(tx, media_id, now_ms())

@@ -1,0 +1,389 @@
+"""Rooms: group and direct rooms, membership, roles, and who may do what.
+
+A room a user is not a member of does not exist for them: every path answers NotFound.
+Every change is a room event with the room's next seq, written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from cronchat.db import Database, Tx, UniqueViolation
+from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
+from cronchat.ids import new_id
+from cronchat.models import Event, Member, Membership, Room, RoomView, User
+from cronchat.repos import events, messages, rooms, users
+from cronchat.services.notify import Notifier
+from cronchat.times import now_ms, rfc3339
+from cronchat.views import room_json, user_json
+
+ROLES = ("owner", "admin", "member")
+NAME_MAX, TOPIC_MAX = 100, 500
+MAX_INITIAL_MEMBERS = 500
+ROOMS_LIMIT_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRoom:
+    name: str
+    topic: str | None = None
+    member_ids: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDirect:
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRoom:
+    name: str | None = None
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddMember:
+    user_id: str
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRole:
+    role: str
+
+
+def check_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not 1 <= len(cleaned) <= NAME_MAX:
+        raise Invalid(f"name must be 1-{NAME_MAX} characters long", field="name")
+    return cleaned
+
+
+def check_topic(topic: str) -> str:
+    cleaned = topic.strip()
+    if len(cleaned) > TOPIC_MAX:
+        raise Invalid(f"topic must be at most {TOPIC_MAX} characters", field="topic")
+    return cleaned
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise Invalid("role must be owner, admin or member", field="role")
+    return role
+
+
+def require_member(tx: Tx, room_id: str, user_id: str, lock: bool = False) -> Membership:
+    """The caller's membership, or NotFound: a room you are not in does not exist for you."""
+    membership = rooms.find_membership(tx, room_id, user_id, lock)
+    if membership is None:
+        raise NotFound("no such room")
+    return membership
+
+
+def require_group(tx: Tx, room_id: str) -> Room:
+    room = rooms.find_room(tx, room_id)
+    if room is None:
+        raise NotFound("no such room")
+    if room.kind != "group":
+        raise Forbidden("direct rooms have exactly their two members and no settings")
+    return room
+
+
+def _member_data(user: User, role: str) -> dict:
+    return {"user": user_json(user), "role": role}
+
+
+def _encode_cursor(activity: int, room_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{activity}:{room_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        activity, room_id = raw.split(":", 1)
+        return int(activity), room_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Invalid("cursor is not one this server gave", field="cursor") from None
+
+
+class Rooms:
+    def __init__(self, db: Database, notify: Notifier) -> None:
+        self.db = db
+        self.notify = notify
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def list_rooms(
+        self, user: User, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[RoomView], str | None]:
+        """The caller's rooms, most recent activity first, paged by an opaque cursor."""
+        if not 1 <= limit <= ROOMS_LIMIT_MAX:
+            raise Invalid(f"limit must be between 1 and {ROOMS_LIMIT_MAX}", field="limit")
+        after = _decode_cursor(cursor) if cursor else None
+        views, has_more = await self.db.read(self._list_tx, user.id, limit, after)
+        next_cursor = None
+        if has_more and views:
+            last = views[-1].room
+            next_cursor = _encode_cursor(last.last_activity_at, last.id)
+        return views, next_cursor
+
+    def _list_tx(
+        self, tx: Tx, user_id: str, limit: int, after: tuple[int, str] | None
+    ) -> tuple[list[RoomView], bool]:
+        rows = rooms.member_room_rows(tx, user_id, limit + 1, after)
+        return self._views(tx, rows[:limit], user_id), len(rows) > limit
+
+    @staticmethod
+    def _views(tx: Tx, rows: list, user_id: str) -> list[RoomView]:
+        """Rows of member_room_rows to views: last messages and peers in one query each."""
+        room_ids = [row["id"] for row in rows]
+        last = messages.last_messages(tx, room_ids, user_id)
+        direct_ids = [row["id"] for row in rows if row["kind"] == "direct"]
+        peers = rooms.peers(tx, direct_ids, user_id)
+        return [
+            RoomView(
+                room=Room.from_row(row),
+                my_role=row["my_role"],
+                last_read_seq=row["last_read_seq"],
+                unread_count=int(row["unread_count"]),
+                last_message=last.get(row["id"]),
+                peer=peers.get(row["id"]),
+            )
+            for row in rows
+        ]
+
+    async def get_room(self, user: User, room_id: str) -> RoomView:
+        return await self.db.read(self._view_tx, user.id, room_id)
+
+    def _view_tx(self, tx: Tx, user_id: str, room_id: str) -> RoomView:
+        rows = rooms.member_room_rows(tx, user_id, 1, room_id=room_id)
+        if not rows:
+            raise NotFound("no such room")
+        return self._views(tx, rows, user_id)[0]
+
+    async def list_members(self, user: User, room_id: str) -> list[Member]:
+        return await self.db.read(self._members_tx, user.id, room_id)
+
+    @staticmethod
+    def _members_tx(tx: Tx, user_id: str, room_id: str) -> list[Member]:
+        require_member(tx, room_id, user_id)
+        return rooms.list_members(tx, room_id)
+
+    async def room_seqs(self, user: User) -> dict[str, int]:
+        """Every room of the user with its last seq (what a socket follows)."""
+        return await self.db.read(rooms.room_seqs_of, user.id)
+
+    # -- creating ------------------------------------------------------------------------
+
+    async def create_group(self, user: User, cmd: CreateRoom) -> RoomView:
+        name = check_name(cmd.name)
+        topic = check_topic(cmd.topic or "")
+        member_ids = list(dict.fromkeys(cmd.member_ids or []))
+        if len(member_ids) > MAX_INITIAL_MEMBERS:
+            raise Invalid(f"at most {MAX_INITIAL_MEMBERS} initial members", field="member_ids")
+        room_id = new_id()
+        created = await self.db.run(self._create_group_tx, user, room_id, name, topic, member_ids)
+        await self.notify.events(created)
+        return await self.get_room(user, room_id)
+
+    @staticmethod
+    def _create_group_tx(
+        tx: Tx, user: User, room_id: str, name: str, topic: str, member_ids: list[str]
+    ) -> list[Event]:
+        others = [member_id for member_id in member_ids if member_id != user.id]
+        missing = set(others) - rooms.existing_user_ids(tx, others)
+        if missing:
+            raise NotFound("no such user", field="member_ids", user_ids=sorted(missing))
+        now = now_ms()
+        rooms.insert_room(tx, room_id, "group", name, topic, user.id, now)
+        joined = [(user.id, "owner")] + [(member_id, "member") for member_id in others]
+        return [_join_tx(tx, room_id, member_id, role, user.id, now) for member_id, role in joined]
+
+    async def open_direct(self, user: User, cmd: OpenDirect) -> tuple[RoomView, bool]:
+        """The one direct room of two users: created when missing (both become members again
+        if either had left). Safe when both open it at the same moment."""
+        if cmd.user_id == user.id:
+            raise Invalid("a direct room needs another user", field="user_id")
+        direct_key = ":".join(sorted((user.id, cmd.user_id)))
+        for _ in range(3):
+            try:
+                room_id, created, joined = await self.db.run(
+                    self._open_direct_tx, user.id, cmd.user_id, direct_key
+                )
+                break
+            except UniqueViolation:
+                continue  # the other user created it at the same moment: take theirs
+        else:
+            raise Conflict("the direct room is being created; try again")
+        await self.notify.events(joined)
+        return await self.get_room(user, room_id), created
+
+    @staticmethod
+    def _open_direct_tx(
+        tx: Tx, user_id: str, peer_id: str, direct_key: str
+    ) -> tuple[str, bool, list[Event]]:
+        peer = users.find_user(tx, peer_id)
+        if peer is None or peer.disabled:
+            raise NotFound("no such user", field="user_id")
+        now = now_ms()
+        room_id = rooms.find_direct_room_id(tx, direct_key)
+        created = room_id is None
+        if room_id is None:
+            room_id = new_id()
+            rooms.insert_room(tx, room_id, "direct", "", "", user_id, now, direct_key=direct_key)
+        joined = [
+            _join_tx(tx, room_id, member_id, "member", user_id, now)
+            for member_id in (user_id, peer_id)
+            if rooms.find_membership(tx, room_id, member_id) is None
+        ]
+        return room_id, created, joined
+
+    # -- changing ------------------------------------------------------------------------
+
+    async def update_room(self, user: User, room_id: str, cmd: UpdateRoom) -> RoomView:
+        changes = {}
+        if cmd.name is not None:
+            changes["name"] = check_name(cmd.name)
+        if cmd.topic is not None:
+            changes["topic"] = check_topic(cmd.topic)
+        updated = await self.db.run(self._update_tx, user.id, room_id, changes)
+        await self.notify.events(updated)
+        return await self.get_room(user, room_id)
+
+    @staticmethod
+    def _update_tx(tx: Tx, user_id: str, room_id: str, changes: dict) -> list[Event]:
+        membership = require_member(tx, room_id, user_id)
+        require_group(tx, room_id)
+        if membership.role not in ("owner", "admin"):
+            raise Forbidden("only an owner or admin may change the room")
+        if not changes:
+            return []
+        now = now_ms()
+        rooms.update_room(tx, room_id, changes, now)
+        room = rooms.find_room(tx, room_id)
+        assert room is not None
+        # The event's room object shows the seq of the event itself.
+        seq = rooms.next_seq(tx, room_id, now)
+        data = room_json(room) | {"last_seq": seq}
+        return [events.insert_event(tx, room_id, seq, "room.updated", user_id, now, data)]
+
+    async def delete_room(self, user: User, room_id: str) -> None:
+        deleted = await self.db.run(self._delete_tx, user.id, room_id)
+        await self.notify.events(deleted)
+
+    @staticmethod
+    def _delete_tx(tx: Tx, user_id: str, room_id: str) -> list[Event]:
+        membership = require_member(tx, room_id, user_id)
+        room = require_group(tx, room_id)
+        if membership.role != "owner":
+            raise Forbidden("only an owner may delete the room")
+        now = now_ms()
+        seq = rooms.next_seq(tx, room_id, now)
+        data = room_json(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
+        event = events.insert_event(tx, room_id, seq, "room.deleted", user_id, now, data)
+        rooms.mark_deleted(tx, room_id, now)
+        return [event]
+
+    async def add_member(self, user: User, room_id: str, cmd: AddMember) -> Member:
+        role = check_role(cmd.role or "member")
+        added = await self.db.run(self._add_member_tx, user.id, room_id, cmd.user_id, role)
+        await self.notify.events(added)
+        return await self.db.read(self._member_tx, room_id, cmd.user_id)
+
+    @staticmethod
+    def _add_member_tx(
+        tx: Tx, user_id: str, room_id: str, new_member_id: str, role: str
+    ) -> list[Event]:
+        membership = require_member(tx, room_id, user_id, lock=True)
+        require_group(tx, room_id)
+        if membership.role not in ("owner", "admin"):
+            raise Forbidden("only an owner or admin may add members")
+        if role != "member" and membership.role != "owner":
+            raise Forbidden("only an owner may add admins or owners")
+        if not rooms.existing_user_ids(tx, [new_member_id]):
+            raise NotFound("no such user", field="user_id")
+        if rooms.find_membership(tx, room_id, new_member_id) is not None:
+            raise Conflict("already a member of this room", field="user_id")
+        return [_join_tx(tx, room_id, new_member_id, role, user_id, now_ms())]
+
+    @staticmethod
+    def _member_tx(tx: Tx, room_id: str, user_id: str) -> Member:
+        member = rooms.find_member(tx, room_id, user_id)
+        if member is None:
+            raise NotFound("no such member")
+        return member
+
+    async def change_role(
+        self, user: User, room_id: str, member_id: str, cmd: ChangeRole
+    ) -> Member:
+        role = check_role(cmd.role)
+        changed = await self.db.run(self._change_role_tx, user.id, room_id, member_id, role)
+        await self.notify.events(changed)
+        return await self.db.read(self._member_tx, room_id, member_id)
+
+    @staticmethod
+    def _change_role_tx(
+        tx: Tx, user_id: str, room_id: str, member_id: str, role: str
+    ) -> list[Event]:
+        membership = require_member(tx, room_id, user_id, lock=True)
+        require_group(tx, room_id)
+        if membership.role != "owner":
+            raise Forbidden("only an owner may change roles")
+        target = rooms.find_member(tx, room_id, member_id)
+        if target is None:
+            raise NotFound("no such member")
+        if target.role == role:
+            return []
+        if target.role == "owner" and rooms.count_role(tx, room_id, "owner") == 1:
+            raise Conflict("the last owner cannot step down; make another member owner first")
+        rooms.set_role(tx, room_id, member_id, role)
+        now = now_ms()
+        data = _member_data(target.user, role)
+        return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
+
+    async def remove_member(self, user: User, room_id: str, member_id: str) -> None:
+        """Remove a member (admins and owners) or leave (anyone, for themselves)."""
+        removed = await self.db.run(self._remove_member_tx, user.id, room_id, member_id)
+        await self.notify.events(removed)
+
+    @staticmethod
+    def _remove_member_tx(tx: Tx, user_id: str, room_id: str, member_id: str) -> list[Event]:
+        membership = require_member(tx, room_id, user_id, lock=True)
+        target = rooms.find_member(tx, room_id, member_id)
+        if target is None:
+            raise NotFound("no such member")
+        room = rooms.find_room(tx, room_id)
+        assert room is not None
+        if member_id != user_id:
+            if room.kind == "direct":
+                raise Forbidden("nobody can be removed from a direct room; leave it instead")
+            if membership.role not in ("owner", "admin"):
+                raise Forbidden("only an owner or admin may remove members")
+            if target.role != "member" and membership.role != "owner":
+                raise Forbidden("only an owner may remove admins or owners")
+        if (
+            target.role == "owner"
+            and room.member_count > 1
+            and rooms.count_role(tx, room_id, "owner") == 1
+        ):
+            raise Conflict("the last owner cannot leave while others remain; pass ownership")
+        now = now_ms()
+        event = events.append(
+            tx, room_id, "member.left", user_id, _member_data(target.user, target.role), now
+        )
+        rooms.delete_member(tx, room_id, member_id)
+        if room.member_count == 1 and room.kind == "group":
+            rooms.mark_deleted(tx, room_id, now)  # nobody left to see it
+        return [event]
+
+
+def _join_tx(tx: Tx, room_id: str, user_id: str, role: str, actor_id: str, now: int) -> Event:
+    """Add a member and record ``member.joined``. A new member's read marker starts at the
+    join, so history from before it does not count as unread."""
+    user = users.find_user(tx, user_id)
+    assert user is not None
+    event = events.append(tx, room_id, "member.joined", actor_id, _member_data(user, role), now)
+    rooms.insert_member(tx, room_id, user_id, role, now, last_read_seq=event.seq)
+    return event

@@ -1,0 +1,76 @@
+"""REST handlers of /rooms and their members."""
+
+from __future__ import annotations
+
+from cronchat.models import RoomView
+from cronchat.services.rooms import AddMember, ChangeRole, CreateRoom, OpenDirect, UpdateRoom
+from cronchat.views import member_json, room_view_json
+from cronchat.web.base import BaseHandler
+
+
+class RoomBase(BaseHandler):
+    def room_json(self, view: RoomView) -> dict:
+        online = view.peer is not None and self.runtime.hub.is_online(view.peer.id)
+        return room_view_json(view, peer_online=online)
+
+
+class RoomsHandler(RoomBase):
+    async def get(self) -> None:
+        views, next_cursor = await self.services.rooms.list_rooms(
+            self.principal.user,
+            self.query_int("limit", 50),
+            self.get_query_argument("cursor", None),
+        )
+        self.write_json(
+            {"rooms": [self.room_json(view) for view in views], "next_cursor": next_cursor}
+        )
+
+    async def post(self) -> None:
+        body = self.json_body(CreateRoom)
+        view = await self.services.rooms.create_group(self.principal.user, body)
+        self.write_json(self.room_json(view), status=201)
+
+
+class DirectRoomHandler(RoomBase):
+    async def post(self) -> None:
+        body = self.json_body(OpenDirect)
+        view, created = await self.services.rooms.open_direct(self.principal.user, body)
+        self.write_json(self.room_json(view), status=201 if created else 200)
+
+
+class RoomHandler(RoomBase):
+    async def get(self, room_id: str) -> None:
+        view = await self.services.rooms.get_room(self.principal.user, room_id)
+        self.write_json(self.room_json(view))
+
+    async def patch(self, room_id: str) -> None:
+        body = self.json_body(UpdateRoom)
+        view = await self.services.rooms.update_room(self.principal.user, room_id, body)
+        self.write_json(self.room_json(view))
+
+    async def delete(self, room_id: str) -> None:
+        await self.services.rooms.delete_room(self.principal.user, room_id)
+        self.no_content()
+
+
+class MembersHandler(BaseHandler):
+    async def get(self, room_id: str) -> None:
+        members = await self.services.rooms.list_members(self.principal.user, room_id)
+        hub = self.runtime.hub
+        self.write_json({"members": [member_json(m, hub.is_online(m.user.id)) for m in members]})
+
+    async def post(self, room_id: str) -> None:
+        body = self.json_body(AddMember)
+        member = await self.services.rooms.add_member(self.principal.user, room_id, body)
+        self.write_json(member_json(member, self.runtime.hub.is_online(member.user.id)), status=201)
+
+
+class MemberHandler(BaseHandler):
+    async def patch(self, room_id: str, user_id: str) -> None:
+        body = self.json_body(ChangeRole)
+        member = await self.services.rooms.change_role(self.principal.user, room_id, user_id, body)
+        self.write_json(member_json(member, self.runtime.hub.is_online(member.user.id)))
+
+    async def delete(self, room_id: str, user_id: str) -> None:
+        await self.services.rooms.remove_member(self.principal.user, room_id, user_id)
+        self.no_content()

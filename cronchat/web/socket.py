@@ -1,0 +1,378 @@
+"""The WebSocket endpoint ``/api/v1/ws``: authentication, client frames, and delivery.
+
+Client frames call the same service methods as the REST handlers. Outgoing frames are
+written straight to the socket's stream, whose buffer is bounded: a client that stops
+reading is dropped once its buffer is full, and catches up by seq when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import tornado.websocket
+from tornado.iostream import StreamBufferFullError, StreamClosedError
+
+from cronchat import validation
+from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
+from cronchat.models import Principal
+from cronchat.realtime.frames import encode
+from cronchat.services.messages import EditMessage, MarkRead, SendMessage
+from cronchat.views import event_json, message_json, user_json
+
+if TYPE_CHECKING:
+    from cronchat.runtime import Runtime
+
+log = logging.getLogger("cronchat.ws")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_AUTH_FAILED = 4001
+CLOSE_REVOKED = 4003
+
+RATE_PER_SECOND = 20.0
+RATE_BURST = 60.0
+FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
+RESUME_MAX_EVENTS = 500
+RESUME_MAX_ROOMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    room_id: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionRef:
+    room_id: str
+    message_id: str
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFrame:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFrame:
+    rooms: dict
+
+
+class ChatSocket(tornado.websocket.WebSocketHandler):
+    principal: Principal | None = None
+
+    def initialize(self) -> None:
+        self.runtime: Runtime = self.application.settings["runtime"]
+        self.principal = None
+        self.user_id = ""
+        self.session_id = ""
+        self._tokens = RATE_BURST
+        self._refilled_at = time.monotonic()
+        self._refused_in_a_row = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._delivered: dict[str, int] = {}
+        self._resuming: dict[str, list[tuple[int, bytes]]] = {}
+        self._closed = False
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # tokens, not cookies, authenticate: another origin gains nothing
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self, *args: Any) -> None:
+        self.set_nodelay(True)
+        assert self.ws_connection is not None
+        self.ws_connection.stream.max_write_buffer_size = self.runtime.settings.ws_buffer_bytes
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            await self._authenticate(token.strip(), frame_id=None)
+        else:
+            self._timer = asyncio.get_running_loop().call_later(
+                self.runtime.settings.ws_auth_timeout, self._auth_deadline
+            )
+
+    def _auth_deadline(self) -> None:
+        if self.principal is None:
+            self.close_with(CLOSE_AUTH_FAILED, "authentication timed out")
+
+    def on_close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.principal is not None:
+            self.runtime.hub.remove(self)
+
+    def close_with(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.principal is not None:
+            self.runtime.hub.remove(self)
+        try:
+            self.close(code, reason)
+        except (StreamClosedError, StreamBufferFullError, tornado.websocket.WebSocketClosedError):
+            self._abort()
+
+    def _abort(self) -> None:
+        if self.ws_connection is not None and not self.ws_connection.stream.closed():
+            self.ws_connection.stream.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> None:
+        """Write a ready frame; a full buffer means the client stopped reading: drop it."""
+        if self._closed or self.ws_connection is None:
+            return
+        try:
+            self.ws_connection.stream.write(frame)
+        except StreamBufferFullError:
+            # Called while the hub iterates its sockets: leave the hub to on_close.
+            log.info("slow consumer dropped user_id=%s", self.user_id)
+            self._closed = True
+            self._abort()
+        except StreamClosedError:
+            self._closed = True
+
+    def send_event(self, room_id: str, seq: int, frame: bytes) -> None:
+        """Deliver a room event once, in seq order (held back while the room resumes)."""
+        resuming = self._resuming.get(room_id)
+        if resuming is not None:
+            resuming.append((seq, frame))
+            return
+        if seq <= self._delivered.get(room_id, 0):
+            return
+        self._delivered[room_id] = seq
+        self.send_frame(frame)
+
+    def reply(self, frame_id: Any, result: dict[str, Any]) -> None:
+        self.send_frame(encode({"type": "ack", "id": frame_id, "result": result}))
+
+    def error(self, frame_id: Any, error: DomainError) -> None:
+        frame = {"type": "error", "id": frame_id, "code": error.code, "message": error.message}
+        if error.details:
+            frame["details"] = error.details
+        if isinstance(error, RateLimited):
+            frame["retry_after_ms"] = error.retry_after_ms
+        self.send_frame(encode(frame))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def on_message(self, raw: str | bytes) -> None:
+        if self._closed:
+            return
+        if not self._take_token():
+            return
+        try:
+            frame = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            self.error(None, Invalid("the frame is not valid JSON"))
+            return
+        if not isinstance(frame, dict):
+            self.error(None, Invalid("a frame is a JSON object with a type"))
+            return
+        frame_id = frame.get("id")
+        kind = frame.get("type")
+        if self.principal is None:
+            if kind != "auth":
+                self.close_with(CLOSE_AUTH_FAILED, "authenticate first")
+                return
+        action = _ACTIONS.get(kind) if isinstance(kind, str) else None
+        if action is None:
+            self.error(frame_id, Invalid(f"unknown frame type {kind!r}", field="type"))
+            return
+        try:
+            await action(self, frame, frame_id)
+        except DomainError as error:
+            self.error(frame_id, error)
+        except Exception:
+            log.exception("frame failed type=%s user_id=%s", kind, self.user_id)
+            internal = DomainError("something went wrong on the server")
+            self.error(frame_id, internal)
+
+    def _take_token(self) -> bool:
+        """A token bucket per socket; a client that keeps flooding is closed with 1008."""
+        now = time.monotonic()
+        self._tokens = min(RATE_BURST, self._tokens + (now - self._refilled_at) * RATE_PER_SECOND)
+        self._refilled_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._refused_in_a_row = 0
+            return True
+        self._refused_in_a_row += 1
+        if self._refused_in_a_row > FLOOD_LIMIT:
+            self.close_with(CLOSE_POLICY, "rate limit exceeded")
+        else:
+            retry_after_ms = int(1000 * (1 - self._tokens) / RATE_PER_SECOND) + 1
+            self.error(None, RateLimited("too many frames; slow down", retry_after_ms))
+        return False
+
+    # -- frames --------------------------------------------------------------------------
+
+    async def _authenticate(self, token: str, frame_id: Any) -> None:
+        try:
+            principal = await self.runtime.services.accounts.authenticate(token)
+        except Unauthorized:
+            self.close_with(CLOSE_AUTH_FAILED, "authentication failed")
+            return
+        claims = self.runtime.services.accounts.tokens.decode_access(token)
+        if self.principal is not None:
+            if principal.user.id != self.user_id:
+                self.error(frame_id, Invalid("a socket stays with the user it opened as"))
+                return
+            self._expire_at(claims.expires_at)
+            self.reply(frame_id, {"expires_at": claims.expires_at})
+            return
+        if self._closed:
+            return
+        self.principal = principal
+        self.user_id = principal.user.id
+        self.session_id = principal.session_id
+        room_seqs = await self.runtime.services.rooms.room_seqs(principal.user)
+        if self._closed:
+            return
+        self.runtime.hub.add(self, room_seqs)
+        self._expire_at(claims.expires_at)
+        self.send_frame(
+            encode(
+                {
+                    "type": "ready",
+                    "id": frame_id,
+                    "user": user_json(principal.user, online=True),
+                    "session_id": principal.session_id,
+                    "rooms": room_seqs,
+                }
+            )
+        )
+
+    def _expire_at(self, expires_at: int) -> None:
+        """Close with 4003 when the access token expires, unless a new ``auth`` came first."""
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0.0, expires_at - time.time())
+        self._timer = asyncio.get_running_loop().call_later(
+            delay, self.close_with, CLOSE_REVOKED, "access token expired"
+        )
+
+    async def _auth(self, frame: dict, frame_id: Any) -> None:
+        body = validation.parse(AuthFrame, frame)
+        await self._authenticate(body.token, frame_id)
+
+    async def _ping(self, frame: dict, frame_id: Any) -> None:
+        self.send_frame(encode({"type": "pong", "id": frame_id}))
+
+    @property
+    def user(self) -> Any:
+        assert self.principal is not None
+        return self.principal.user
+
+    async def _send(self, frame: dict, frame_id: Any) -> None:
+        room = validation.parse(RoomRef, frame)
+        body = validation.parse(SendMessage, frame)
+        message, _ = await self.runtime.services.messages.send(self.user, room.room_id, body)
+        self.reply(frame_id, {"message": message_json(message)})
+
+    async def _edit(self, frame: dict, frame_id: Any) -> None:
+        ref = validation.parse(MessageRef, frame)
+        body = validation.parse(EditMessage, frame)
+        message = await self.runtime.services.messages.edit(
+            self.user, ref.room_id, ref.message_id, body
+        )
+        self.reply(frame_id, {"message": message_json(message)})
+
+    async def _delete(self, frame: dict, frame_id: Any) -> None:
+        ref = validation.parse(MessageRef, frame)
+        await self.runtime.services.messages.delete(self.user, ref.room_id, ref.message_id)
+        self.reply(frame_id, {})
+
+    async def _react(self, frame: dict, frame_id: Any, add: bool) -> None:
+        ref = validation.parse(ReactionRef, frame)
+        await self.runtime.services.messages.react(
+            self.user, ref.room_id, ref.message_id, ref.emoji, add
+        )
+        self.reply(frame_id, {})
+
+    async def _read(self, frame: dict, frame_id: Any) -> None:
+        room = validation.parse(RoomRef, frame)
+        body = validation.parse(MarkRead, frame)
+        summary = await self.runtime.services.messages.mark_read(self.user, room.room_id, body)
+        self.reply(
+            frame_id,
+            {"last_read_seq": summary.last_read_seq, "unread_count": summary.unread_count},
+        )
+
+    async def _typing(self, frame: dict, frame_id: Any) -> None:
+        room = validation.parse(RoomRef, frame)
+        await self.runtime.services.messages.typing(self.user, room.room_id)
+        self.reply(frame_id, {})
+
+    async def _resume(self, frame: dict, frame_id: Any) -> None:
+        """Replay what the client missed, room by room, in order; then the ack."""
+        body = validation.parse(ResumeFrame, frame)
+        if len(body.rooms) > RESUME_MAX_ROOMS:
+            raise Invalid(f"resume at most {RESUME_MAX_ROOMS} rooms at once", field="rooms")
+        outcome: dict[str, str] = {}
+        for room_id, last_seq in body.rooms.items():
+            if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+                raise Invalid("rooms maps room ids to seqs (integers)", field="rooms")
+            outcome[room_id] = await self._resume_room(room_id, last_seq)
+        self.reply(frame_id, {"rooms": outcome})
+
+    async def _resume_room(self, room_id: str, last_seq: int) -> str:
+        self._resuming[room_id] = []
+        try:
+            found, has_more = await self.runtime.services.messages.events_after(
+                self.user, room_id, last_seq, RESUME_MAX_EVENTS
+            )
+        except DomainError as error:
+            self._flush_resumed(room_id)
+            return error.code
+        if has_more:
+            self.send_frame(encode({"type": "resync_required", "room_id": room_id}))
+            self._flush_resumed(room_id)
+            return "resync_required"
+        self._delivered[room_id] = max(self._delivered.get(room_id, 0), last_seq)
+        for event in found:
+            if event.seq > self._delivered[room_id]:
+                self._delivered[room_id] = event.seq
+                self.send_frame(encode({"type": "event", "event": event_json(event)}))
+        self._flush_resumed(room_id)
+        return "ok"
+
+    def _flush_resumed(self, room_id: str) -> None:
+        for seq, frame in self._resuming.pop(room_id, []):
+            self.send_event(room_id, seq, frame)
+
+
+async def _react_add(socket: ChatSocket, frame: dict, frame_id: Any) -> None:
+    await socket._react(frame, frame_id, add=True)
+
+
+async def _react_remove(socket: ChatSocket, frame: dict, frame_id: Any) -> None:
+    await socket._react(frame, frame_id, add=False)
+
+
+_ACTIONS: dict[str, Callable[[ChatSocket, dict, Any], Awaitable[None]]] = {
+    "auth": ChatSocket._auth,
+    "ping": ChatSocket._ping,
+    "message.send": ChatSocket._send,
+    "message.edit": ChatSocket._edit,
+    "message.delete": ChatSocket._delete,
+    "reaction.add": _react_add,
+    "reaction.remove": _react_remove,
+    "read": ChatSocket._read,
+    "typing": ChatSocket._typing,
+    "resume": ChatSocket._resume,
+}

@@ -1,0 +1,505 @@
+"""The WebSocket API with real clients: auth, every frame both ways, ordering, catch-up,
+membership changes, limits and bad frames."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+from typing import Any
+
+import pytest
+
+from conftest import Api, Socket
+
+pytestmark = pytest.mark.gen_test(timeout=60)
+
+
+async def direct_chat(api: Api, connect: Any) -> tuple[dict, dict, dict, Socket, Socket]:
+    alice, bob = await api.register(display_name="Alice"), await api.register(display_name="Bob")
+    room = await api.direct(alice, bob)
+    return alice, bob, room, await connect(alice["token"]), await connect(bob["token"])
+
+
+async def test_auth_by_header_and_by_first_frame(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    room = await api.group(alice)
+    by_header = await connect(alice["token"], auth="header")
+    by_frame = await connect(alice["token"], auth="frame")
+    for ws in (by_header, by_frame):
+        assert ws.ready["user"]["id"] == alice["user"]["id"]
+        assert ws.ready["user"]["online"] is True
+        assert ws.ready["session_id"]
+        assert ws.ready["rooms"] == {room["id"]: room["last_seq"]}
+
+
+async def test_bad_token_closes_with_4001(api: Api, connect: Any) -> None:
+    ws = await connect()
+    await ws.send({"type": "auth", "token": "not a token"})
+    assert await ws.closed() == 4001
+
+
+async def test_frame_before_auth_closes_with_4001(api: Api, connect: Any) -> None:
+    ws = await connect()
+    await ws.send({"type": "ping", "id": 1})
+    assert await ws.closed() == 4001
+
+
+@pytest.mark.server_settings(ws_auth_timeout=1)
+async def test_late_auth_closes_with_4001(api: Api, connect: Any) -> None:
+    ws = await connect()
+    assert await ws.closed(timeout=5) == 4001
+
+
+async def test_two_users_hold_a_whole_conversation(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    room_id = room["id"]
+
+    sent = await alice_ws.request(
+        {"type": "message.send", "room_id": room_id, "client_msg_id": "hi-1", "text": "hi Bob"}
+    )
+    assert sent["type"] == "ack"
+    message = sent["result"]["message"]
+    assert message["text"] == "hi Bob" and message["seq"] == room["last_seq"] + 1
+    (created,) = await bob_ws.events(room_id, 1)
+    assert created["type"] == "message.created" and created["data"]["id"] == message["id"]
+    summary = await bob_ws.expect("room.summary")
+    assert summary["room"]["unread_count"] == 1 and summary["room"]["last_seq"] == message["seq"]
+    assert summary["room"]["last_message"]["id"] == message["id"]
+    own_summary = await alice_ws.expect("room.summary")
+    assert own_summary["room"]["unread_count"] == 0
+
+    answer = await bob_ws.request(
+        {
+            "type": "message.send",
+            "room_id": room_id,
+            "client_msg_id": "re-1",
+            "text": "hello Alice",
+            "reply_to_id": message["id"],
+        }
+    )
+    reply = answer["result"]["message"]
+    assert reply["reply_to"]["id"] == message["id"]
+    assert (await alice_ws.events(room_id, 2))[-1]["data"]["id"] == reply["id"]
+    assert (await bob_ws.events(room_id, 1))[0]["data"]["id"] == reply["id"]  # senders see theirs
+
+    added = await alice_ws.request(
+        {"type": "reaction.add", "room_id": room_id, "message_id": reply["id"], "emoji": "👍"}
+    )
+    assert added == {"type": "ack", "id": added["id"], "result": {}}
+    (reaction,) = await bob_ws.events(room_id, 1)
+    assert reaction["type"] == "reaction.added"
+    assert reaction["data"] == {
+        "message_id": reply["id"],
+        "emoji": "👍",
+        "user_id": alice["user"]["id"],
+    }
+    await alice_ws.request(
+        {"type": "reaction.remove", "room_id": room_id, "message_id": reply["id"], "emoji": "👍"}
+    )
+    assert (await bob_ws.events(room_id, 1))[0]["type"] == "reaction.removed"
+
+    edited = await alice_ws.request(
+        {"type": "message.edit", "room_id": room_id, "message_id": message["id"], "text": "hi Bob!"}
+    )
+    assert edited["result"]["message"]["edited_at"] is not None
+    (edit_event,) = await bob_ws.events(room_id, 1)
+    assert edit_event["type"] == "message.edited" and edit_event["data"]["text"] == "hi Bob!"
+
+    await alice_ws.request({"type": "typing", "room_id": room_id})
+    typing = await bob_ws.expect("typing")
+    assert typing == {"type": "typing", "room_id": room_id, "user_id": alice["user"]["id"]}
+
+    read = await bob_ws.request({"type": "read", "room_id": room_id, "seq": edit_event["seq"]})
+    assert read["result"] == {"last_read_seq": edit_event["seq"], "unread_count": 0}
+    receipt = await alice_ws.expect("receipt")
+    assert receipt == {
+        "type": "receipt",
+        "room_id": room_id,
+        "user_id": bob["user"]["id"],
+        "seq": edit_event["seq"],
+    }
+    bob_summary = await bob_ws.expect("room.summary", timeout=5)
+    while bob_summary["room"].get("last_read_seq") != edit_event["seq"]:
+        bob_summary = await bob_ws.expect("room.summary")
+    assert bob_summary["room"]["unread_count"] == 0
+
+    deleted = await alice_ws.request(
+        {"type": "message.delete", "room_id": room_id, "message_id": message["id"]}
+    )
+    assert deleted["type"] == "ack"
+    (delete_event,) = await bob_ws.events(room_id, 1)
+    assert delete_event["type"] == "message.deleted" and delete_event["data"]["deleted"] is True
+
+    pong = await alice_ws.request({"type": "ping"})
+    assert pong["type"] == "pong"
+
+    # The typist hears no echo of their own typing.
+    assert not [f for f in await alice_ws.quiet() if f["type"] == "typing"]
+
+
+async def test_group_chat_reaches_every_member_in_order(api: Api, connect: Any) -> None:
+    owner, *others = [await api.register() for _ in range(3)]
+    room = await api.group(owner, *others)
+    sockets = [await connect(user["token"]) for user in (owner, *others)]
+    for n in range(5):
+        await sockets[n % 3].request(
+            {
+                "type": "message.send",
+                "room_id": room["id"],
+                "client_msg_id": f"g{n}",
+                "text": f"m{n}",
+            }
+        )
+    for ws in sockets:
+        events = await ws.events(room["id"], 5)
+        assert [e["data"]["text"] for e in events] == [f"m{n}" for n in range(5)]
+        assert [e["seq"] for e in events] == list(range(room["last_seq"] + 1, room["last_seq"] + 6))
+
+
+async def test_retried_send_creates_no_duplicate(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    frame = {
+        "type": "message.send",
+        "room_id": room["id"],
+        "client_msg_id": "retry",
+        "text": "once",
+    }
+    first = await alice_ws.request(frame)
+    second = await alice_ws.request(frame)
+    assert first["result"] == second["result"]
+    over_rest = await api.post(
+        f"/api/v1/rooms/{room['id']}/messages",
+        {"client_msg_id": "retry", "text": "x"},
+        alice["token"],
+    )
+    assert over_rest.status == 200 and over_rest.body["id"] == first["result"]["message"]["id"]
+    await bob_ws.events(room["id"], 1)
+    assert not [f for f in await bob_ws.quiet(0.5) if f["type"] == "event"]
+
+
+async def test_non_member_sees_nothing_of_the_room(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    eve = await api.register()
+    eve_ws = await connect(eve["token"])
+    message = await api.send(alice, room["id"], "private")
+    frames = [
+        {"type": "message.send", "room_id": room["id"], "client_msg_id": "e", "text": "hi"},
+        {"type": "message.edit", "room_id": room["id"], "message_id": message["id"], "text": "x"},
+        {"type": "message.delete", "room_id": room["id"], "message_id": message["id"]},
+        {"type": "reaction.add", "room_id": room["id"], "message_id": message["id"], "emoji": "👍"},
+        {
+            "type": "reaction.remove",
+            "room_id": room["id"],
+            "message_id": message["id"],
+            "emoji": "👍",
+        },
+        {"type": "read", "room_id": room["id"], "seq": 1},
+        {"type": "typing", "room_id": room["id"]},
+    ]
+    for frame in frames:
+        answer = await eve_ws.request(frame)
+        assert answer["type"] == "error" and answer["code"] == "not_found", (frame, answer)
+    resumed = await eve_ws.request({"type": "resume", "rooms": {room["id"]: 0}})
+    assert resumed["result"] == {"rooms": {room["id"]: "not_found"}}
+    await bob_ws.request({"type": "typing", "room_id": room["id"]})
+    await bob_ws.request({"type": "read", "room_id": room["id"], "seq": message["seq"]})
+    await api.send(bob, room["id"], "still private")
+    await alice_ws.expect("receipt")
+    seen = await eve_ws.quiet(0.5)
+    assert [f for f in seen if room["id"] in json.dumps(f)] == []
+
+
+async def test_twenty_senders_fifty_messages_each_arrive_gap_free_in_order(
+    api: Api, connect: Any
+) -> None:
+    users = [await api.register() for _ in range(20)]
+    room = await api.group(users[0], *users[1:])
+    sockets = [await connect(user["token"]) for user in users]
+    start = room["last_seq"]
+
+    async def sender(ws: Socket, index: int) -> list[int]:
+        seqs = []
+        for n in range(50):
+            answer = await ws.request(
+                {
+                    "type": "message.send",
+                    "room_id": room["id"],
+                    "client_msg_id": f"s{index}-{n}",
+                    "text": f"{index}:{n}",
+                }
+            )
+            assert answer["type"] == "ack", answer
+            seqs.append(answer["result"]["message"]["seq"])
+        return seqs
+
+    per_sender = await asyncio.gather(*[sender(ws, i) for i, ws in enumerate(sockets)])
+    assert sorted(seq for seqs in per_sender for seq in seqs) == list(
+        range(start + 1, start + 1001)
+    )
+    for ws in sockets:
+        received = await ws.events(room["id"], 1000, timeout=30)
+        assert [e["seq"] for e in received] == list(range(start + 1, start + 1001))
+    stored = await api.get(
+        f"/api/v1/rooms/{room['id']}/events?after_seq={start}&limit=500", users[0]["token"]
+    )
+    assert [e["seq"] for e in stored.body["events"]] == list(range(start + 1, start + 501))
+
+
+async def test_reconnecting_client_catches_up_exactly(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    await api.send(alice, room["id"], "before")
+    (last_seen,) = await bob_ws.events(room["id"], 1)
+    bob_ws.close()
+    for n in range(100):
+        await api.send(alice, room["id"], f"missed {n}")
+
+    caught_up, after = [], last_seen["seq"]
+    while True:
+        page = await api.get(
+            f"/api/v1/rooms/{room['id']}/events?after_seq={after}&limit=30", bob["token"]
+        )
+        caught_up += page.body["events"]
+        if not page.body["has_more"]:
+            break
+        after = page.body["events"][-1]["seq"]
+    assert [e["data"]["text"] for e in caught_up] == [f"missed {n}" for n in range(100)]
+    assert [e["seq"] for e in caught_up] == list(
+        range(last_seen["seq"] + 1, last_seen["seq"] + 101)
+    )
+
+    again = await connect(bob["token"])
+    assert again.ready["rooms"][room["id"]] == caught_up[-1]["seq"]
+    resumed = await again.request({"type": "resume", "rooms": {room["id"]: last_seen["seq"] + 90}})
+    replayed = [f["event"]["data"]["text"] for f in again.backlog if f["type"] == "event"]
+    assert replayed == [f"missed {n}" for n in range(90, 100)]
+    assert resumed["result"] == {"rooms": {room["id"]: "ok"}}
+
+
+async def test_resume_too_far_behind_says_resync_required(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    for n in range(501):
+        await api.send(alice, room["id"], f"{n}")
+    resumed = await bob_ws.request({"type": "resume", "rooms": {room["id"]: 0}})
+    assert resumed["result"] == {"rooms": {room["id"]: "resync_required"}}
+    assert await bob_ws.expect("resync_required") == {
+        "type": "resync_required",
+        "room_id": room["id"],
+    }
+
+
+async def test_second_device_gets_everything_and_reads_sync(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_phone = await direct_chat(api, connect)
+    bob_laptop = await connect(bob["token"])
+    message = await api.send(alice, room["id"], "to both devices")
+    for device in (bob_phone, bob_laptop):
+        (event,) = await device.events(room["id"], 1)
+        assert event["data"]["id"] == message["id"]
+        assert (await device.expect("room.summary"))["room"]["unread_count"] == 1
+    await bob_phone.request({"type": "read", "room_id": room["id"], "seq": message["seq"]})
+    synced = await bob_laptop.expect("room.summary")
+    assert synced["room"]["unread_count"] == 0 and synced["room"]["last_read_seq"] == message["seq"]
+
+
+async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
+    owner, member, newcomer = await api.register(), await api.register(), await api.register()
+    room = await api.group(owner, member)
+    owner_ws, member_ws, newcomer_ws = [
+        await connect(u["token"]) for u in (owner, member, newcomer)
+    ]
+
+    await api.post(
+        f"/api/v1/rooms/{room['id']}/members", {"user_id": newcomer["user"]["id"]}, owner["token"]
+    )
+    (joined,) = await newcomer_ws.events(room["id"], 1)
+    assert (
+        joined["type"] == "member.joined" and joined["data"]["user"]["id"] == newcomer["user"]["id"]
+    )
+    await api.send(owner, room["id"], "welcome")
+    assert (await newcomer_ws.events(room["id"], 1))[0]["data"]["text"] == "welcome"
+
+    await api.delete(f"/api/v1/rooms/{room['id']}/members/{member['user']['id']}", owner["token"])
+    events = await member_ws.events(room["id"], 3)
+    assert [e["type"] for e in events] == ["member.joined", "message.created", "member.left"]
+    member_ws.backlog.clear()
+    await api.send(owner, room["id"], "after removal")
+    await owner_ws.request({"type": "typing", "room_id": room["id"]})
+    left, after = await newcomer_ws.events(room["id"], 2)
+    assert left["type"] == "member.left" and after["data"]["text"] == "after removal"
+    assert [f for f in await member_ws.quiet(0.5) if room["id"] in json.dumps(f)] == []
+
+    await api.delete(f"/api/v1/rooms/{room['id']}", owner["token"])
+    for ws in (owner_ws, newcomer_ws):
+        while (event := (await ws.events(room["id"], 1))[0])["type"] != "room.deleted":
+            pass
+        assert event["data"]["id"] == room["id"]
+    answer = await owner_ws.request(
+        {"type": "message.send", "room_id": room["id"], "client_msg_id": "z", "text": "x"}
+    )
+    assert answer["code"] == "not_found"
+
+
+async def test_logout_closes_the_sessions_sockets_with_4003(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    other_session = await api.post(
+        "/api/v1/auth/login", {"username": alice["user"]["username"], "password": alice["password"]}
+    )
+    ws = await connect(alice["token"])
+    other_ws = await connect(other_session.body["access_token"])
+    assert (await api.post("/api/v1/auth/logout", token=alice["token"])).status == 204
+    assert await ws.closed() == 4003
+    assert (await other_ws.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_password_change_closes_other_sessions_with_4003(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    other = await api.post(
+        "/api/v1/auth/login", {"username": alice["user"]["username"], "password": alice["password"]}
+    )
+    other_ws = await connect(other.body["access_token"])
+    await api.put(
+        "/api/v1/users/me/password",
+        {"current_password": alice["password"], "new_password": "brand new words"},
+        alice["token"],
+    )
+    assert await other_ws.closed() == 4003
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        ({"type": "message.send", "client_msg_id": "x", "text": "hi"}, "room_id"),
+        ({"type": "message.send", "room_id": 5, "client_msg_id": "x", "text": "hi"}, "room_id"),
+        ({"type": "message.send", "room_id": "r", "text": "hi"}, "client_msg_id"),
+        ({"type": "message.edit", "room_id": "r", "text": "x"}, "message_id"),
+        ({"type": "reaction.add", "room_id": "r", "message_id": "m"}, "emoji"),
+        ({"type": "read", "room_id": "r", "seq": "1"}, "seq"),
+        ({"type": "resume", "rooms": [1]}, "rooms"),
+        ({"type": "resume", "rooms": {"r": "x"}}, "rooms"),
+        ({"type": "auth"}, "token"),
+        ({"type": "no.such.frame"}, "type"),
+        ({"type": 7}, "type"),
+    ],
+)
+async def test_bad_frames_answer_errors_and_keep_the_socket(
+    api: Api, connect: Any, frame: dict, field: str
+) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    answer = await ws.request(frame)
+    assert answer["type"] == "error" and answer["code"] == "invalid_request", answer
+    assert answer["details"]["field"] == field
+    assert (await ws.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_malformed_json_answers_an_error(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    for raw in ("{not json", "[1, 2]", '"text"'):
+        await ws.send(raw)
+        error = await ws.expect("error")
+        assert error["code"] == "invalid_request" and error["id"] is None
+    assert (await ws.request({"type": "ping"}))["type"] == "pong"
+
+
+async def test_oversize_frame_closes_with_1009(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    await ws.send({"type": "ping", "padding": "x" * (64 * 1024)})
+    assert await ws.closed() == 1009
+
+
+async def test_flood_is_limited_then_closed_with_1008(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    for n in range(300):
+        await ws.send({"type": "ping", "id": n})
+    assert await ws.closed() == 1008
+    limited = [f for f in ws.backlog if f["type"] == "error"]
+    assert limited and limited[0]["code"] == "rate_limited" and limited[0]["retry_after_ms"] > 0
+
+
+def raw_upgrade(port: int, token: str, receive_buffer: int | None = None) -> socket.socket:
+    """A hand-made WebSocket client that reads nothing after the handshake (blocking: run it
+    in a thread, the server shares the test's IOLoop)."""
+    raw = socket.socket()
+    if receive_buffer:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            f"GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += raw.recv(1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return raw
+
+
+@pytest.mark.server_settings(ws_buffer_bytes=64 * 1024)
+async def test_slow_reader_is_dropped_without_delaying_others(
+    api: Api, connect: Any, http_port: int, runtime: Any
+) -> None:
+    alice, bob = await api.register(), await api.register()
+    room = await api.group(alice, bob)
+    fast = await connect(bob["token"])
+    slow = await asyncio.to_thread(raw_upgrade, http_port, bob["token"], 4096)
+    try:
+        for _ in range(50):
+            if runtime.hub.connection_count() == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert runtime.hub.connection_count() == 2
+        # Kernel buffers take a few MB before the server's own buffer fills: send until the
+        # slow socket is dropped (bounded), while the fast reader keeps reading.
+        sent = 0
+        while runtime.hub.connection_count() == 2 and sent < 2000:
+            await api.send(alice, room["id"], f"{sent:04d} " + "x" * 3990)
+            sent += 1
+            await fast.events(room["id"], 1)
+        assert runtime.hub.connection_count() == 1, f"slow reader still there after {sent}"
+        await api.send(alice, room["id"], "after the drop")
+        (last,) = await fast.events(room["id"], 1)
+        assert last["data"]["text"] == "after the drop"
+    finally:
+        slow.close()
+
+
+@pytest.mark.server_settings(ws_ping_interval=1)
+async def test_dead_peer_is_dropped(api: Api, http_port: int, runtime: Any) -> None:
+    alice = await api.register()
+    silent = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        await asyncio.sleep(0.3)
+        assert runtime.hub.is_online(alice["user"]["id"])
+        # A ping after 1 s, no pong within 1 s, then the close handshake's own 5 s timeout.
+        for _ in range(150):
+            if not runtime.hub.is_online(alice["user"]["id"]):
+                break
+            await asyncio.sleep(0.1)
+        assert not runtime.hub.is_online(alice["user"]["id"])
+    finally:
+        silent.close()
+
+
+async def test_presence_frames_and_online_in_profiles(api: Api, connect: Any) -> None:
+    alice, bob = await api.register(), await api.register()
+    await api.direct(alice, bob)
+    alice_ws = await connect(alice["token"])
+    bob_ws = await connect(bob["token"])
+    online = await alice_ws.expect("presence")
+    assert online["user_id"] == bob["user"]["id"] and online["online"] is True
+    profile = await api.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
+    assert profile.body["online"] is True
+    bob_ws.close()
+    offline = await alice_ws.expect("presence", online=False)
+    assert offline["user_id"] == bob["user"]["id"] and offline["last_seen_at"].endswith("Z")
+    profile = await api.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
+    assert profile.body["online"] is False and profile.body["last_seen_at"] is not None
