@@ -266,3 +266,90 @@ def test_serve_answers_and_stops_on_sigterm(plain_env: dict[str, str]) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+# -- rooms ---------------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_room_commands_manage_a_room_seen_over_the_api(api: Api, env: dict[str, str]) -> None:
+    owner, member, other = await api.register(), await api.register(), await api.register()
+    owner_name, member_name, other_name = (u["user"]["username"] for u in (owner, member, other))
+
+    code, out, err = await cronchat(
+        env,
+        "room",
+        "create",
+        "Ops room",
+        "--owner",
+        owner_name,
+        "--member",
+        member_name,
+        "--topic",
+        "on call",
+        "--json",
+    )
+    assert code == 0, err
+    created = json.loads(out)
+    room_id = created["id"]
+    assert (created["name"], created["topic"], created["member_count"]) == (
+        "Ops room",
+        "on call",
+        2,
+    )
+    seen = await api.get(f"/api/v1/rooms/{room_id}", member["token"])
+    assert seen.status == 200 and seen.body["my_role"] == "member"
+
+    code, out, _ = await cronchat(
+        env, "room", "add-member", room_id, other_name, "--role", "admin", "--json"
+    )
+    assert code == 0 and json.loads(out)["role"] == "admin"
+    code, out, _ = await cronchat(env, "room", "show", room_id, "--json")
+    shown = json.loads(out)
+    assert {m["user"]["username"]: m["role"] for m in shown["members"]} == {
+        owner_name: "owner",
+        member_name: "member",
+        other_name: "admin",
+    }
+    code, out, _ = await cronchat(env, "room", "show", room_id)
+    assert code == 0 and "Ops room" in out and other_name in out
+
+    code, _, _ = await cronchat(env, "room", "remove-member", room_id, member_name)
+    assert code == 0
+    assert (await api.get(f"/api/v1/rooms/{room_id}", member["token"])).status == 404
+    events = (await api.get(f"/api/v1/rooms/{room_id}/events?after_seq=2", owner["token"])).body[
+        "events"
+    ]
+    assert [(e["type"], e["actor_id"]) for e in events] == [
+        ("member.joined", "system"),
+        ("member.left", "system"),
+    ]
+
+    code, out, _ = await cronchat(env, "room", "list", "--json")
+    assert room_id in [r["id"] for r in json.loads(out)]
+    code, _, _ = await cronchat(env, "room", "delete", room_id)
+    assert code == 0
+    assert (await api.get(f"/api/v1/rooms/{room_id}", owner["token"])).status == 404
+    code, out, _ = await cronchat(env, "room", "list", "--json")
+    assert room_id not in [r["id"] for r in json.loads(out)]
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_room_commands_fail_in_one_line(api: Api, env: dict[str, str]) -> None:
+    alice, bob = await api.register(), await api.register()
+    direct = await api.direct(alice, bob)
+    failures = [
+        (("room", "show", "no-such-room"), "no such room"),
+        (("room", "delete", "no-such-room"), "no such room"),
+        (("room", "add-member", "no-such-room", alice["user"]["username"]), "no such room"),
+        (("room", "create", "x", "--owner", "nobody_at_all"), "no user named"),
+        (("room", "add-member", direct["id"], alice["user"]["username"]), "direct rooms"),
+        (("room", "delete", direct["id"]), "direct rooms"),
+    ]
+    for args, phrase in failures:
+        code, out, err = await cronchat(env, *args)
+        assert code == 1, args
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and phrase in err, (
+            args,
+            err,
+        )

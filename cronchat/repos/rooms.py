@@ -39,6 +39,15 @@ def find_room(tx: Tx, room_id: str) -> Room | None:
     return None if row is None else Room.from_row(row)
 
 
+def list_rooms(tx: Tx, limit: int, offset: int) -> list[Room]:
+    rows = tx.all(
+        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.deleted_at IS NULL"
+        " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s OFFSET %s",
+        (limit, offset),
+    )
+    return [Room.from_row(row) for row in rows]
+
+
 def find_direct_room_id(tx: Tx, direct_key: str) -> str | None:
     return tx.scalar(
         "SELECT id FROM rooms WHERE direct_key = %s AND deleted_at IS NULL", (direct_key,)

@@ -82,6 +82,19 @@ def require_member(tx: Tx, room_id: str, user_id: str, lock: bool = False) -> Me
     return membership
 
 
+SYSTEM_ACTOR = "system"
+
+
+def authority(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> str:
+    """The role an actor acts with in a room. The administrator (``SYSTEM_ACTOR``, the CLI)
+    acts as an owner of every room; a user acts with their membership, or not at all."""
+    if actor_id == SYSTEM_ACTOR:
+        if rooms.find_room(tx, room_id) is None:
+            raise NotFound("no such room")
+        return "owner"
+    return require_member(tx, room_id, actor_id, lock).role
+
+
 def require_group(tx: Tx, room_id: str) -> Room:
     room = rooms.find_room(tx, room_id)
     if room is None:
@@ -163,13 +176,24 @@ class Rooms:
             raise NotFound("no such room")
         return self._views(tx, rows, user_id)[0]
 
-    async def list_members(self, user: User, room_id: str) -> list[Member]:
-        return await self.db.read(self._members_tx, user.id, room_id)
+    async def list_members(self, user: User | None, room_id: str) -> list[Member]:
+        return await self.db.read(self._members_tx, _actor(user), room_id)
 
     @staticmethod
     def _members_tx(tx: Tx, user_id: str, room_id: str) -> list[Member]:
-        require_member(tx, room_id, user_id)
+        authority(tx, room_id, user_id)
         return rooms.list_members(tx, room_id)
+
+    async def all_rooms(self, limit: int = 1000, offset: int = 0) -> list[Room]:
+        """Every live room, newest activity first (administration)."""
+        return await self.db.read(rooms.list_rooms, limit, offset)
+
+    async def find_room(self, room_id: str) -> Room:
+        """A live room by id (administration)."""
+        room = await self.db.read(rooms.find_room, room_id)
+        if room is None:
+            raise NotFound("no such room")
+        return room
 
     async def room_seqs(self, user: User) -> dict[str, int]:
         """Every room of the user with its last seq (what a socket follows)."""
@@ -254,9 +278,9 @@ class Rooms:
 
     @staticmethod
     def _update_tx(tx: Tx, user_id: str, room_id: str, changes: dict) -> list[Event]:
-        membership = require_member(tx, room_id, user_id)
+        role = authority(tx, room_id, user_id)
         require_group(tx, room_id)
-        if membership.role not in ("owner", "admin"):
+        if role not in ("owner", "admin"):
             raise Forbidden("only an owner or admin may change the room")
         if not changes:
             return []
@@ -269,15 +293,16 @@ class Rooms:
         data = room_json(room) | {"last_seq": seq}
         return [events.insert_event(tx, room_id, seq, "room.updated", user_id, now, data)]
 
-    async def delete_room(self, user: User, room_id: str) -> None:
-        deleted = await self.db.run(self._delete_tx, user.id, room_id)
+    async def delete_room(self, user: User | None, room_id: str) -> None:
+        """Delete a group room (its owner, or the administrator when ``user`` is None)."""
+        deleted = await self.db.run(self._delete_tx, _actor(user), room_id)
         await self.notify.events(deleted)
 
     @staticmethod
     def _delete_tx(tx: Tx, user_id: str, room_id: str) -> list[Event]:
-        membership = require_member(tx, room_id, user_id)
+        role = authority(tx, room_id, user_id)
         room = require_group(tx, room_id)
-        if membership.role != "owner":
+        if role != "owner":
             raise Forbidden("only an owner may delete the room")
         now = now_ms()
         seq = rooms.next_seq(tx, room_id, now)
@@ -286,9 +311,10 @@ class Rooms:
         rooms.mark_deleted(tx, room_id, now)
         return [event]
 
-    async def add_member(self, user: User, room_id: str, cmd: AddMember) -> Member:
+    async def add_member(self, user: User | None, room_id: str, cmd: AddMember) -> Member:
+        """Add a member (admins and owners; the administrator when ``user`` is None)."""
         role = check_role(cmd.role or "member")
-        added = await self.db.run(self._add_member_tx, user.id, room_id, cmd.user_id, role)
+        added = await self.db.run(self._add_member_tx, _actor(user), room_id, cmd.user_id, role)
         await self.notify.events(added)
         return await self.db.read(self._member_tx, room_id, cmd.user_id)
 
@@ -296,11 +322,11 @@ class Rooms:
     def _add_member_tx(
         tx: Tx, user_id: str, room_id: str, new_member_id: str, role: str
     ) -> list[Event]:
-        membership = require_member(tx, room_id, user_id, lock=True)
+        actor_role = authority(tx, room_id, user_id, lock=True)
         require_group(tx, room_id)
-        if membership.role not in ("owner", "admin"):
+        if actor_role not in ("owner", "admin"):
             raise Forbidden("only an owner or admin may add members")
-        if role != "member" and membership.role != "owner":
+        if role != "member" and actor_role != "owner":
             raise Forbidden("only an owner may add admins or owners")
         if not rooms.existing_user_ids(tx, [new_member_id]):
             raise NotFound("no such user", field="user_id")
@@ -327,10 +353,9 @@ class Rooms:
     def _change_role_tx(
         tx: Tx, user_id: str, room_id: str, member_id: str, role: str
     ) -> list[Event]:
-        membership = require_member(tx, room_id, user_id, lock=True)
-        require_group(tx, room_id)
-        if membership.role != "owner":
+        if authority(tx, room_id, user_id, lock=True) != "owner":
             raise Forbidden("only an owner may change roles")
+        require_group(tx, room_id)
         target = rooms.find_member(tx, room_id, member_id)
         if target is None:
             raise NotFound("no such member")
@@ -343,14 +368,15 @@ class Rooms:
         data = _member_data(target.user, role)
         return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
 
-    async def remove_member(self, user: User, room_id: str, member_id: str) -> None:
-        """Remove a member (admins and owners) or leave (anyone, for themselves)."""
-        removed = await self.db.run(self._remove_member_tx, user.id, room_id, member_id)
+    async def remove_member(self, user: User | None, room_id: str, member_id: str) -> None:
+        """Remove a member (admins and owners; the administrator when ``user`` is None) or
+        leave (anyone, for themselves)."""
+        removed = await self.db.run(self._remove_member_tx, _actor(user), room_id, member_id)
         await self.notify.events(removed)
 
     @staticmethod
     def _remove_member_tx(tx: Tx, user_id: str, room_id: str, member_id: str) -> list[Event]:
-        membership = require_member(tx, room_id, user_id, lock=True)
+        actor_role = authority(tx, room_id, user_id, lock=True)
         target = rooms.find_member(tx, room_id, member_id)
         if target is None:
             raise NotFound("no such member")
@@ -359,9 +385,9 @@ class Rooms:
         if member_id != user_id:
             if room.kind == "direct":
                 raise Forbidden("nobody can be removed from a direct room; leave it instead")
-            if membership.role not in ("owner", "admin"):
+            if actor_role not in ("owner", "admin"):
                 raise Forbidden("only an owner or admin may remove members")
-            if target.role != "member" and membership.role != "owner":
+            if target.role != "member" and actor_role != "owner":
                 raise Forbidden("only an owner may remove admins or owners")
         if (
             target.role == "owner"
@@ -377,6 +403,10 @@ class Rooms:
         if room.member_count == 1 and room.kind == "group":
             rooms.mark_deleted(tx, room_id, now)  # nobody left to see it
         return [event]
+
+
+def _actor(user: User | None) -> str:
+    return SYSTEM_ACTOR if user is None else user.id
 
 
 def _join_tx(tx: Tx, room_id: str, user_id: str, role: str, actor_id: str, now: int) -> Event:
