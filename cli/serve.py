@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import socket
+import time
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -37,10 +39,68 @@ def run_server(settings: Settings) -> None:
             f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}"
         ) from None
     logging.getLogger().setLevel(settings.log_level)
-    asyncio.run(_serve(settings, sockets))
+    if settings.workers == 1:
+        asyncio.run(_serve(settings, sockets))
+    else:
+        Supervisor(settings, sockets).run()
 
 
-async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
+class Supervisor:
+    """``--workers N``: N processes share the bound port. A worker that dies is started
+    again; SIGTERM or SIGINT is passed on to every worker, which drain and exit."""
+
+    def __init__(self, settings: Settings, sockets: list[socket.socket]) -> None:
+        self.settings = settings
+        self.sockets = sockets
+        self.workers: dict[int, int] = {}  # pid -> worker number
+        self.stopping = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for number in range(self.settings.workers):
+            self._start(number)
+        while self.workers:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            number = self.workers.pop(pid, None)
+            if number is None or self.stopping:
+                continue
+            log.warning("worker %d (pid %d) died status=%d; starting it again", number, pid, status)
+            time.sleep(0.2)
+            self._start(number)
+
+    def _start(self, number: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                asyncio.run(_serve(self.settings, self.sockets, worker=number))
+            except BaseException:
+                log.exception("worker %d failed", number)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.workers[pid] = number
+        log.info("worker %d started pid=%d", number, pid)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+async def _serve(settings: Settings, sockets: list[socket.socket], worker: int = 0) -> None:
     runtime = Runtime(settings)
     await runtime.start()
     server = HTTPServer(
@@ -55,7 +115,11 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
         loop.add_signal_handler(signum, stop.set)
     port = sockets[0].getsockname()[1]
     log.info(
-        "serving host=%s port=%d database=%s", settings.host, port, settings.database.describe()
+        "serving host=%s port=%d worker=%d database=%s",
+        settings.host,
+        port,
+        worker,
+        settings.database.describe(),
     )
     # Everything allocated so far lives as long as the process: keep it out of GC passes.
     gc.collect()

@@ -3,6 +3,7 @@ all build the runtime here, so they run the same wiring."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from cronchat.db import Database
 from cronchat.db.migrations import require_current_schema
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.hub import Hub
+from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.services.accounts import Accounts
 from cronchat.services.messages import Messages
 from cronchat.services.notify import Notifier
@@ -35,7 +37,10 @@ class Runtime:
         self.settings = settings
         self.db = Database(settings.database, settings.db_pool_size)
         self.blocking = BlockingPool()
-        self.broker: Broker = InProcessBroker()
+        redis_url = settings.redis_url.reveal()
+        self.broker: Broker = (
+            RedisBroker(redis_url, notice_channel(settings)) if redis_url else InProcessBroker()
+        )
         self.hub = Hub()
         self.broker.subscribe(self.hub.deliver)
         notify = Notifier(self.broker)
@@ -69,5 +74,8 @@ class Runtime:
         self.db.close()
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    return Runtime(settings)
+def notice_channel(settings: Settings) -> str:
+    """The Redis channel of one deployment: every process on the same database shares it, and
+    deployments sharing a Redis do not hear each other."""
+    digest = hashlib.sha256(settings.database.describe().encode()).hexdigest()[:16]
+    return f"cronchat:{digest}:notices"

@@ -68,20 +68,21 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 _migrated: set[str] = set()
 
 
+def ensure_migrated(url: str, data_dir: Any) -> None:
+    """Apply the migrations to a test database, once per run."""
+    if url in _migrated:
+        return
+    settings = load_settings({}, database_url=url, data_dir=str(data_dir), jwt_secret=JWT_SECRET)
+    db = Database(settings.database, 1)
+    migrate(db)
+    db.close()
+    _migrated.add(url)
+
+
 @pytest.fixture(params=["sqlite", "mysql"])
-def database_url(request: pytest.FixtureRequest) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     url = request.getfixturevalue(f"{request.param}_url")
-    if url not in _migrated:
-        settings = load_settings(
-            {},
-            database_url=url,
-            data_dir=str(request.getfixturevalue("tmp_path")),
-            jwt_secret=JWT_SECRET,
-        )
-        db = Database(settings.database, 1)
-        migrate(db)
-        db.close()
-        _migrated.add(url)
+    ensure_migrated(url, tmp_path)
     return url
 
 

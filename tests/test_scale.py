@@ -1,0 +1,213 @@
+"""Several processes act as one chat service through Redis: real `cronchat serve` processes
+on MariaDB, real clients on each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+from conftest import JWT_SECRET, Api, Socket, ensure_migrated, missing_service
+
+REDIS_URL = os.environ.get("CRONCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    host, port = "127.0.0.1", 6379
+    try:
+        with socket.create_connection((host, port), timeout=2) as probe:
+            probe.sendall(b"PING\r\n")
+            if not probe.recv(16).startswith(b"+PONG"):
+                raise OSError("no PONG")
+    except OSError as error:
+        missing_service(f"Redis is not reachable at {host}:{port}: {error}")
+    return REDIS_URL
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """A `cronchat serve` process of its own."""
+
+    def __init__(self, env: dict[str, str], port: int, *args: str) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError(
+            f"server on {port} did not become ready: {self.process.stderr.read()!r}"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+def server_env(mysql_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """Servers of these tests run on MariaDB: the production setup for several processes."""
+    ensure_migrated(mysql_url, tmp_path)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
+    env.update(
+        CRONCHAT_DATABASE_URL=mysql_url,
+        CRONCHAT_DATA_DIR=str(tmp_path / "data"),
+        CRONCHAT_JWT_SECRET=JWT_SECRET,
+        CRONCHAT_REDIS_URL=redis_url,
+        CRONCHAT_ARGON2_TIME_COST="1",
+        CRONCHAT_ARGON2_MEMORY_KIB="1024",
+    )
+    return env
+
+
+@pytest.fixture
+def two_servers(server_env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
+    first = Server(server_env, free_port())
+    try:
+        second = Server(server_env, free_port())
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+@pytest.fixture
+def client(io_loop: Any) -> Iterator[AsyncHTTPClient]:
+    """An HTTP client of the processes (``http_client`` would serve an app in-process)."""
+    instance = AsyncHTTPClient(force_instance=True)
+    yield instance
+    instance.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_clients_on_two_processes_chat_live(
+    two_servers: tuple[Server, Server], client: AsyncHTTPClient
+) -> None:
+    first, second = two_servers
+    on_first, on_second = Api(client, first.url), Api(client, second.url)
+    alice, bob = await on_first.register(), await on_second.register()
+    room = await on_first.direct(alice, bob)
+    alice_ws = await Socket.connect(first.url, alice["token"])
+    bob_ws = await Socket.connect(second.url, bob["token"])
+    try:
+        online = await alice_ws.expect("presence", online=True)
+        assert online["user_id"] == bob["user"]["id"]
+
+        sent = await alice_ws.request(
+            {"type": "message.send", "room_id": room["id"], "client_msg_id": "x", "text": "across"}
+        )
+        (event,) = await bob_ws.events(room["id"], 1)
+        assert event["data"]["id"] == sent["result"]["message"]["id"]
+        assert (await bob_ws.expect("room.summary"))["room"]["unread_count"] == 1
+
+        await bob_ws.request({"type": "typing", "room_id": room["id"]})
+        assert (await alice_ws.expect("typing"))["user_id"] == bob["user"]["id"]
+
+        # Bob logs out through the other process: his socket here closes with 4003.
+        assert (await on_first.post("/api/v1/auth/logout", token=bob["token"])).status == 204
+        assert await bob_ws.closed() == 4003
+        offline = await alice_ws.expect("presence", online=False)
+        assert offline["user_id"] == bob["user"]["id"]
+    finally:
+        alice_ws.close()
+        bob_ws.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_workers_share_a_port_and_a_killed_worker_comes_back(
+    server_env: dict[str, str], client: AsyncHTTPClient
+) -> None:
+    port = free_port()
+    server = Server(server_env, port, "--workers", "2")
+    try:
+        api = Api(client, server.url)
+        alice, bob = await api.register(), await api.register()
+        room = await api.group(alice, bob)
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 2
+        os.kill(int(children[0]), signal.SIGKILL)
+        sent = [await api.send(alice, room["id"], f"m{n}") for n in range(20)]
+        history = await api.get(f"/api/v1/rooms/{room['id']}/messages", bob["token"])
+        assert [m["id"] for m in history.body["messages"]] == [m["id"] for m in sent]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            again = subprocess.run(
+                ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+            ).stdout.split()
+            if len(again) == 2 and children[0] not in again:
+                break
+            time.sleep(0.2)
+        assert len(again) == 2 and children[0] not in again
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
+def test_workers_above_one_without_redis_are_refused(server_env: dict[str, str]) -> None:
+    del server_env["CRONCHAT_REDIS_URL"]
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--workers", "2"],
+        env=server_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "needs CRONCHAT_REDIS_URL" in result.stderr
+
+
+def test_readyz_reports_the_broker(server_env: dict[str, str]) -> None:
+    server = Server(server_env, free_port())
+    try:
+        with urllib.request.urlopen(server.url + "/readyz", timeout=5) as answer:
+            body: Any = answer.read()
+        assert b'"broker":true' in body
+    finally:
+        server.stop()
