@@ -15,7 +15,7 @@ setup(
         "PyMySQL>=1.1",
         "DBUtils>=3.1",
         "PyJWT>=2.8",
-        "Pillow>=10.0",
+        "Pillow>=10.1",
         "click>=8.1",
         "argon2-cffi>=23.1",
         "redis>=5.0",

@@ -16,7 +16,7 @@ from tornado.netutil import bind_sockets
 from cronchat.config import ConfigError, Settings
 from cronchat.db import Database
 from cronchat.db.migrations import require_current_schema
-from cronchat.runtime import Runtime
+from cronchat.runtime import Runtime, open_storage, require_storage
 from cronchat.web.app import make_app
 
 log = logging.getLogger("cronchat.serve")
@@ -26,12 +26,14 @@ DRAIN_SECONDS = 10.0
 
 
 def run_server(settings: Settings) -> None:
-    """Check the schema, bind the port, then serve until SIGTERM or SIGINT."""
+    """Check the schema and the media store, bind the port, then serve until SIGTERM or
+    SIGINT."""
     db = Database(settings.database, 1)
     try:
         require_current_schema(db)
     finally:
         db.close()
+    require_storage(open_storage(settings))
     try:
         sockets = bind_sockets(settings.port, settings.host, family=socket.AF_INET)
     except OSError as error:
@@ -101,7 +103,7 @@ class Supervisor:
 
 
 async def _serve(settings: Settings, sockets: list[socket.socket], worker: int = 0) -> None:
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, worker)
     await runtime.start()
     server = HTTPServer(
         make_app(runtime),

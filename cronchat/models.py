@@ -156,6 +156,39 @@ class MediaInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaRecord:
+    """An upload as stored: where its bytes are, what it is for, and whether it was used."""
+
+    id: str
+    owner_id: str
+    purpose: str  # "message" or "avatar"
+    storage_key: str
+    thumbnail_key: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+    checksum: str  # sha256 of the stored bytes, hex
+    created_at: int
+    used_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> MediaRecord:
+        return cls(**{name: row[name] for name in MEDIA_COLUMNS.split(", ")})
+
+    def info(self) -> MediaInfo:
+        return MediaInfo(
+            self.id, self.owner_id, self.content_type, self.width, self.height, self.size
+        )
+
+
+MEDIA_COLUMNS = (
+    "id, owner_id, purpose, storage_key, thumbnail_key, content_type, width, height, size,"
+    " checksum, created_at, used_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: str
     room_id: str

@@ -1,5 +1,5 @@
-"""One assembly: config -> database, services, broker, hub. The server, the CLI and the tests
-all build the runtime here, so they run the same wiring."""
+"""One assembly: config -> database, storage, services, broker, hub. The server, the CLI and
+the tests all build the runtime here, so they run the same wiring."""
 
 from __future__ import annotations
 
@@ -8,18 +8,24 @@ import logging
 from dataclasses import dataclass
 
 from cronchat.blocking import BlockingPool
-from cronchat.config import Settings
+from cronchat.config import ConfigError, Settings
 from cronchat.db import Database
 from cronchat.db.migrations import require_current_schema
+from cronchat.media_links import MediaLinks
+from cronchat.metrics import Metrics
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.hub import Hub
 from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.services.accounts import Accounts
+from cronchat.services.media import Media
 from cronchat.services.messages import Messages
 from cronchat.services.notify import Notifier
 from cronchat.services.presence import Presence
 from cronchat.services.rooms import Rooms
 from cronchat.services.users import Users
+from storage import Storage, StorageError
+from storage.local import LocalStorage
+from storage.s3 import S3Storage
 
 log = logging.getLogger("cronchat.runtime")
 
@@ -30,39 +36,63 @@ class Services:
     users: Users
     rooms: Rooms
     messages: Messages
+    media: Media
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: int = 0) -> None:
         self.settings = settings
         self.db = Database(settings.database, settings.db_pool_size)
         self.blocking = BlockingPool()
+        self.storage = open_storage(settings)
+        self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
         redis_url = settings.redis_url.reveal()
         self.broker: Broker = (
             RedisBroker(redis_url, notice_channel(settings)) if redis_url else InProcessBroker()
         )
         self.hub = Hub()
         self.broker.subscribe(self.hub.deliver)
-        notify = Notifier(self.broker)
+        self.metrics = Metrics(worker)
+        notify = Notifier(self.broker, self.metrics, self.links)
         self.services = Services(
             accounts=Accounts(settings, self.db, self.blocking, self.broker),
             users=Users(self.db),
             rooms=Rooms(self.db, notify),
-            messages=Messages(self.db, notify, settings.max_text_length),
+            messages=Messages(self.db, notify, settings.max_text_length, self.metrics),
+            media=Media(
+                self.db,
+                self.blocking,
+                self.storage,
+                settings.media_max_bytes,
+                settings.media_max_pixels,
+            ),
         )
         self.hub.load_events = self.services.messages.stored_events
         self.presence = Presence(self.db, self.broker)
         self.hub.on_presence = self.presence.changed
+        self.hub.on_delivered = self.metrics.frames_delivered.inc
+        self.db.observe_wait = self.metrics.db_wait_seconds.observe
+        self.metrics.watch(
+            sockets=self.hub.connection_count,
+            broker_reconnects=lambda: getattr(self.broker, "reconnects", 0),
+        )
 
     def check_schema(self) -> None:
         """Refuse to serve a database whose schema is behind (blocking; at start-up)."""
         require_current_schema(self.db)
 
+    def check_storage(self) -> None:
+        """Refuse to serve when the media store does not work (blocking; at start-up)."""
+        require_storage(self.storage)
+
     async def start(self) -> None:
         await self.broker.start()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": await self.db.check()}
+        checks = {
+            "database": await self.db.check(),
+            "storage": await self.services.media.storage_ready(),
+        }
         if self.settings.redis_url.reveal():
             checks["broker"] = await self.broker.check()
         return checks
@@ -79,3 +109,24 @@ def notice_channel(settings: Settings) -> str:
     deployments sharing a Redis do not hear each other."""
     digest = hashlib.sha256(settings.database.describe().encode()).hexdigest()[:16]
     return f"cronchat:{digest}:notices"
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The media store ``CRONCHAT_MEDIA_BACKEND`` names. Nothing is contacted yet."""
+    if settings.media_backend == "s3":
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id.reveal(),
+            secret_access_key=settings.s3_secret_access_key.reveal(),
+        )
+    return LocalStorage(settings.media_dir)
+
+
+def require_storage(storage: Storage) -> None:
+    """Raise ConfigError, one line for the operator, unless the media store works."""
+    try:
+        storage.check()
+    except StorageError as error:
+        raise ConfigError(f"media storage ({storage.describe()}): {error}") from None

@@ -1,9 +1,16 @@
-"""The JSON shape of each domain value, one function each, as API.md and openapi.yaml say."""
+"""The JSON shape of each domain value, one function each, as API.md and openapi.yaml say.
+
+Media URLs are signed and expire, so they are made only when JSON leaves the server: every
+function takes ``links`` for that. Without it comes the stored form, kept in room events:
+media objects with null URLs, and user objects whose avatar is named by ``avatar_media_id``
+instead of a URL. :func:`event_json` with ``links`` turns the stored form into the one sent.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cronchat.media_links import ORIGINAL, THUMBNAIL, MediaLinks
 from cronchat.models import (
     AuthResult,
     Event,
@@ -18,9 +25,9 @@ from cronchat.models import (
 from cronchat.times import rfc3339
 
 
-def user_json(user: User, online: bool = False) -> dict[str, Any]:
+def user_json(user: User, online: bool = False, links: MediaLinks | None = None) -> dict[str, Any]:
     """The public profile: nothing secret, ever."""
-    return {
+    shaped = {
         "id": user.id,
         "username": user.username,
         "display_name": user.display_name,
@@ -30,11 +37,23 @@ def user_json(user: User, online: bool = False) -> dict[str, Any]:
         "online": online,
         "last_seen_at": rfc3339(user.last_seen_at),
     }
+    if user.avatar_media_id is not None:
+        shaped["avatar_media_id"] = user.avatar_media_id
+    return shaped if links is None else signed_user_json(shaped, links)
 
 
-def auth_json(result: AuthResult) -> dict[str, Any]:
+def signed_user_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
+    """A stored user object as sent: ``avatar_media_id`` becomes a signed ``avatar_url``."""
+    signed = dict(shaped)
+    avatar_media_id = signed.pop("avatar_media_id", None)
+    if avatar_media_id is not None:
+        signed["avatar_url"] = links.url(avatar_media_id, ORIGINAL)
+    return signed
+
+
+def auth_json(result: AuthResult, links: MediaLinks | None = None) -> dict[str, Any]:
     return {
-        "user": user_json(result.user, online=False),
+        "user": user_json(result.user, online=False, links=links),
         "access_token": result.access_token,
         "refresh_token": result.refresh_token,
         "token_type": "Bearer",
@@ -42,8 +61,8 @@ def auth_json(result: AuthResult) -> dict[str, Any]:
     }
 
 
-def media_json(media: MediaInfo) -> dict[str, Any]:
-    return {
+def media_json(media: MediaInfo, links: MediaLinks | None = None) -> dict[str, Any]:
+    shaped = {
         "id": media.id,
         "url": None,
         "thumbnail_url": None,
@@ -52,9 +71,19 @@ def media_json(media: MediaInfo) -> dict[str, Any]:
         "height": media.height,
         "size": media.size,
     }
+    return shaped if links is None else signed_media_json(shaped, links)
 
 
-def message_json(message: Message) -> dict[str, Any]:
+def signed_media_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
+    """A stored media object as sent: its ``url`` and ``thumbnail_url`` signed."""
+    return {
+        **shaped,
+        "url": links.url(shaped["id"], ORIGINAL),
+        "thumbnail_url": links.url(shaped["id"], THUMBNAIL),
+    }
+
+
+def message_json(message: Message, links: MediaLinks | None = None) -> dict[str, Any]:
     reply = message.reply_to
     return {
         "id": message.id,
@@ -63,7 +92,7 @@ def message_json(message: Message) -> dict[str, Any]:
         "sender_id": message.sender_id,
         "kind": message.kind,
         "text": message.text,
-        "media": media_json(message.media) if message.media else None,
+        "media": media_json(message.media, links) if message.media else None,
         "reply_to": None
         if reply is None
         else {
@@ -82,13 +111,20 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def shared_message_json(message: Message) -> dict[str, Any]:
+def shared_message_json(message: Message, links: MediaLinks | None = None) -> dict[str, Any]:
     """A message as every member gets it in an event: ``me`` is false in every reaction,
     since one serialisation goes to all (clients learn their own from reaction events)."""
-    shaped = message_json(message)
+    shaped = message_json(message, links)
     for reaction in shaped["reactions"]:
         reaction["me"] = False
     return shaped
+
+
+def signed_message_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
+    """A stored message object as sent: its media URLs signed."""
+    if not shaped.get("media"):
+        return shaped
+    return {**shaped, "media": signed_media_json(shaped["media"], links)}
 
 
 def room_json(room: Room, peer: User | None = None) -> dict[str, Any]:
@@ -111,44 +147,56 @@ def room_json(room: Room, peer: User | None = None) -> dict[str, Any]:
     }
 
 
-def room_view_json(view: RoomView, peer_online: bool = False) -> dict[str, Any]:
+def room_view_json(
+    view: RoomView, peer_online: bool = False, links: MediaLinks | None = None
+) -> dict[str, Any]:
     """The room as one member sees it."""
     shaped = room_json(view.room, view.peer)
     shaped.update(
         my_role=view.my_role,
         last_read_seq=view.last_read_seq,
         unread_count=view.unread_count,
-        last_message=message_json(view.last_message) if view.last_message else None,
+        last_message=message_json(view.last_message, links) if view.last_message else None,
     )
     if view.room.kind == "direct":
-        shaped["peer"] = user_json(view.peer, peer_online) if view.peer else None
+        shaped["peer"] = user_json(view.peer, peer_online, links) if view.peer else None
     return shaped
 
 
-def member_json(member: Member, online: bool = False) -> dict[str, Any]:
+def member_json(
+    member: Member, online: bool = False, links: MediaLinks | None = None
+) -> dict[str, Any]:
     return {
-        "user": user_json(member.user, online),
+        "user": user_json(member.user, online, links),
         "role": member.role,
         "joined_at": rfc3339(member.joined_at),
     }
 
 
-def event_json(event: Event) -> dict[str, Any]:
+def event_json(event: Event, links: MediaLinks | None = None) -> dict[str, Any]:
+    """An event; with ``links``, its stored data as sent (media and avatar URLs signed)."""
+    data = event.data
+    if links is not None:
+        if event.type.startswith("message."):
+            data = signed_message_json(data, links)
+        elif event.type.startswith("member."):
+            data = {**data, "user": signed_user_json(data["user"], links)}
     return {
         "room_id": event.room_id,
         "seq": event.seq,
         "type": event.type,
         "actor_id": event.actor_id,
         "at": rfc3339(event.at),
-        "data": event.data,
+        "data": data,
     }
 
 
-def summary_json(summary: Summary) -> dict[str, Any]:
+def summary_json(summary: Summary, links: MediaLinks | None = None) -> dict[str, Any]:
+    last = summary.last_message
     return {
         "id": summary.room_id,
         "last_seq": summary.last_seq,
-        "last_message": message_json(summary.last_message) if summary.last_message else None,
+        "last_message": message_json(last, links) if last else None,
         "unread_count": summary.unread_count,
         "last_read_seq": summary.last_read_seq,
     }

@@ -36,7 +36,7 @@ async def test_healthz_and_readyz(api: Api) -> None:
     assert health.status == 200
     ready = await api.get("/readyz")
     assert ready.status == 200
-    assert ready.body["checks"] == {"database": True}
+    assert ready.body["checks"] == {"database": True, "storage": True}
 
 
 async def test_access_log_holds_no_password_or_token(
@@ -50,3 +50,27 @@ async def test_access_log_holds_no_password_or_token(
     assert "path=/api/v1/users/me status=200" in text
     for secret in ("very secret words", user["token"], user["refresh_token"], "query-secret"):
         assert secret not in text
+
+
+async def test_metrics_in_prometheus_format(api: Api) -> None:
+    alice = await api.register()
+    room = await api.group(alice)
+    await api.send(alice, room["id"], "counted")
+    reply = await api.get("/metrics")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    text = reply.body.decode()
+    for name in (
+        "cronchat_websocket_connections",
+        "cronchat_events_published_total",
+        "cronchat_event_frames_delivered_total",
+        "cronchat_send_seconds_bucket",
+        "cronchat_db_wait_seconds_count",
+        "cronchat_broker_reconnects",
+        "cronchat_worker_info",
+    ):
+        assert name in text, name
+    published = [
+        line for line in text.splitlines() if line.startswith("cronchat_events_published_total")
+    ]
+    assert float(published[0].split()[-1]) >= 2  # member.joined and message.created

@@ -28,6 +28,8 @@ NOT_ENVELOPE = {
 }
 # The WebSocket takes its token from the upgrade's header or from a first ``auth`` frame, so
 # the header is optional there, and a bad token closes the socket (4001) instead of a 401.
+# Media files take a signed link or a token (``signed_links`` handlers): the header is
+# optional there too, and its absence without a link answers 401.
 OPTIONAL_AUTH = [{}, {"bearerAuth": []}]
 _PLACEHOLDER = "{}"
 _SPEC_PARAM = re.compile(r"\{[^{}/]+\}")
@@ -193,6 +195,10 @@ def test_public_endpoints_are_exactly_the_public_handlers() -> None:
         if spec_path(path) in sockets:
             assert security == OPTIONAL_AUTH, f"{method.upper()} {path}: security"
             assert "401" not in operation["responses"], f"{method.upper()} {path}: a 401"
+            continue
+        if getattr(handler, "signed_links", False):
+            assert security == OPTIONAL_AUTH, f"{method.upper()} {path}: security"
+            assert "401" in operation["responses"], f"{method.upper()} {path}: no 401"
             continue
         assert security in (None, [], [{"bearerAuth": []}]), f"{method.upper()} {path}: security"
         public = security == []

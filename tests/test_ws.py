@@ -503,3 +503,48 @@ async def test_presence_frames_and_online_in_profiles(api: Api, connect: Any) ->
     assert offline["user_id"] == bob["user"]["id"] and offline["last_seen_at"].endswith("Z")
     profile = await api.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
     assert profile.body["online"] is False and profile.body["last_seen_at"] is not None
+
+
+async def test_resume_replays_what_came_before_the_live_stream(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    start = room["last_seq"]
+    bob_ws.close()
+    for n in range(4):
+        await api.send(alice, room["id"], f"missed {n}")
+    again = await connect(bob["token"])
+    await api.send(alice, room["id"], "live")  # reaches the socket before it resumes
+    (live,) = await again.events(room["id"], 1)
+    assert live["data"]["text"] == "live"
+    resumed = await again.request({"type": "resume", "rooms": {room["id"]: start}})
+    assert resumed["result"] == {"rooms": {room["id"]: "ok"}}
+    replayed = [f["event"]["data"]["text"] for f in again.backlog if f["type"] == "event"]
+    assert replayed == [f"missed {n}" for n in range(4)]
+
+
+async def test_auth_frame_on_an_open_socket_extends_it(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    refreshed = await api.post("/api/v1/auth/refresh", {"refresh_token": alice["refresh_token"]})
+    extended = await ws.request({"type": "auth", "token": refreshed.body["access_token"]})
+    assert extended["type"] == "ack" and extended["result"]["expires_at"].endswith("Z")
+    other_session = await api.post(
+        "/api/v1/auth/login", {"username": alice["user"]["username"], "password": alice["password"]}
+    )
+    refused = await ws.request({"type": "auth", "token": other_session.body["access_token"]})
+    assert refused["type"] == "error" and refused["code"] == "invalid_request"
+
+
+@pytest.mark.server_settings(access_token_ttl=10)
+async def test_socket_closes_with_4003_when_its_token_expires(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    assert await ws.closed(timeout=15) == 4003
+
+
+async def test_rate_limited_error_names_the_refused_frame(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    for n in range(70):
+        await ws.send({"type": "ping", "id": f"p{n}"})
+    limited = await ws.expect("error", timeout=5)
+    assert limited["code"] == "rate_limited" and limited["id"].startswith("p")

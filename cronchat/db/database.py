@@ -102,6 +102,8 @@ class Database:
 
     def __init__(self, url: DatabaseUrl, pool_size: int = 8) -> None:
         self.url = url
+        # Called with the seconds a transaction waited for a worker thread (metrics).
+        self.observe_wait: Callable[[float], None] | None = None
         self.dialect = SQLITE if url.dialect == "sqlite" else MYSQL
         self._local = threading.local()
         if self.dialect is SQLITE:
@@ -133,12 +135,23 @@ class Database:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` as one write transaction in a worker thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self.run_sync, fn, *args)
+        return await loop.run_in_executor(
+            self._writer, self._timed, time.monotonic(), fn, args, True
+        )
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` as one read-only transaction in a worker thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, self._transaction, fn, args, False)
+        return await loop.run_in_executor(
+            self._reader, self._timed, time.monotonic(), fn, args, False
+        )
+
+    def _timed(
+        self, queued_at: float, fn: Callable[..., T], args: tuple[Any, ...], write: bool
+    ) -> T:
+        if self.observe_wait is not None:
+            self.observe_wait(time.monotonic() - queued_at)
+        return self._transaction(fn, args, write)
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """The blocking form of :meth:`run`, for the CLI and migrations (never on the IOLoop)."""

@@ -16,6 +16,15 @@ Notice = dict[str, Any]
 Subscriber = Callable[[Notice], None]
 
 
+def hand_to(subscribers: list[Subscriber], notice: Notice) -> None:
+    """Give a notice to each local subscriber; one failing does not stop the others."""
+    for subscriber in subscribers:
+        try:
+            subscriber(notice)
+        except Exception:
+            log.exception("subscriber failed kind=%s", notice.get("kind"))
+
+
 class Broker(Protocol):
     def subscribe(self, subscriber: Subscriber) -> None: ...
 
@@ -38,11 +47,7 @@ class InProcessBroker:
         self._subscribers.append(subscriber)
 
     async def publish(self, notice: Notice) -> None:
-        for subscriber in self._subscribers:
-            try:
-                subscriber(notice)
-            except Exception:
-                log.exception("subscriber failed kind=%s", notice.get("kind"))
+        hand_to(self._subscribers, notice)
 
     async def start(self) -> None:
         return None

@@ -60,6 +60,8 @@ class Hub:
         # Called with (user_id, online, room_ids) when a user's first socket opens here or
         # their last one closes.
         self.on_presence: Callable[[str, bool, set[str]], None] | None = None
+        # Called with the number of sockets each event frame went to (metrics).
+        self.on_delivered: Callable[[int], None] | None = None
 
     # -- who is here ---------------------------------------------------------------------
 
@@ -69,15 +71,21 @@ class Hub:
     def connection_count(self) -> int:
         return sum(len(sockets) for sockets in self._by_user.values())
 
-    def add(self, connection: Connection, room_seqs: dict[str, int]) -> None:
-        """Start delivering to a socket: its user's rooms, each with its current last seq."""
+    def add(self, connection: Connection, room_seqs: dict[str, int]) -> dict[str, int]:
+        """Start delivering to a socket: its user's rooms, each with its last seq as read from
+        the database. Answers each room's last seq from here on: where this process already
+        delivered past the database read, the higher one, so that the client resumes up to
+        the point where its live stream begins."""
         first = not self._by_user.get(connection.user_id)
         self._by_user[connection.user_id].add(connection)
         self._by_session[connection.session_id].add(connection)
+        current = {}
         for room_id, last_seq in room_seqs.items():
-            self._follow(connection.user_id, room_id, last_seq + 1)
+            stream = self._follow(connection.user_id, room_id, last_seq + 1)
+            current[room_id] = max(last_seq, stream.next_seq - 1)
         if first and self.on_presence is not None:
             self.on_presence(connection.user_id, True, self.rooms_of(connection.user_id))
+        return current
 
     def remove(self, connection: Connection) -> None:
         """Forget a socket everywhere; safe to call twice."""
@@ -95,12 +103,13 @@ class Hub:
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self._user_rooms.get(user_id, ()))
 
-    def _follow(self, user_id: str, room_id: str, next_seq: int) -> None:
+    def _follow(self, user_id: str, room_id: str, next_seq: int) -> RoomStream:
         stream = self._rooms.get(room_id)
         if stream is None:
             stream = self._rooms[room_id] = RoomStream(next_seq=next_seq)
         stream.user_ids.add(user_id)
         self._user_rooms[user_id].add(room_id)
+        return stream
 
     def _unfollow(self, user_id: str, room_id: str) -> None:
         stream = self._rooms.get(room_id)
@@ -166,9 +175,13 @@ class Hub:
         seq = event["seq"]
         stream.next_seq = seq + 1
         frame = encode({"type": "event", "event": event})
+        delivered = 0
         for user_id in list(stream.user_ids):
             for connection in self._by_user.get(user_id, ()):
                 connection.send_event(room_id, seq, frame)
+                delivered += 1
+        if self.on_delivered is not None:
+            self.on_delivered(delivered)
         summary = notice.get("summary")
         if summary is not None:
             self._send_summaries(room_id, stream, summary)

@@ -16,7 +16,7 @@ import logging
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from cronchat.realtime.broker import Notice, Subscriber
+from cronchat.realtime.broker import Notice, Subscriber, hand_to
 
 log = logging.getLogger("cronchat.broker")
 
@@ -54,14 +54,7 @@ class RedisBroker:
             except (RedisError, OSError) as error:
                 log.warning("redis publish failed error=%s", type(error).__name__)
                 self.connected = False
-        self._deliver(notice)
-
-    def _deliver(self, notice: Notice) -> None:
-        for subscriber in self._subscribers:
-            try:
-                subscriber(notice)
-            except Exception:
-                log.exception("subscriber failed kind=%s", notice.get("kind"))
+        hand_to(self._subscribers, notice)
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -75,11 +68,11 @@ class RedisBroker:
                 if self._ever_connected:
                     self.reconnects += 1
                     log.info("redis subscription restored; asking sockets to resume")
-                    self._deliver({"kind": "resync"})
+                    hand_to(self._subscribers, {"kind": "resync"})
                 self._ever_connected = True
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        self._deliver(json.loads(message["data"]))
+                        hand_to(self._subscribers, json.loads(message["data"]))
             except asyncio.CancelledError:
                 await _quietly(pubsub.aclose())
                 raise

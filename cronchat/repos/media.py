@@ -3,11 +3,68 @@
 from __future__ import annotations
 
 from cronchat.db import Tx
+from cronchat.models import MEDIA_COLUMNS, MediaRecord
 
 
-def owner_of(tx: Tx, media_id: str) -> str | None:
-    return tx.scalar("SELECT owner_id FROM media WHERE id = %s", (media_id,))
+def insert_media(tx: Tx, record: MediaRecord) -> None:
+    tx.execute(
+        f"INSERT INTO media ({MEDIA_COLUMNS})"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            record.id,
+            record.owner_id,
+            record.purpose,
+            record.storage_key,
+            record.thumbnail_key,
+            record.content_type,
+            record.width,
+            record.height,
+            record.size,
+            record.checksum,
+            record.created_at,
+            record.used_at,
+        ),
+    )
+
+
+def find_media(tx: Tx, media_id: str, lock: bool = False) -> MediaRecord | None:
+    """The record; ``lock`` holds it until commit (against a concurrent prune)."""
+    row = tx.one(
+        f"SELECT {MEDIA_COLUMNS} FROM media WHERE id = %s"
+        + (tx.dialect.for_update if lock else ""),
+        (media_id,),
+    )
+    return None if row is None else MediaRecord.from_row(row)
+
+
+def is_shared_with(tx: Tx, media_id: str, user_id: str) -> bool:
+    """Whether a live message of a room the user is in carries the media."""
+    return (
+        tx.scalar(
+            "SELECT 1 FROM messages x JOIN room_members m ON m.room_id = x.room_id"
+            " WHERE x.media_id = %s AND m.user_id = %s LIMIT 1",
+            (media_id, user_id),
+        )
+        is not None
+    )
 
 
 def mark_used(tx: Tx, media_id: str, now: int) -> None:
     tx.execute("UPDATE media SET used_at = %s WHERE id = %s AND used_at IS NULL", (now, media_id))
+
+
+def unused_before(tx: Tx, cutoff: int, limit: int) -> list[MediaRecord]:
+    """Uploads never used and created before ``cutoff``, locked until commit."""
+    rows = tx.all(
+        f"SELECT {MEDIA_COLUMNS} FROM media WHERE used_at IS NULL AND created_at < %s"
+        " ORDER BY created_at LIMIT %s" + tx.dialect.for_update,
+        (cutoff, limit),
+    )
+    return [MediaRecord.from_row(row) for row in rows]
+
+
+def delete_media(tx: Tx, media_ids: list[str]) -> None:
+    if not media_ids:
+        return
+    marks = ", ".join(["%s"] * len(media_ids))
+    tx.execute(f"DELETE FROM media WHERE id IN ({marks})", tuple(media_ids))

@@ -35,8 +35,12 @@ def insert_user(
     )
 
 
-def find_user(tx: Tx, user_id: str) -> User | None:
-    row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
+def find_user(tx: Tx, user_id: str, lock: bool = False) -> User | None:
+    """The user; ``lock`` holds the row until commit."""
+    row = tx.one(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = %s" + (tx.dialect.for_update if lock else ""),
+        (user_id,),
+    )
     return None if row is None else User.from_row(row)
 
 

@@ -145,6 +145,10 @@ class Accounts:
         refresh_token = new_refresh_token()
         await self.db.run(self._open_session_tx, user.id, session_id, refresh_token, user_agent)
         log.info("session opened user_id=%s session_id=%s", user.id, session_id)
+        return self._tokens_for(user, session_id, refresh_token)
+
+    def _tokens_for(self, user: User, session_id: str, refresh_token: str) -> AuthResult:
+        """A fresh access token of the session, with its refresh token."""
         return AuthResult(
             user=user,
             access_token=self.tokens.issue_access(user.id, session_id),
@@ -178,13 +182,7 @@ class Accounts:
             log.warning("spent refresh token presented session_id=%s: revoked", session_id)
             await self._announce_revoked([session_id])
             raise Unauthorized("the refresh token was already used; the session is revoked")
-        return AuthResult(
-            user=user,
-            access_token=self.tokens.issue_access(user.id, session_id),
-            refresh_token=new_token,
-            expires_in=self.tokens.access_ttl,
-            session_id=session_id,
-        )
+        return self._tokens_for(user, session_id, new_token)
 
     def _refresh_tx(self, tx: Tx, token_hash: str, new_token: str) -> tuple[User, str, bool]:
         now = now_ms()

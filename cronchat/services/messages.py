@@ -3,18 +3,20 @@ read markers, catch-up by events, and typing. REST and WebSocket both call these
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
+from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, Summary, User
 from cronchat.repos import events, media, messages, rooms
 from cronchat.services.emoji import is_emoji
 from cronchat.services.notify import Notifier
 from cronchat.services.rooms import require_member
 from cronchat.times import now_ms
-from cronchat.views import event_json, shared_message_json
+from cronchat.views import shared_message_json
 
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200
 EVENTS_DEFAULT, EVENTS_MAX = 100, 500
@@ -49,9 +51,12 @@ class _Sent:
 
 
 class Messages:
-    def __init__(self, db: Database, notify: Notifier, max_text_length: int) -> None:
+    def __init__(
+        self, db: Database, notify: Notifier, max_text_length: int, metrics: Metrics
+    ) -> None:
         self.db = db
         self.notify = notify
+        self.metrics = metrics
         self.max_text_length = max_text_length
 
     def _check_text(self, text: str | None, required: bool) -> str | None:
@@ -81,6 +86,7 @@ class Messages:
         if kind == "image" and not cmd.media_id:
             raise Invalid("an image message needs media_id", field="media_id")
         text = self._check_text(cmd.text, required=kind == "text")
+        started = time.monotonic()
         try:
             sent = await self.db.run(
                 self._send_tx,
@@ -97,6 +103,7 @@ class Messages:
             sent = await self.db.read(self._original_tx, user.id, room_id, client_msg_id)
         if sent.created:
             await self.notify.events(sent.events, sent.unread, sent.message)
+        self.metrics.send_seconds.observe(time.monotonic() - started)
         return sent.message, sent.created
 
     @staticmethod
@@ -215,10 +222,10 @@ class Messages:
         return events.events_after(tx, room_id, after_seq, limit)
 
     async def stored_events(self, room_id: str, after_seq: int, up_to_seq: int) -> list[dict]:
-        """Events of a room in (after_seq, up_to_seq] as JSON, for the hub to fill a hole in
-        live delivery. Not for clients: it checks no membership."""
+        """Events of a room in (after_seq, up_to_seq] as live delivery sends them, for the hub
+        to fill a hole in live delivery. Not for clients: it checks no membership."""
         found = await self.db.read(events.events_between, room_id, after_seq, up_to_seq)
-        return [event_json(event) for event in found]
+        return [self.notify.live_event_json(event) for event in found]
 
     # -- changing ------------------------------------------------------------------------
 
@@ -333,7 +340,9 @@ def _require_message(tx: Tx, room_id: str, message_id: str) -> dict:
 
 
 def _claim_media(tx: Tx, media_id: str, user_id: str) -> None:
-    """An image message may carry only the sender's own upload."""
-    if media.owner_of(tx, media_id) != user_id:
+    """An image message may carry only the sender's own upload, never an avatar. The row
+    stays locked until commit, so that a concurrent prune cannot remove it meanwhile."""
+    record = media.find_media(tx, media_id, lock=True)
+    if record is None or record.owner_id != user_id or record.purpose != "message":
         raise Invalid("media_id must be one of your uploads", field="media_id")
     media.mark_used(tx, media_id, now_ms())

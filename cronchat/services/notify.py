@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from cronchat.media_links import MediaLinks
+from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, Summary
 from cronchat.realtime.broker import Broker
 from cronchat.views import event_json, shared_message_json, summary_json
 
 
 class Notifier:
-    """Publishes after commit, never before: a notice describes what is already durable."""
+    """Publishes after commit, never before: a notice describes what is already durable.
 
-    def __init__(self, broker: Broker) -> None:
+    Notices carry JSON as sent, media URLs signed here once per notice, so that every
+    recipient gets the same bytes."""
+
+    def __init__(self, broker: Broker, metrics: Metrics, links: MediaLinks) -> None:
         self.broker = broker
+        self.metrics = metrics
+        self.links = links
+
+    def live_event_json(self, event: Event) -> dict[str, Any]:
+        """An event as live delivery sends it: its media URLs signed."""
+        return event_json(event, self.links)
 
     async def events(
         self,
@@ -23,12 +34,15 @@ class Notifier:
     ) -> None:
         """Room events, in seq order. With ``unread`` ({user_id: (unread_count,
         last_read_seq)}), each member also gets a ``room.summary`` after the last event."""
+        self.metrics.events_published.inc(len(events))
         for index, event in enumerate(events):
-            notice: dict[str, Any] = {"kind": "event", "event": event_json(event)}
+            notice: dict[str, Any] = {"kind": "event", "event": self.live_event_json(event)}
             if unread is not None and index == len(events) - 1:
                 notice["summary"] = {
                     "last_seq": event.seq,
-                    "last_message": shared_message_json(last_message) if last_message else None,
+                    "last_message": (
+                        shared_message_json(last_message, self.links) if last_message else None
+                    ),
                     "unread": {user_id: list(pair) for user_id, pair in unread.items()},
                 }
             await self.broker.publish(notice)
@@ -41,7 +55,7 @@ class Notifier:
                 "room_id": summary.room_id,
                 "user_id": user_id,
                 "seq": summary.last_read_seq,
-                "summary": summary_json(summary),
+                "summary": summary_json(summary, self.links),
             }
         )
 

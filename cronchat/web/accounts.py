@@ -15,7 +15,7 @@ class RegisterHandler(BaseHandler):
     async def post(self) -> None:
         body = self.json_body(Register)
         result = await self.services.accounts.register(body, self.user_agent())
-        self.write_json(auth_json(result), status=201)
+        self.write_json(auth_json(result, self.links), status=201)
 
     def user_agent(self) -> str:
         return self.request.headers.get("User-Agent", "")
@@ -25,7 +25,7 @@ class LoginHandler(RegisterHandler):
     async def post(self) -> None:
         body = self.json_body(Login)
         result = await self.services.accounts.login(body, self.user_agent())
-        self.write_json(auth_json(result))
+        self.write_json(auth_json(result, self.links))
 
 
 class RefreshHandler(BaseHandler):
@@ -34,7 +34,7 @@ class RefreshHandler(BaseHandler):
     async def post(self) -> None:
         body = self.json_body(Refresh)
         result = await self.services.accounts.refresh(body)
-        self.write_json(auth_json(result))
+        self.write_json(auth_json(result, self.links))
 
 
 class LogoutHandler(BaseHandler):

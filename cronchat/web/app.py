@@ -7,7 +7,7 @@ import logging
 import tornado.web
 
 from cronchat.runtime import Runtime
-from cronchat.web import accounts, health, messages, rooms, socket
+from cronchat.web import accounts, health, media, messages, rooms, socket
 from cronchat.web.base import NotFoundHandler
 
 access_log = logging.getLogger("cronchat.access")
@@ -19,12 +19,14 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
     return [
         (r"/healthz", health.HealthHandler),
         (r"/readyz", health.ReadyHandler),
+        (r"/metrics", health.MetricsHandler),
         (API + r"/auth/register", accounts.RegisterHandler),
         (API + r"/auth/login", accounts.LoginHandler),
         (API + r"/auth/refresh", accounts.RefreshHandler),
         (API + r"/auth/logout", accounts.LogoutHandler),
         (API + r"/users/me", accounts.MeHandler),
         (API + r"/users/me/password", accounts.PasswordHandler),
+        (API + r"/users/me/avatar", media.AvatarHandler),
         (API + r"/users", accounts.UsersHandler),
         (API + r"/users/([^/]+)", accounts.UserHandler),
         (API + r"/ws", socket.ChatSocket),
@@ -38,6 +40,9 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/rooms/([^/]+)/messages/([^/]+)/reactions/([^/]+)", messages.ReactionHandler),
         (API + r"/rooms/([^/]+)/read", messages.ReadHandler),
         (API + r"/rooms/([^/]+)/events", messages.EventsHandler),
+        (API + r"/media", media.UploadHandler),
+        (API + r"/media/([^/]+)", media.MediaFileHandler),
+        (API + r"/media/([^/]+)/thumbnail", media.ThumbnailHandler),
     ]
 
 

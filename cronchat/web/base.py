@@ -20,6 +20,7 @@ from cronchat.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from cronchat.media_links import MediaLinks
 from cronchat.models import Principal, User
 from cronchat.views import user_json
 
@@ -94,8 +95,13 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValueError:
             raise Invalid(f"{name} must be an integer", field=name) from None
 
+    @property
+    def links(self) -> MediaLinks:
+        """Signs the media URLs of answers."""
+        return self.runtime.links
+
     def profile_json(self, user: User) -> dict[str, Any]:
-        return user_json(user, online=self.runtime.hub.is_online(user.id))
+        return user_json(user, online=self.runtime.hub.is_online(user.id), links=self.links)
 
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)

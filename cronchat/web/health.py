@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from cronchat.web.base import BaseHandler
 
 
@@ -10,6 +12,16 @@ class HealthHandler(BaseHandler):
 
     async def get(self) -> None:
         self.write_json({"status": "ok"})
+
+
+class MetricsHandler(BaseHandler):
+    """Prometheus text format, this process only (each worker answers for itself)."""
+
+    public = True
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(self.runtime.metrics.exposition())
 
 
 class ReadyHandler(BaseHandler):

@@ -16,23 +16,25 @@ class MessagesHandler(BaseHandler):
             after_seq=self.query_int("after_seq"),
             limit=self.query_int("limit", 50),
         )
-        self.write_json({"messages": [message_json(m) for m in found], "has_more": has_more})
+        self.write_json(
+            {"messages": [message_json(m, self.links) for m in found], "has_more": has_more}
+        )
 
     async def post(self, room_id: str) -> None:
         body = self.json_body(SendMessage)
         message, created = await self.services.messages.send(self.principal.user, room_id, body)
-        self.write_json(message_json(message), status=201 if created else 200)
+        self.write_json(message_json(message, self.links), status=201 if created else 200)
 
 
 class MessageHandler(BaseHandler):
     async def get(self, room_id: str, message_id: str) -> None:
         message = await self.services.messages.get_message(self.principal.user, room_id, message_id)
-        self.write_json(message_json(message))
+        self.write_json(message_json(message, self.links))
 
     async def patch(self, room_id: str, message_id: str) -> None:
         body = self.json_body(EditMessage)
         message = await self.services.messages.edit(self.principal.user, room_id, message_id, body)
-        self.write_json(message_json(message))
+        self.write_json(message_json(message, self.links))
 
     async def delete(self, room_id: str, message_id: str) -> None:
         await self.services.messages.delete(self.principal.user, room_id, message_id)
@@ -66,4 +68,6 @@ class EventsHandler(BaseHandler):
             after_seq=self.query_int("after_seq", 0),
             limit=self.query_int("limit", 100),
         )
-        self.write_json({"events": [event_json(event) for event in found], "has_more": has_more})
+        self.write_json(
+            {"events": [event_json(event, self.links) for event in found], "has_more": has_more}
+        )

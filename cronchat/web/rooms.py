@@ -11,7 +11,7 @@ from cronchat.web.base import BaseHandler
 class RoomBase(BaseHandler):
     def room_json(self, view: RoomView) -> dict:
         online = view.peer is not None and self.runtime.hub.is_online(view.peer.id)
-        return room_view_json(view, peer_online=online)
+        return room_view_json(view, peer_online=online, links=self.links)
 
 
 class RoomsHandler(RoomBase):
@@ -57,19 +57,23 @@ class MembersHandler(BaseHandler):
     async def get(self, room_id: str) -> None:
         members = await self.services.rooms.list_members(self.principal.user, room_id)
         hub = self.runtime.hub
-        self.write_json({"members": [member_json(m, hub.is_online(m.user.id)) for m in members]})
+        self.write_json(
+            {"members": [member_json(m, hub.is_online(m.user.id), self.links) for m in members]}
+        )
 
     async def post(self, room_id: str) -> None:
         body = self.json_body(AddMember)
         member = await self.services.rooms.add_member(self.principal.user, room_id, body)
-        self.write_json(member_json(member, self.runtime.hub.is_online(member.user.id)), status=201)
+        online = self.runtime.hub.is_online(member.user.id)
+        self.write_json(member_json(member, online, self.links), status=201)
 
 
 class MemberHandler(BaseHandler):
     async def patch(self, room_id: str, user_id: str) -> None:
         body = self.json_body(ChangeRole)
         member = await self.services.rooms.change_role(self.principal.user, room_id, user_id, body)
-        self.write_json(member_json(member, self.runtime.hub.is_online(member.user.id)))
+        online = self.runtime.hub.is_online(member.user.id)
+        self.write_json(member_json(member, online, self.links))
 
     async def delete(self, room_id: str, user_id: str) -> None:
         await self.services.rooms.remove_member(self.principal.user, room_id, user_id)

@@ -23,6 +23,7 @@ from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
 from cronchat.models import Principal
 from cronchat.realtime.frames import encode
 from cronchat.services.messages import EditMessage, MarkRead, SendMessage
+from cronchat.times import rfc3339
 from cronchat.views import event_json, message_json, user_json
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ log = logging.getLogger("cronchat.ws")
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_AUTH_FAILED = 4001
+CLOSE_TRY_AGAIN = 1013
 CLOSE_REVOKED = 4003
 
 RATE_PER_SECOND = 20.0
@@ -82,7 +84,10 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._refilled_at = time.monotonic()
         self._refused_in_a_row = 0
         self._timer: asyncio.TimerHandle | None = None
+        # Per room: the highest seq sent on this socket, and the first one sent live (the
+        # live stream has no holes from there on).
         self._delivered: dict[str, int] = {}
+        self._first_live: dict[str, int] = {}
         self._resuming: dict[str, list[tuple[int, bytes]]] = {}
         self._closed = False
 
@@ -155,15 +160,20 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if seq <= self._delivered.get(room_id, 0):
             return
         self._delivered[room_id] = seq
+        self._first_live.setdefault(room_id, seq)
         self.send_frame(frame)
 
     def reply(self, frame_id: Any, result: dict[str, Any]) -> None:
         self.send_frame(encode({"type": "ack", "id": frame_id, "result": result}))
 
     def error(self, frame_id: Any, error: DomainError) -> None:
-        frame = {"type": "error", "id": frame_id, "code": error.code, "message": error.message}
-        if error.details:
-            frame["details"] = error.details
+        frame = {
+            "type": "error",
+            "id": frame_id,
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+        }
         if isinstance(error, RateLimited):
             frame["retry_after_ms"] = error.retry_after_ms
         self.send_frame(encode(frame))
@@ -172,8 +182,6 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def on_message(self, raw: str | bytes) -> None:
         if self._closed:
-            return
-        if not self._take_token():
             return
         try:
             frame = json.loads(raw)
@@ -184,6 +192,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self.error(None, Invalid("a frame is a JSON object with a type"))
             return
         frame_id = frame.get("id")
+        if not self._take_token(frame_id):
+            return
         kind = frame.get("type")
         if self.principal is None:
             if kind != "auth":
@@ -202,7 +212,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             internal = DomainError("something went wrong on the server")
             self.error(frame_id, internal)
 
-    def _take_token(self) -> bool:
+    def _take_token(self, frame_id: Any) -> bool:
         """A token bucket per socket; a client that keeps flooding is closed with 1008."""
         now = time.monotonic()
         self._tokens = min(RATE_BURST, self._tokens + (now - self._refilled_at) * RATE_PER_SECOND)
@@ -216,7 +226,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self.close_with(CLOSE_POLICY, "rate limit exceeded")
         else:
             retry_after_ms = int(1000 * (1 - self._tokens) / RATE_PER_SECOND) + 1
-            self.error(None, RateLimited("too many frames; slow down", retry_after_ms))
+            self.error(frame_id, RateLimited("too many frames; slow down", retry_after_ms))
         return False
 
     # -- frames --------------------------------------------------------------------------
@@ -229,28 +239,33 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return
         claims = self.runtime.services.accounts.tokens.decode_access(token)
         if self.principal is not None:
-            if principal.user.id != self.user_id:
-                self.error(frame_id, Invalid("a socket stays with the user it opened as"))
+            if principal.session_id != self.session_id:
+                self.error(frame_id, Invalid("a socket stays with the session it opened with"))
                 return
             self._expire_at(claims.expires_at)
-            self.reply(frame_id, {"expires_at": claims.expires_at})
+            self.reply(frame_id, {"expires_at": rfc3339(claims.expires_at * 1000)})
             return
         if self._closed:
             return
         self.principal = principal
         self.user_id = principal.user.id
         self.session_id = principal.session_id
-        room_seqs = await self.runtime.services.rooms.room_seqs(principal.user)
+        try:
+            room_seqs = await self.runtime.services.rooms.room_seqs(principal.user)
+        except DomainError:
+            self.principal = None
+            self.close_with(CLOSE_TRY_AGAIN, "the server cannot serve this socket now")
+            return
         if self._closed:
             return
-        self.runtime.hub.add(self, room_seqs)
+        room_seqs = self.runtime.hub.add(self, room_seqs)
         self._expire_at(claims.expires_at)
         self.send_frame(
             encode(
                 {
                     "type": "ready",
                     "id": frame_id,
-                    "user": user_json(principal.user, online=True),
+                    "user": user_json(principal.user, online=True, links=self.runtime.links),
                     "session_id": principal.session_id,
                     "rooms": room_seqs,
                 }
@@ -282,7 +297,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         room = validation.parse(RoomRef, frame)
         body = validation.parse(SendMessage, frame)
         message, _ = await self.runtime.services.messages.send(self.user, room.room_id, body)
-        self.reply(frame_id, {"message": message_json(message)})
+        self.reply(frame_id, {"message": message_json(message, self.runtime.links)})
 
     async def _edit(self, frame: dict, frame_id: Any) -> None:
         ref = validation.parse(MessageRef, frame)
@@ -290,7 +305,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         message = await self.runtime.services.messages.edit(
             self.user, ref.room_id, ref.message_id, body
         )
-        self.reply(frame_id, {"message": message_json(message)})
+        self.reply(frame_id, {"message": message_json(message, self.runtime.links)})
 
     async def _delete(self, frame: dict, frame_id: Any) -> None:
         ref = validation.parse(MessageRef, frame)
@@ -323,10 +338,11 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         body = validation.parse(ResumeFrame, frame)
         if len(body.rooms) > RESUME_MAX_ROOMS:
             raise Invalid(f"resume at most {RESUME_MAX_ROOMS} rooms at once", field="rooms")
-        outcome: dict[str, str] = {}
-        for room_id, last_seq in body.rooms.items():
+        for last_seq in body.rooms.values():
             if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
                 raise Invalid("rooms maps room ids to seqs (integers)", field="rooms")
+        outcome: dict[str, str] = {}
+        for room_id, last_seq in body.rooms.items():
             outcome[room_id] = await self._resume_room(room_id, last_seq)
         self.reply(frame_id, {"rooms": outcome})
 
@@ -343,11 +359,16 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self.send_frame(encode({"type": "resync_required", "room_id": room_id}))
             self._flush_resumed(room_id)
             return "resync_required"
-        self._delivered[room_id] = max(self._delivered.get(room_id, 0), last_seq)
+        first_live = self._first_live.get(room_id)
+        delivered = self._delivered.get(room_id, 0)
         for event in found:
-            if event.seq > self._delivered[room_id]:
-                self._delivered[room_id] = event.seq
-                self.send_frame(encode({"type": "event", "event": event_json(event)}))
+            if first_live is not None and first_live <= event.seq <= delivered:
+                continue  # already sent live on this socket
+            delivered = max(delivered, event.seq)
+            self.send_frame(
+                encode({"type": "event", "event": event_json(event, self.runtime.links)})
+            )
+        self._delivered[room_id] = delivered
         self._flush_resumed(room_id)
         return "ok"
 

@@ -1,0 +1,119 @@
+"""REST handlers of /media and /users/me/avatar: image bodies in, image bytes out."""
+
+from __future__ import annotations
+
+import time
+
+import tornado.web
+from tornado.httputil import HTTPInputError, parse_body_arguments
+
+from cronchat.errors import Invalid, PayloadTooLarge
+from cronchat.media_links import ORIGINAL, THUMBNAIL
+from cronchat.models import MediaRecord
+from cronchat.views import media_json
+from cronchat.web.base import BaseHandler
+
+# Room for a multipart body's boundaries and part headers around the image itself.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@tornado.web.stream_request_body
+class ImageBodyHandler(BaseHandler):
+    """Takes an image as its body streams in: the raw bytes, or the multipart field ``file``.
+
+    The body is counted as it arrives: past the limit, the answer is 413 at once and the
+    rest is never read (a Content-Length over the limit is refused before any of it)."""
+
+    def body_limit(self) -> int:
+        return self.runtime.settings.media_max_bytes + MULTIPART_OVERHEAD
+
+    async def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        await super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.body_limit():
+            self._chunks.clear()
+            error = PayloadTooLarge(f"the body is larger than {self.body_limit()} bytes")
+            self.send_error(error.status, exc_info=(type(error), error, None))
+            return
+        self._chunks.append(chunk)
+
+    def image_body(self) -> bytes:
+        """The image bytes of the body, whichever way they came."""
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            return body
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[tornado.httputil.HTTPFile]] = {}
+        try:
+            parse_body_arguments(content_type, body, arguments, files, self.request.headers)
+        except HTTPInputError:
+            raise Invalid("the multipart body is malformed") from None
+        if files.get("file"):
+            return files["file"][0].body
+        if arguments.get("file"):
+            return arguments["file"][0]
+        raise Invalid("the multipart body has no field named file", field="file")
+
+
+class UploadHandler(ImageBodyHandler):
+    async def post(self) -> None:
+        record = await self.services.media.upload(self.principal.user, self.image_body())
+        self.write_json(media_json(record.info(), self.links), status=201)
+
+
+class AvatarHandler(ImageBodyHandler):
+    async def put(self) -> None:
+        user = await self.services.media.set_avatar(self.principal.user, self.image_body())
+        self.write_json(self.profile_json(user))
+
+    async def delete(self) -> None:
+        await self.services.media.remove_avatar(self.principal.user)
+        self.no_content()
+
+
+class MediaFileHandler(BaseHandler):
+    """The bytes of an image, to a signed link or to a Bearer token of someone who may see it.
+
+    ``public`` since a signed link needs no token; without a signature, the token is
+    required here instead of in ``prepare``."""
+
+    public = True
+    signed_links = True
+    variant = ORIGINAL
+
+    async def get(self, media_id: str) -> None:
+        expires = self.get_query_argument("expires", None)
+        signature = self.get_query_argument("signature", None)
+        if expires is None and signature is None:
+            principal = await self.services.accounts.authenticate(self.bearer_token())
+            record = await self.services.media.viewable(principal.user, media_id)
+            # Each use asks again, with the ETag, whether the caller may still see it.
+            cache_control = "private, no-cache"
+        else:
+            expires_at = self.links.verify(media_id, self.variant, expires, signature)
+            record = await self.services.media.get_media(media_id)
+            cache_control = f"private, max-age={max(0, expires_at - int(time.time()))}"
+        self.set_header("Content-Type", record.content_type)
+        self.set_header("Cache-Control", cache_control)
+        self.set_header("Etag", self.etag_of(record))
+        if self.check_etag_header():
+            self.set_status(304)
+            self.finish()
+            return
+        self.finish(await self.services.media.read(record, self.variant))
+
+    def etag_of(self, record: MediaRecord) -> str:
+        suffix = "" if self.variant == ORIGINAL else f"-{self.variant}"
+        return f'"{record.checksum}{suffix}"'
+
+
+class ThumbnailHandler(MediaFileHandler):
+    variant = THUMBNAIL

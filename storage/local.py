@@ -1,0 +1,74 @@
+"""A store of files under one root directory on local disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from storage import MissingObject, Storage, StorageError, check_key
+
+
+class LocalStorage(Storage):
+    """Each key is a file under ``root``. A write goes to a temporary file in the same
+    directory, then ``os.replace`` puts it in place: readers see the old bytes or the new
+    ones, never half a file."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except OSError as error:
+            raise StorageError(_reason(f"cannot write under {path.parent}", error)) from None
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise StorageError(_reason(f"cannot write {path}", error)) from None
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise MissingObject(f"no file {path}") from None
+        except OSError as error:
+            raise StorageError(_reason(f"cannot read {path}", error)) from None
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(_reason(f"cannot delete {path}", error)) from None
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            descriptor, probe = tempfile.mkstemp(dir=self.root, prefix=".check-")
+            os.close(descriptor)
+            os.unlink(probe)
+        except OSError as error:
+            raise StorageError(
+                _reason(f"media directory {self.root} is not writable", error)
+            ) from None
+
+    def describe(self) -> str:
+        return f"local directory {self.root}"
+
+
+def _reason(what: str, error: OSError) -> str:
+    return f"{what} ({error.strerror or error})"
