@@ -15,6 +15,7 @@ from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.hub import Hub
+from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
 from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.services.accounts import Accounts
 from cronchat.services.media import Media
@@ -48,7 +49,9 @@ class Runtime:
         self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
         redis_url = settings.redis_url.reveal()
         self.broker: Broker = (
-            RedisBroker(redis_url, notice_channel(settings)) if redis_url else InProcessBroker()
+            RedisBroker(redis_url, f"{deployment_prefix(settings)}:notices")
+            if redis_url
+            else InProcessBroker()
         )
         self.hub = Hub()
         self.broker.subscribe(self.hub.deliver)
@@ -68,7 +71,12 @@ class Runtime:
             ),
         )
         self.hub.load_events = self.services.messages.stored_events
-        self.presence = Presence(self.db, self.broker)
+        store: PresenceStore = (
+            RedisPresence(redis_url, deployment_prefix(settings), self.hub.is_online)
+            if redis_url
+            else LocalPresence(self.hub.is_online)
+        )
+        self.presence = Presence(self.db, self.broker, store, self.hub.online_users)
         self.hub.on_presence = self.presence.changed
         self.hub.on_delivered = self.metrics.frames_delivered.inc
         self.db.observe_wait = self.metrics.db_wait_seconds.observe
@@ -87,6 +95,7 @@ class Runtime:
 
     async def start(self) -> None:
         await self.broker.start()
+        self.presence.start()
 
     async def readiness(self) -> dict[str, bool]:
         checks = {
@@ -98,17 +107,17 @@ class Runtime:
         return checks
 
     async def close(self) -> None:
-        await self.presence.drain()
+        await self.presence.close()
         await self.broker.close()
         self.blocking.close()
         self.db.close()
 
 
-def notice_channel(settings: Settings) -> str:
-    """The Redis channel of one deployment: every process on the same database shares it, and
-    deployments sharing a Redis do not hear each other."""
+def deployment_prefix(settings: Settings) -> str:
+    """The Redis key prefix of one deployment: every process on the same database shares it,
+    and deployments sharing a Redis do not hear each other."""
     digest = hashlib.sha256(settings.database.describe().encode()).hexdigest()[:16]
-    return f"cronchat:{digest}:notices"
+    return f"cronchat:{digest}"
 
 
 def open_storage(settings: Settings) -> Storage:

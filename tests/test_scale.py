@@ -3,6 +3,7 @@ on MariaDB, real clients on each."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -145,6 +146,14 @@ async def test_clients_on_two_processes_chat_live(
         assert event["data"]["id"] == sent["result"]["message"]["id"]
         assert (await bob_ws.expect("room.summary"))["room"]["unread_count"] == 1
 
+        # Bob is online for a profile read through the other process too.
+        profile = await on_first.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
+        assert profile.body["online"] is True
+        members = await on_first.get(f"/api/v1/rooms/{room['id']}/members", alice["token"])
+        assert {m["user"]["id"]: m["user"]["online"] for m in members.body["members"]}[
+            bob["user"]["id"]
+        ]
+
         await bob_ws.request({"type": "typing", "room_id": room["id"]})
         assert (await alice_ws.expect("typing"))["user_id"] == bob["user"]["id"]
 
@@ -153,9 +162,38 @@ async def test_clients_on_two_processes_chat_live(
         assert await bob_ws.closed() == 4003
         offline = await alice_ws.expect("presence", online=False)
         assert offline["user_id"] == bob["user"]["id"]
+        profile = await on_first.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
+        assert profile.body["online"] is False
     finally:
         alice_ws.close()
         bob_ws.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_user_on_two_processes_stays_online_until_the_last_socket_closes(
+    two_servers: tuple[Server, Server], client: AsyncHTTPClient
+) -> None:
+    first, second = two_servers
+    on_first = Api(client, first.url)
+    alice, bob = await on_first.register(), await on_first.register()
+    await on_first.direct(alice, bob)
+    alice_ws = await Socket.connect(first.url, alice["token"])
+    bob_here = await Socket.connect(first.url, bob["token"])
+    bob_there = await Socket.connect(second.url, bob["token"])
+    try:
+        await alice_ws.expect("presence", online=True)
+        await asyncio.sleep(0.5)  # presence is recorded in the background after `ready`
+        bob_here.close()
+        assert [
+            f for f in await alice_ws.quiet(1.0) if f["type"] == "presence" and not f["online"]
+        ] == []
+        profile = await on_first.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
+        assert profile.body["online"] is True
+        bob_there.close()
+        offline = await alice_ws.expect("presence", online=False)
+        assert offline["user_id"] == bob["user"]["id"]
+    finally:
+        alice_ws.close()
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -68,6 +68,10 @@ class Hub:
     def is_online(self, user_id: str) -> bool:
         return bool(self._by_user.get(user_id))
 
+    def online_users(self) -> list[str]:
+        """Users with a socket in this process."""
+        return list(self._by_user)
+
     def connection_count(self) -> int:
         return sum(len(sockets) for sockets in self._by_user.values())
 

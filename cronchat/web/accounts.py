@@ -46,12 +46,12 @@ class LogoutHandler(BaseHandler):
 class MeHandler(BaseHandler):
     async def get(self) -> None:
         user = await self.services.users.get_user(self.principal.user.id)
-        self.write_json(self.profile_json(user))
+        self.write_json(await self.profile_json(user))
 
     async def patch(self) -> None:
         body = self.json_body(UpdateProfile)
         user = await self.services.users.update_profile(self.principal.user, body)
-        self.write_json(self.profile_json(user))
+        self.write_json(await self.profile_json(user))
 
 
 class PasswordHandler(BaseHandler):
@@ -64,7 +64,7 @@ class PasswordHandler(BaseHandler):
 class UserHandler(BaseHandler):
     async def get(self, user_id: str) -> None:
         user = await self.services.users.get_user(user_id)
-        self.write_json(self.profile_json(user))
+        self.write_json(await self.profile_json(user))
 
 
 class UsersHandler(BaseHandler):
@@ -73,4 +73,4 @@ class UsersHandler(BaseHandler):
         if prefix is None:
             raise Invalid("q is required", field="q")
         found = await self.services.users.search(prefix, self.query_int("limit", 20))
-        self.write_json({"users": [self.profile_json(user) for user in found]})
+        self.write_json({"users": await self.profiles_json(found)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tornado.web
@@ -100,8 +101,16 @@ class BaseHandler(tornado.web.RequestHandler):
         """Signs the media URLs of answers."""
         return self.runtime.links
 
-    def profile_json(self, user: User) -> dict[str, Any]:
-        return user_json(user, online=self.runtime.hub.is_online(user.id), links=self.links)
+    async def online(self, user_ids: Iterable[str]) -> set[str]:
+        """Which of these users are online, on any process (one lookup for all)."""
+        return await self.runtime.presence.online(user_ids)
+
+    async def profiles_json(self, users: list[User]) -> list[dict[str, Any]]:
+        online = await self.online(user.id for user in users)
+        return [user_json(user, online=user.id in online, links=self.links) for user in users]
+
+    async def profile_json(self, user: User) -> dict[str, Any]:
+        return (await self.profiles_json([user]))[0]
 
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -72,7 +72,7 @@ class UploadHandler(ImageBodyHandler):
 class AvatarHandler(ImageBodyHandler):
     async def put(self) -> None:
         user = await self.services.media.set_avatar(self.principal.user, self.image_body())
-        self.write_json(self.profile_json(user))
+        self.write_json(await self.profile_json(user))
 
     async def delete(self) -> None:
         await self.services.media.remove_avatar(self.principal.user)

@@ -9,9 +9,17 @@ from cronchat.web.base import BaseHandler
 
 
 class RoomBase(BaseHandler):
-    def room_json(self, view: RoomView) -> dict:
-        online = view.peer is not None and self.runtime.hub.is_online(view.peer.id)
-        return room_view_json(view, peer_online=online, links=self.links)
+    async def rooms_json(self, views: list[RoomView]) -> list[dict]:
+        online = await self.online(view.peer.id for view in views if view.peer is not None)
+        return [
+            room_view_json(
+                view, peer_online=view.peer is not None and view.peer.id in online, links=self.links
+            )
+            for view in views
+        ]
+
+    async def room_json(self, view: RoomView) -> dict:
+        return (await self.rooms_json([view]))[0]
 
 
 class RoomsHandler(RoomBase):
@@ -21,32 +29,30 @@ class RoomsHandler(RoomBase):
             self.query_int("limit", 50),
             self.get_query_argument("cursor", None),
         )
-        self.write_json(
-            {"rooms": [self.room_json(view) for view in views], "next_cursor": next_cursor}
-        )
+        self.write_json({"rooms": await self.rooms_json(views), "next_cursor": next_cursor})
 
     async def post(self) -> None:
         body = self.json_body(CreateRoom)
         view = await self.services.rooms.create_group(self.principal.user, body)
-        self.write_json(self.room_json(view), status=201)
+        self.write_json(await self.room_json(view), status=201)
 
 
 class DirectRoomHandler(RoomBase):
     async def post(self) -> None:
         body = self.json_body(OpenDirect)
         view, created = await self.services.rooms.open_direct(self.principal.user, body)
-        self.write_json(self.room_json(view), status=201 if created else 200)
+        self.write_json(await self.room_json(view), status=201 if created else 200)
 
 
 class RoomHandler(RoomBase):
     async def get(self, room_id: str) -> None:
         view = await self.services.rooms.get_room(self.principal.user, room_id)
-        self.write_json(self.room_json(view))
+        self.write_json(await self.room_json(view))
 
     async def patch(self, room_id: str) -> None:
         body = self.json_body(UpdateRoom)
         view = await self.services.rooms.update_room(self.principal.user, room_id, body)
-        self.write_json(self.room_json(view))
+        self.write_json(await self.room_json(view))
 
     async def delete(self, room_id: str) -> None:
         await self.services.rooms.delete_room(self.principal.user, room_id)
@@ -56,15 +62,15 @@ class RoomHandler(RoomBase):
 class MembersHandler(BaseHandler):
     async def get(self, room_id: str) -> None:
         members = await self.services.rooms.list_members(self.principal.user, room_id)
-        hub = self.runtime.hub
+        online = await self.online(m.user.id for m in members)
         self.write_json(
-            {"members": [member_json(m, hub.is_online(m.user.id), self.links) for m in members]}
+            {"members": [member_json(m, m.user.id in online, self.links) for m in members]}
         )
 
     async def post(self, room_id: str) -> None:
         body = self.json_body(AddMember)
         member = await self.services.rooms.add_member(self.principal.user, room_id, body)
-        online = self.runtime.hub.is_online(member.user.id)
+        online = member.user.id in await self.online([member.user.id])
         self.write_json(member_json(member, online, self.links), status=201)
 
 
@@ -72,7 +78,7 @@ class MemberHandler(BaseHandler):
     async def patch(self, room_id: str, user_id: str) -> None:
         body = self.json_body(ChangeRole)
         member = await self.services.rooms.change_role(self.principal.user, room_id, user_id, body)
-        online = self.runtime.hub.is_online(member.user.id)
+        online = member.user.id in await self.online([member.user.id])
         self.write_json(member_json(member, online, self.links))
 
     async def delete(self, room_id: str, user_id: str) -> None:
