@@ -52,7 +52,7 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
     for kind in allowed:
         origin = typing.get_origin(kind) or kind
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return check_int_range(name, value)
         if origin is dict and isinstance(value, dict):
             return value
         if origin is list and isinstance(value, list):
@@ -71,6 +71,16 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
         if kind is not type(None)
     )
     raise Invalid(f"{name} must be {expected}", field=name)
+
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def check_int_range(name: str, value: int) -> int:
+    """Integers must fit the database's 64 bits."""
+    if not INT_MIN <= value <= INT_MAX:
+        raise Invalid(f"{name} is out of range", field=name)
+    return value
 
 
 def _is_union(annotation: Any) -> bool:

@@ -378,6 +378,7 @@ async def test_password_change_closes_other_sessions_with_4003(api: Api, connect
         ({"type": "read", "room_id": "r", "seq": "1"}, "seq"),
         ({"type": "resume", "rooms": [1]}, "rooms"),
         ({"type": "resume", "rooms": {"r": "x"}}, "rooms"),
+        ({"type": "resume", "rooms": {"r": 10**20}}, "rooms"),
         ({"type": "auth"}, "token"),
         ({"type": "no.such.frame"}, "type"),
         ({"type": 7}, "type"),

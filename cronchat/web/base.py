@@ -92,7 +92,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if raw is None or raw == "":
             return default
         try:
-            return int(raw)
+            return validation.check_int_range(name, int(raw))
         except ValueError:
             raise Invalid(f"{name} must be an integer", field=name) from None
 

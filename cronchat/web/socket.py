@@ -341,6 +341,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         for last_seq in body.rooms.values():
             if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
                 raise Invalid("rooms maps room ids to seqs (integers)", field="rooms")
+            validation.check_int_range("rooms", last_seq)
         outcome: dict[str, str] = {}
         for room_id, last_seq in body.rooms.items():
             outcome[room_id] = await self._resume_room(room_id, last_seq)
