@@ -137,6 +137,8 @@ class Settings:
     ws_auth_timeout: int = 10
     ws_ping_interval: int = 20
     ws_buffer_bytes: int = 1024 * 1024
+    ws_rate_per_second: int = 20
+    ws_rate_burst: int = 60
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
@@ -170,6 +172,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "WS_AUTH_TIMEOUT": ("ws_auth_timeout", lambda n, v: _int(n, v, 1, 600)),
     "WS_PING_INTERVAL": ("ws_ping_interval", lambda n, v: _int(n, v, 1, 3600)),
     "WS_BUFFER_BYTES": ("ws_buffer_bytes", lambda n, v: _int(n, v, 4096)),
+    "WS_RATE_PER_SECOND": ("ws_rate_per_second", lambda n, v: _int(n, v, 1)),
+    "WS_RATE_BURST": ("ws_rate_burst", lambda n, v: _int(n, v, 1)),
     "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
     "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),

@@ -37,8 +37,6 @@ CLOSE_AUTH_FAILED = 4001
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REVOKED = 4003
 
-RATE_PER_SECOND = 20.0
-RATE_BURST = 60.0
 FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
 RESUME_MAX_EVENTS = 500
 RESUME_MAX_ROOMS = 1000
@@ -80,7 +78,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.principal = None
         self.user_id = ""
         self.session_id = ""
-        self._tokens = RATE_BURST
+        self._rate = float(self.runtime.settings.ws_rate_per_second)
+        self._burst = float(self.runtime.settings.ws_rate_burst)
+        self._tokens = self._burst
         self._refilled_at = time.monotonic()
         self._refused_in_a_row = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -215,7 +215,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     def _take_token(self, frame_id: Any) -> bool:
         """A token bucket per socket; a client that keeps flooding is closed with 1008."""
         now = time.monotonic()
-        self._tokens = min(RATE_BURST, self._tokens + (now - self._refilled_at) * RATE_PER_SECOND)
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled_at) * self._rate)
         self._refilled_at = now
         if self._tokens >= 1:
             self._tokens -= 1
@@ -225,7 +225,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self._refused_in_a_row > FLOOD_LIMIT:
             self.close_with(CLOSE_POLICY, "rate limit exceeded")
         else:
-            retry_after_ms = int(1000 * (1 - self._tokens) / RATE_PER_SECOND) + 1
+            retry_after_ms = int(1000 * (1 - self._tokens) / self._rate) + 1
             self.error(frame_id, RateLimited("too many frames; slow down", retry_after_ms))
         return False
 
