@@ -12,8 +12,10 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 cronchat && mkdir /data && chown cronchat /data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY static /app/static
 USER cronchat
 ENV CRONCHAT_DATA_DIR=/data \
+    CRONCHAT_STATIC_DIR=/app/static \
     CRONCHAT_HOST=0.0.0.0 \
     CRONCHAT_PORT=8080 \
     PYTHONUNBUFFERED=1

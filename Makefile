@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,25 @@ run: $(VENV)/.installed
 	$(BIN)/cronchat migrate
 	$(BIN)/cronchat serve
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser-deps
 	$(BIN)/pytest -q
+
+# The browser tests (tests/test_browser.py) drive Debian's chromium with playwright-core.
+# Best effort: what cannot be installed here makes those tests skip (fail under CI=true).
+browser-deps:
+	-@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && \
+		{ [ "$$(id -u)" = 0 ] && SUDO= || SUDO="sudo -n"; \
+		  $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null 2>&1 || \
+		  { $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+		    $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null 2>&1; }; }; } || \
+		echo "browser-deps: chromium not installed; the browser tests will skip"
+	-@test -d tests/browser/node_modules || { command -v npm >/dev/null && \
+		(cd tests/browser && npm ci --no-audit --no-fund --silent); } || \
+		echo "browser-deps: node packages not installed; the browser tests will skip"
+
+# The standard benchmark set (bench/): one JSON line per run on stdout; needs MariaDB and Redis.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench --standard
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

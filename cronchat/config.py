@@ -142,6 +142,8 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
+    # The browser client's files: static/ beside the package in a checkout.
+    static_dir: Path = Path(__file__).resolve().parent.parent / "static"
 
     @property
     def media_dir(self) -> Path:
@@ -177,6 +179,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
     "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
+    "STATIC_DIR": ("static_dir", lambda n, v: Path(v)),
 }
 
 

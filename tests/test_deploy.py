@@ -42,3 +42,4 @@ def test_dockerfile_is_small_non_root_with_the_cli_as_entrypoint() -> None:
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     for package in ("cronchat", "cli", "storage", "migrations"):
         assert f"COPY {package} ./{package}" in lines
+    assert "COPY static /app/static" in lines and "CRONCHAT_STATIC_DIR=/app/static \\" in lines

@@ -74,3 +74,20 @@ async def test_metrics_in_prometheus_format(api: Api) -> None:
         line for line in text.splitlines() if line.startswith("cronchat_events_published_total")
     ]
     assert float(published[0].split()[-1]) >= 2  # member.joined and message.created
+
+
+async def test_browser_client_page_is_served_with_a_strict_policy(api: Api) -> None:
+    page = await api.get("/")
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "object-src 'none'" in policy
+    assert b"<script" in page.body
+    again = await api.get("/", headers={"If-None-Match": page.headers["Etag"]})
+    assert again.status == 304
+    assert (await api.get("/static/../setup.py")).status in (403, 404)
+
+
+@pytest.mark.server_settings(static_dir="/nonexistent-client-dir")
+async def test_client_files_come_from_the_configured_dir(api: Api) -> None:
+    assert (await api.get("/")).status == 404

@@ -12,8 +12,9 @@ import tornado.web
 import tornado.websocket
 import yaml
 
-from cronchat.web.app import routes
+from cronchat.web import app
 from cronchat.web.base import BaseHandler
+from cronchat.web.static import ClientAssetHandler
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -33,6 +34,16 @@ NOT_ENVELOPE = {
 OPTIONAL_AUTH = [{}, {"bearerAuth": []}]
 _PLACEHOLDER = "{}"
 _SPEC_PARAM = re.compile(r"\{[^{}/]+\}")
+
+
+def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+    """The API's routes: the route table without the browser client's pages and assets
+    (``cronchat.web.static``), which are files for browsers, not endpoints of the API."""
+    return [
+        (pattern, handler)
+        for pattern, handler in app.routes()
+        if not issubclass(handler, ClientAssetHandler)
+    ]
 
 
 def load_spec() -> dict[str, Any]:

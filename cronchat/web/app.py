@@ -7,7 +7,7 @@ import logging
 import tornado.web
 
 from cronchat.runtime import Runtime
-from cronchat.web import accounts, health, media, messages, rooms, socket
+from cronchat.web import accounts, health, media, messages, rooms, socket, static
 from cronchat.web.base import NotFoundHandler
 
 access_log = logging.getLogger("cronchat.access")
@@ -43,6 +43,9 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/media", media.UploadHandler),
         (API + r"/media/([^/]+)", media.MediaFileHandler),
         (API + r"/media/([^/]+)/thumbnail", media.ThumbnailHandler),
+        # The browser client (static/): pages and assets, not API endpoints.
+        (r"/", static.ClientPageHandler),
+        (r"/static/(.*)", static.ClientAssetHandler),
     ]
 
 
@@ -62,8 +65,15 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 
 def make_app(runtime: Runtime) -> tornado.web.Application:
+    client_files = {"path": str(runtime.settings.static_dir)}
+    handlers = [
+        (pattern, handler, client_files)
+        if issubclass(handler, tornado.web.StaticFileHandler)
+        else (pattern, handler)
+        for pattern, handler in routes()
+    ]
     return tornado.web.Application(
-        routes(),
+        handlers,
         runtime=runtime,
         default_handler_class=NotFoundHandler,
         log_function=log_request,

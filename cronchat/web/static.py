@@ -1,0 +1,79 @@
+"""The browser client: ``/`` serves ``static/index.html`` and ``/static/...`` its assets.
+
+These are not API endpoints (they are not in openapi.yaml): plain files, no auth, no JSON.
+Every answer carries a strict Content-Security-Policy, so even a bug in the client cannot run
+an injected script or send data to another origin."""
+
+from __future__ import annotations
+
+import tornado.web
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self' ws: wss:",
+        "style-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# Module imports between assets are not versioned, so assets are cached briefly and then
+# revalidated by ETag; the page itself is always revalidated.
+ASSET_MAX_AGE = 60
+
+
+def set_security_headers(handler: tornado.web.RequestHandler) -> None:
+    handler.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
+    handler.set_header("X-Frame-Options", "DENY")
+
+
+class ClientAssetHandler(tornado.web.StaticFileHandler):
+    """A file of the browser client under ``/static/``, with ETag and a short max-age."""
+
+    def initialize(self, path: str, default_filename: str | None = None) -> None:
+        super().initialize(path=path, default_filename=default_filename)
+
+    def set_default_headers(self) -> None:
+        set_security_headers(self)
+
+    def get_cache_time(self, path: str, modified: object, mime_type: str) -> int:
+        return ASSET_MAX_AGE
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", f"public, max-age={ASSET_MAX_AGE}, must-revalidate")
+
+    def get_content_type(self) -> str:
+        # JavaScript modules must be served as JavaScript, whatever the host's mime table says.
+        if self.absolute_path and self.absolute_path.endswith(".mjs"):
+            return "text/javascript; charset=utf-8"
+        content_type = super().get_content_type()
+        if content_type in ("application/javascript", "text/javascript"):
+            return "text/javascript; charset=utf-8"
+        if content_type in ("text/css", "text/html"):
+            return f"{content_type}; charset=utf-8"
+        return content_type
+
+
+class ClientPageHandler(ClientAssetHandler):
+    """``/``: the client's single page, always revalidated (``no-cache`` with an ETag)."""
+
+    def initialize(self, path: str, default_filename: str | None = None) -> None:
+        super().initialize(path=path, default_filename=None)
+
+    async def get(self, path: str = "", include_body: bool = True) -> None:
+        await super().get("index.html", include_body)
+
+    async def head(self, path: str = "") -> None:
+        await self.get(path, include_body=False)
+
+    def get_cache_time(self, path: str, modified: object, mime_type: str) -> int:
+        return 0
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", "no-cache")

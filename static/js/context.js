@@ -1,0 +1,56 @@
+// What the client's modules share: the REST client, the state, the socket once connected,
+// the main elements, and small helpers for errors and actions.
+
+import { Api, ApiError } from "./api.js";
+import { Store } from "./store.js";
+
+export const api = new Api();
+export const store = new Store(api);
+export const root = document.getElementById("app");
+/** The socket (realtime.js) while logged in, and the function that redraws the screen. */
+export const app = { realtime: null, render: () => {} };
+/** The main elements, filled by the layout. */
+export const elements = {};
+
+export const ui = {
+  roomId: null,
+  replyTo: null, // message
+  editing: null, // message
+  attachment: null, // {file, url}
+  status: "offline",
+  lastTypingAt: 0,
+  messageNodes: new Map(), // message id or client_msg_id -> {element, signature}
+  renderQueued: false,
+  stickToBottom: true,
+};
+
+export function messageOf(error) {
+  if (error instanceof ApiError) return error.userMessage;
+  return error?.message || "Something went wrong.";
+}
+
+export function toast(text) {
+  if (!elements.toast) return;
+  elements.toast.textContent = text;
+  elements.toast.hidden = false;
+  clearTimeout(ui.toastTimer);
+  ui.toastTimer = setTimeout(() => {
+    elements.toast.hidden = true;
+  }, 5000);
+}
+
+/** Redraw on the next frame, once however many changes come before it. */
+export function scheduleRender() {
+  if (ui.renderQueued) return;
+  ui.renderQueued = true;
+  requestAnimationFrame(() => {
+    ui.renderQueued = false;
+    if (elements.roomList) app.render();
+  });
+}
+
+/** An action over the WebSocket when connected; the same action over REST otherwise. */
+export async function act(type, fields, rest) {
+  if (app.realtime?.isReady) return app.realtime.request(type, fields);
+  return rest();
+}

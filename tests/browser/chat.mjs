@@ -1,0 +1,404 @@
+// Two people chat through the browser client, in a real chromium driven by playwright-core.
+// Usage: node chat.mjs BASE_URL OUTDIR. Prints one JSON object on stdout: {ok, steps, ...};
+// exits 0 when every check passed. Screenshots go to OUTDIR.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+const [baseUrl, outDir] = process.argv.slice(2);
+if (!baseUrl || !outDir) {
+  console.error("usage: node chat.mjs BASE_URL OUTDIR");
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+const TIMEOUT = 10000;
+const started = Date.now();
+const report = { ok: false, steps: [], screenshots: [], dialogs: [], page_errors: [], console_errors: [], websockets: {}, auth_frames: {} };
+
+function step(name) {
+  report.steps.push({ name, at_ms: Date.now() - started });
+}
+
+/** A small valid PNG (a colour gradient), made here so the test needs no fixture file. */
+function makePng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buffer) => {
+    let c = 0xffffffff;
+    for (const byte of buffer) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([length, body, sum]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const rows = [];
+  for (let y = 0; y < height; y += 1) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x += 1) {
+      row[1 + x * 3] = Math.round((255 * x) / width);
+      row[2 + x * 3] = Math.round((255 * y) / height);
+      row[3 + x * 3] = 180;
+    }
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+async function shot(page, name) {
+  const path = join(outDir, `${name}.png`);
+  await page.screenshot({ path });
+  report.screenshots.push(path);
+}
+
+function watch(page, who) {
+  report.websockets[who] = 0;
+  report.auth_frames[who] = 0;
+  page.on("websocket", (socket) => {
+    report.websockets[who] += 1;
+    socket.on("framesent", (frame) => {
+      if (String(frame.payload).includes('"type":"auth"')) report.auth_frames[who] += 1;
+    });
+  });
+  page.on("dialog", async (dialog) => {
+    report.dialogs.push({ who, type: dialog.type(), message: dialog.message() });
+    await dialog.dismiss();
+  });
+  page.on("pageerror", (error) => report.page_errors.push({ who, message: String(error) }));
+  page.on("console", (message) => {
+    if (message.type() === "error") report.console_errors.push({ who, text: message.text() });
+  });
+}
+
+async function register(page, username, displayName) {
+  await page.goto(baseUrl);
+  await page.getByRole("button", { name: "New here? Create an account" }).click();
+  await page.fill("input[name=username]", username);
+  await page.fill("input[name=password]", "correct horse battery");
+  await page.fill("input[name=display_name]", displayName);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.waitForSelector(".status-dot[data-status=online]");
+}
+
+async function send(page, text) {
+  await page.fill(".composer-input", text);
+  await page.press(".composer-input", "Enter");
+}
+
+/** The message with this exact text, once it is shown as delivered (not pending). */
+function message(page, text) {
+  return page.locator("li.msg[data-id]", { has: page.locator(".text", { hasText: text }) });
+}
+
+async function openRoom(page, name) {
+  await page.locator(".room-item", { has: page.locator(".room-name", { hasText: name }) }).click();
+  await page.waitForSelector(".room-view:not([hidden])");
+}
+
+async function react(page, text, emoji) {
+  const target = message(page, text);
+  await target.hover();
+  await target.locator(`.act-react[data-emoji="${emoji}"]`).click();
+}
+
+const BULK = 520;
+
+/** Send `count` messages over REST with the page's own session (as another client would). */
+async function postMany(page, roomId, count, suffix) {
+  let next = 0;
+  let token = null;
+  const readToken = () => page.evaluate(() => JSON.parse(localStorage.getItem("cronchat.session")).access_token);
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        if (!token || index % 25 === 0 || attempt > 0) token = await readToken();
+        const response = await fetch(`${baseUrl}/api/v1/rooms/${roomId}/messages`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ client_msg_id: `bulk-${suffix}-${index}`, text: `Bulk ${index}` }),
+        });
+        if (response.ok) break;
+        if (response.status !== 401 || attempt === 2) throw new Error(`bulk send answered ${response.status}`);
+        await page.waitForTimeout(200); // the page refreshes its token
+      }
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+async function expect(condition, what) {
+  if (!condition) throw new Error(`expected ${what}`);
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  try {
+    const suffix = Date.now().toString(36).slice(-5);
+    const alice = { username: `alice_${suffix}`, name: "Alice Adams" };
+    const bob = { username: `bob_${suffix}`, name: "Bob Brown" };
+    const contextA = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+    const contextB = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+    contextA.setDefaultTimeout(TIMEOUT);
+    contextB.setDefaultTimeout(TIMEOUT);
+    const pageA = await contextA.newPage();
+    const pageB = await contextB.newPage();
+    watch(pageA, "alice");
+    watch(pageB, "bob");
+
+    const page = await pageA.goto(baseUrl);
+    const csp = page.headers()["content-security-policy"] || "";
+    await expect(csp.includes("script-src 'self'") && csp.includes("object-src 'none'"), `a strict CSP, got ${csp}`);
+    // A wrong password shows the API's error message.
+    await pageA.fill("input[name=username]", `nobody_${Date.now().toString(36).slice(-5)}`);
+    await pageA.fill("input[name=password]", "wrong password");
+    await pageA.press("input[name=password]", "Enter");
+    await pageA.waitForSelector(".form-error:not(:empty)");
+    report.login_error = await pageA.textContent(".form-error");
+    await shot(pageA, "01-login");
+    await register(pageA, alice.username, alice.name);
+    await register(pageB, bob.username, bob.name);
+    step("registered both users");
+
+    // Direct room: text, reply, reaction, image.
+    await pageA.click(".new-direct");
+    await pageA.fill(".user-search", bob.username);
+    await pageA.click(`.user-result[data-username="${bob.username}"]`);
+    await pageA.waitForSelector(".room-view:not([hidden])");
+    await send(pageA, "Hi Bob! Lunch at noon? https://example.com/menu");
+    await message(pageA, "Hi Bob! Lunch at noon?").waitFor();
+    await pageB.locator(".room-item .badge").first().waitFor();
+    await openRoom(pageB, alice.name);
+    await message(pageB, "Hi Bob! Lunch at noon?").waitFor();
+    const link = await message(pageB, "Lunch at noon").locator("a").getAttribute("href");
+    await expect(link === "https://example.com/menu", `an http(s) link, got ${link}`);
+    step("direct text delivered live");
+
+    const first = message(pageB, "Hi Bob! Lunch at noon?");
+    await first.hover();
+    await first.locator(".act-reply").click();
+    await send(pageB, "Sure, see you there");
+    const reply = message(pageA, "Sure, see you there");
+    await reply.waitFor();
+    await expect((await reply.locator(".quote-text").textContent()).includes("Lunch at noon"), "the reply quotes the first message");
+    step("reply shown with its quote");
+
+    await react(pageA, "Sure, see you there", "👍");
+    await message(pageB, "Sure, see you there").locator('.reaction[data-emoji="👍"] .count', { hasText: "1" }).waitFor();
+    await react(pageB, "Sure, see you there", "👍");
+    await message(pageA, "Sure, see you there").locator('.reaction[data-emoji="👍"] .count', { hasText: "2" }).waitFor();
+    await message(pageB, "Sure, see you there").locator('.reaction.me[data-emoji="👍"]').click();
+    await message(pageA, "Sure, see you there").locator('.reaction[data-emoji="👍"] .count', { hasText: "1" }).waitFor();
+    step("reactions added, counted and removed");
+
+    await pageA.setInputFiles(".file-input", { name: "gradient.png", mimeType: "image/png", buffer: makePng(160, 120) });
+    await pageA.waitForSelector(".attachment-preview:not([hidden]) .preview-image");
+    await send(pageA, "Our table");
+    const imageB = message(pageB, "Our table").locator("img.thumb");
+    await imageB.waitFor();
+    await pageB.waitForFunction(() => [...document.querySelectorAll("img.thumb")].some((img) => img.complete && img.naturalWidth > 0));
+    await message(pageB, "Our table").locator(".thumb-button").click();
+    await pageB.waitForFunction(() => {
+      const img = document.querySelector(".full-image");
+      return img && img.complete && img.naturalWidth === 160;
+    });
+    await shot(pageB, "04-image-full-size");
+    await pageB.keyboard.press("Escape");
+    step("image uploaded, thumbnail shown, opens full size");
+
+    // Seen: Bob has the room open at the bottom, so Alice's last message shows "Seen".
+    await message(pageA, "Our table").locator(".delivery", { hasText: "Seen" }).waitFor();
+    step("read receipt shown");
+
+    // Typing indicator.
+    await pageB.type(".composer-input", "typing");
+    await pageA.waitForSelector(".typing:text-matches('is typing')");
+    await pageB.fill(".composer-input", "");
+    step("typing indicator shown");
+
+    // Group room.
+    await pageA.click(".new-group");
+    await pageA.fill(".group-name", "Lunch crew");
+    await pageA.fill(".user-search", bob.username);
+    await pageA.click(`.user-result[data-username="${bob.username}"]`);
+    await pageA.click(".create-group");
+    await pageA.waitForSelector(".room-title:text('Lunch crew')");
+    await send(pageA, "Welcome to the crew");
+    await openRoom(pageB, "Lunch crew");
+    await message(pageB, "Welcome to the crew").waitFor();
+    const welcome = message(pageB, "Welcome to the crew");
+    await welcome.hover();
+    await welcome.locator(".act-reply").click();
+    await send(pageB, "Glad to be here");
+    await message(pageA, "Glad to be here").locator(".quote").waitFor();
+    await react(pageB, "Welcome to the crew", "🎉");
+    await message(pageA, "Welcome to the crew").locator('.reaction[data-emoji="🎉"] .count', { hasText: "1" }).waitFor();
+    await pageA.setInputFiles(".file-input", { name: "crew.png", mimeType: "image/png", buffer: makePng(120, 90) });
+    await send(pageA, "Group photo");
+    await message(pageB, "Group photo").locator("img.thumb").waitFor();
+    step("group room: text, reply, reaction, image");
+
+    // The script-looking message is shown as text, and no dialog fires.
+    const xss = "<img src=x onerror=alert(1)>";
+    await send(pageA, xss);
+    await message(pageB, xss).waitFor();
+    const shown = await message(pageB, xss).locator(".text").textContent();
+    await expect(shown === xss, `the markup shown as text, got ${shown}`);
+    const injected = await pageB.locator(".messages img[src='x']").count();
+    await expect(injected === 0, "no <img src=x> element in the page");
+    await shot(pageB, "05-group-bob");
+    step("markup shown as text");
+
+    // Bob goes offline; Alice carries on in both rooms; Bob comes back and catches up.
+    await openRoom(pageB, alice.name);
+    await contextB.setOffline(true);
+    await pageB.waitForSelector(".status-dot[data-status=offline], .status-dot[data-status=connecting]");
+    await pageA.waitForSelector(".room-item .presence.offline");
+    step("bob offline");
+    await openRoom(pageA, bob.name);
+    const missed = ["Missed one", "Missed two", "Missed three"];
+    for (const text of missed) await send(pageA, text);
+    await react(pageA, "Sure, see you there", "❤️");
+    const edited = message(pageA, "Hi Bob! Lunch at noon?");
+    await edited.hover();
+    await edited.locator(".act-edit").click();
+    await pageA.fill(".composer-input", "Hi Bob! Lunch at 12:30?");
+    await pageA.press(".composer-input", "Enter");
+    await message(pageA, "Lunch at 12:30").locator(".edited").waitFor();
+    await openRoom(pageA, "Lunch crew");
+    await send(pageA, "Missed in the group");
+    await message(pageA, "Missed in the group").locator(".delivery", { hasText: "Sent" }).waitFor();
+    // More than a resume replays (500 events): Bob's client must page /events for the group.
+    const groupId = await pageA.locator(".room-item", { has: pageA.locator(".room-name", { hasText: "Lunch crew" }) }).getAttribute("data-room-id");
+    await postMany(pageA, groupId, BULK, suffix);
+    step(`alice sent ${BULK} more group messages by REST`);
+    // Bob sends while offline: shown as waiting, delivered once he is back.
+    await send(pageB, "Written while offline");
+    await pageB.waitForSelector("li.msg.pending");
+    await shot(pageB, "06-bob-offline");
+    await contextB.setOffline(false);
+    await pageB.waitForSelector(".status-dot[data-status=online]");
+    step("bob back online");
+    for (const text of missed) await message(pageB, text).waitFor();
+    step("bob sees what he missed in the direct room");
+    await message(pageB, "Lunch at 12:30").waitFor();
+    await message(pageB, "Sure, see you there").locator('.reaction[data-emoji="❤️"]').waitFor();
+    await pageA.locator(".room-last", { hasText: "Written while offline" }).waitFor();
+    await pageB.waitForFunction(() => !document.querySelector("li.msg.pending"));
+    await pageB.waitForTimeout(500);
+    const seen = await pageB.$$eval("li.msg[data-id]", (items) => items.map((item) => ({ id: item.dataset.id, seq: Number(item.dataset.seq), text: item.querySelector(".text")?.textContent || "" })));
+    const ids = seen.map((item) => item.id);
+    await expect(new Set(ids).size === ids.length, `no duplicate message, got ${JSON.stringify(ids)}`);
+    for (const text of [...missed, "Written while offline"]) {
+      const count = seen.filter((item) => item.text === text).length;
+      await expect(count === 1, `"${text}" exactly once, got ${count}`);
+    }
+    const seqs = seen.map((item) => item.seq);
+    await expect(seqs.every((seq, index) => index === 0 || seq > seqs[index - 1]), `messages in seq order, got ${seqs}`);
+    await pageB.locator(".room-item", { has: pageB.locator(".room-name", { hasText: "Lunch crew" }) }).locator(".badge").waitFor();
+    report.after_reconnect = { messages: seen.length, ids: ids.length };
+    await shot(pageB, "07-bob-caught-up");
+    step("direct room checked");
+    await openRoom(pageB, "Lunch crew");
+    await message(pageB, "Missed in the group").waitFor();
+    await message(pageB, `Bulk ${BULK - 1}`).waitFor();
+    step("group caught up");
+    const groupTexts = await pageB.$$eval("li.msg[data-id] .text", (items) => items.map((item) => item.textContent));
+    await expect(groupTexts.filter((text) => text === "Missed in the group").length === 1, "the group message once");
+    const bulk = groupTexts.filter((text) => text.startsWith("Bulk "));
+    await expect(bulk.length === BULK && new Set(bulk).size === BULK, `${BULK} bulk messages once each, got ${bulk.length}`);
+    report.bulk_messages_seen = bulk.length;
+    step("bob caught up: everything missed, nothing twice");
+
+    // Deleting one's own message leaves a tombstone for both.
+    await send(pageB, "Oops, wrong room");
+    const oops = message(pageB, "Oops, wrong room");
+    await oops.hover();
+    await oops.locator(".act-delete").click();
+    await pageB.click(".confirm-yes");
+    await pageA.locator(".msg.deleted .tombstone").waitFor();
+    await pageB.locator(".msg.deleted .tombstone").waitFor();
+    step("message deleted");
+
+    // Escape cancels a reply.
+    const glad = message(pageB, "Glad to be here");
+    await glad.hover();
+    await glad.locator(".act-reply").click();
+    await pageB.waitForSelector(".context-bar:not([hidden])");
+    await pageB.press(".composer-input", "Escape");
+    await pageB.waitForSelector(".context-bar", { state: "hidden" });
+    step("escape cancels a reply");
+
+    // Screens for the record: desktop, and phone width.
+    await openRoom(pageA, bob.name);
+    await shot(pageA, "02-direct-alice");
+    await pageB.setViewportSize({ width: 390, height: 760 });
+    await shot(pageB, "08-phone-room");
+    await pageB.click(".room-head .back");
+    await shot(pageB, "09-phone-rooms");
+    await pageA.click(".members-button");
+    await pageA.waitForSelector(".member-list .member");
+    await shot(pageA, "03-members");
+    await pageA.keyboard.press("Escape");
+    step("screenshots taken");
+
+    // Profile: a new avatar and bio.
+    await pageA.click(".me");
+    await pageA.setInputFiles(".avatar-file", { name: "me.png", mimeType: "image/png", buffer: makePng(96, 96) });
+    await pageA.waitForSelector(".profile-avatar img.avatar");
+    await pageA.fill(".profile-bio", "Likes long lunches");
+    await pageA.click(".save-profile");
+    await pageA.waitForSelector(".panel [role=status]:text('Saved.')");
+    await shot(pageA, "10-profile");
+    await pageA.keyboard.press("Escape");
+    await pageA.waitForSelector(".me img.avatar");
+    step("profile and avatar updated");
+
+    // Members: Alice removes Bob from the group; the room leaves Bob's list.
+    await openRoom(pageA, "Lunch crew");
+    await pageA.click(".members-button");
+    await pageA.locator(".member", { hasText: bob.name }).locator(".remove-member").click();
+    await pageA.waitForFunction((name) => ![...document.querySelectorAll(".member-name")].some((el) => el.textContent === name), bob.name);
+    await pageA.keyboard.press("Escape");
+    await pageB.locator(".room-name", { hasText: "Lunch crew" }).waitFor({ state: "detached" });
+    step("member removed, room gone from their list");
+
+    await expect(report.dialogs.length === 0, `no dialog, got ${JSON.stringify(report.dialogs)}`);
+    await expect(report.page_errors.length === 0, `no page error, got ${JSON.stringify(report.page_errors)}`);
+    report.ok = true;
+  } catch (error) {
+    report.error = String(error?.stack || error);
+    const pages = browser.contexts().flatMap((context) => context.pages());
+    for (const [index, page] of pages.entries()) {
+      await page.screenshot({ path: join(outDir, `failure-${index}.png`) }).catch(() => {});
+    }
+  } finally {
+    report.duration_ms = Date.now() - started;
+    await browser.close();
+  }
+  console.log(JSON.stringify(report));
+  process.exit(report.ok ? 0 : 1);
+}
+
+main();

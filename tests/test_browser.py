@@ -1,0 +1,138 @@
+"""The browser client (static/) in a real browser: two people register, chat live in a direct
+room and a group (text, reply, reaction, image), one drops off the network and comes back
+to exactly what was missed, and markup in a message stays text.
+
+The scenario is tests/browser/chat.mjs (playwright-core driving Debian's chromium); this test
+serves the real app as a subprocess on a fresh SQLite data dir, runs the script and reads its
+JSON report. Without node, chromium or the node packages (``make test`` installs them) it
+skips, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER_DIR = ROOT / "tests" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SCENARIO_TIMEOUT = 120
+ACCESS_TOKEN_TTL = 10  # seconds, the least the config allows
+
+
+def require(available: bool, reason: str) -> None:
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser tests must run; `make test` installs it)")
+    pytest.skip(f"{reason}; `make test` installs it")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(base_url + "/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"the server did not answer /healthz within 20 s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    """The real server (``python -m cli.main serve``) on a free port and a fresh data dir."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CRONCHAT_DATA_DIR": str(tmp_path / "data"),
+        "CRONCHAT_HOST": "127.0.0.1",
+        "CRONCHAT_PORT": str(port),
+        "CRONCHAT_ARGON2_TIME_COST": "1",
+        "CRONCHAT_ARGON2_MEMORY_KIB": "1024",
+        # Shorter than the scenario: the client must refresh and re-auth its open socket.
+        "CRONCHAT_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL),
+    }
+    for name in ("CRONCHAT_DATABASE_URL", "CRONCHAT_REDIS_URL", "CRONCHAT_MEDIA_BACKEND"):
+        env.pop(name, None)
+    cli = [sys.executable, "-m", "cli.main"]
+    subprocess.run([*cli, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen([*cli, "serve"], cwd=ROOT, env=env, stdout=output, stderr=output)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, server, log)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def node() -> str:
+    node = shutil.which("node")
+    require(node is not None, "node is not installed")
+    require(Path(CHROMIUM).exists(), f"chromium is not installed at {CHROMIUM}")
+    has_playwright = (BROWSER_DIR / "node_modules" / "playwright-core").is_dir()
+    require(has_playwright, "playwright-core is not installed in tests/browser/node_modules")
+    return node
+
+
+def test_two_people_chat_in_the_browser_and_catch_up_after_going_offline(
+    node: str, server_url: str, tmp_path: Path
+) -> None:
+    screenshots = tmp_path / "screenshots"
+    started = time.monotonic()
+    run = subprocess.run(
+        [node, str(BROWSER_DIR / "chat.mjs"), server_url, str(screenshots)],
+        cwd=BROWSER_DIR,
+        env={**os.environ, "CHROMIUM_PATH": CHROMIUM},
+        capture_output=True,
+        text=True,
+        timeout=SCENARIO_TIMEOUT,
+    )
+    elapsed = time.monotonic() - started
+    output = run.stdout.strip().splitlines()
+    assert output, f"the scenario printed nothing (exit {run.returncode}):\n{run.stderr}"
+    report = json.loads(output[-1])
+    (tmp_path / "report.json").write_text(json.dumps(report, indent=2))
+    steps = [step["name"] for step in report["steps"]]
+    failure = f"failed after {steps[-1:]}: {report.get('error')}\nscreenshots: {screenshots}"
+    assert report["ok"], failure
+    assert run.returncode == 0, f"exit {run.returncode}:\n{run.stderr}"
+    assert "bob caught up: everything missed, nothing twice" in steps
+    assert "markup shown as text" in steps
+    assert report["login_error"], "a failed login shows the error envelope's message"
+    assert report["dialogs"] == [], "a dialog fired: markup ran as HTML"
+    assert report["page_errors"] == [], f"errors in the page: {report['page_errors']}"
+    # Alice never lost her network: one socket, kept open across token refreshes by `auth`
+    # frames sent on it (the first authenticates, each later one re-authenticates).
+    assert report["websockets"]["alice"] == 1, f"sockets opened: {report['websockets']}"
+    assert report["auth_frames"]["alice"] >= 2, f"auth frames sent: {report['auth_frames']}"
+    assert len(report["screenshots"]) >= 8
+    assert all(Path(path).stat().st_size > 0 for path in report["screenshots"])
+    assert elapsed < 60, f"the browser scenario took {elapsed:.0f} s, more than 60 s"
