@@ -1,0 +1,229 @@
+"""``python -m bench``: one benchmark run, or the standard set (``--standard``, ``make bench``).
+
+    python -m bench --preset small --database sqlite --workers 1
+    python -m bench --preset idle --idle-sockets 10000
+    python -m bench --standard
+
+Each run prints ONE JSON line on stdout; progress goes to stderr (none with --json-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from bench.presets import PRESETS, idle_preset
+
+# The standard set: (preset, database, workers).
+STANDARD = [
+    ("small", "sqlite", 1),
+    ("small", "mysql", 1),
+    ("medium", "sqlite", 1),
+    ("medium", "mysql", 1),
+    ("fanout", "sqlite", 1),
+    ("medium", "mysql", 2),
+    ("idle", "sqlite", 1),
+]
+STANDARD_IDLE_SOCKETS = 10_000
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument("--database", choices=["sqlite", "mysql"], default="sqlite")
+    p.add_argument("--workers", type=int, choices=[1, 2], default=1, help="2 implies Redis")
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="cap of the send phase in seconds (default per preset); senders stop at their "
+        "message count or at the cap, whichever comes first",
+    )
+    p.add_argument("--messages", type=int, help="override the preset's message count")
+    p.add_argument("--senders", type=int, help="override the preset's sender count")
+    p.add_argument("--idle-sockets", type=int, help="sockets of the idle preset (default 10000)")
+    p.add_argument(
+        "--generator-processes", type=int, default=2, help="load generator processes (default 2)"
+    )
+    p.add_argument(
+        "--window", type=int, help="unacknowledged sends per sender (default per preset)"
+    )
+    p.add_argument(
+        "--text-bytes", type=int, default=64, help="about how long message texts are (default 64)"
+    )
+    p.add_argument(
+        "--keep-rate-limit",
+        action="store_true",
+        help="keep the server's default rate limit (20 frames/s per socket) and pace senders "
+        "at 19/s; by default CRONCHAT_WS_RATE_PER_SECOND/_BURST lift it so that the server, "
+        "not its limit, is measured",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=10.0,
+        help="before measuring, wait up to this many seconds for other processes on the "
+        "machine to use under 25%% of a core (default 10; the report says what they used)",
+    )
+    p.add_argument("--no-baseline", action="store_true", help="skip the bare Tornado baseline")
+    p.add_argument("--timeout", type=float, default=900.0, help="hard cap of the run, seconds")
+    p.add_argument("--json-only", action="store_true", help="nothing but the JSON line")
+    p.add_argument("--standard", action="store_true", help="run the standard set (make bench)")
+    return p
+
+
+def single(args: argparse.Namespace) -> int:
+    from bench.run import Options, emit, run
+
+    preset = PRESETS[args.preset]
+    if preset.idle:
+        preset = idle_preset(args.idle_sockets or STANDARD_IDLE_SOCKETS)
+    if args.messages is not None:
+        preset = replace(preset, messages=args.messages)
+    if args.senders is not None:
+        preset = replace(preset, senders=args.senders)
+    options = Options(
+        preset=preset,
+        database=args.database,
+        workers=args.workers,
+        duration=args.duration,
+        generator_processes=args.generator_processes,
+        window=args.window,
+        text_bytes=args.text_bytes,
+        keep_rate_limit=args.keep_rate_limit,
+        baseline=not args.no_baseline,
+        timeout=args.timeout,
+        quiet_wait=args.quiet_wait,
+        verbose=not args.json_only,
+    )
+    try:
+        report = run(options)
+    except Exception as error:  # one JSON line even for a failed run, then a non-zero exit
+        emit(
+            {
+                "preset": args.preset,
+                "database": args.database,
+                "workers": args.workers,
+                "error": f"{type(error).__name__}: {error}",
+            }
+        )
+        return 1
+    emit(report)
+    return 0
+
+
+def standard(args: argparse.Namespace) -> int:
+    """Each configuration in a process of its own; a failed one does not stop the rest."""
+    failures = 0
+    lines = []
+    started = time.monotonic()
+    for preset, database, workers in STANDARD:
+        command = [
+            sys.executable,
+            "-m",
+            "bench",
+            "--preset",
+            preset,
+            "--database",
+            database,
+            "--workers",
+            str(workers),
+            "--timeout",
+            str(args.timeout),
+            "--quiet-wait",
+            str(args.quiet_wait),
+        ]
+        if preset == "idle":
+            command += ["--idle-sockets", str(args.idle_sockets or STANDARD_IDLE_SOCKETS)]
+        if args.json_only:
+            command.append("--json-only")
+        if args.keep_rate_limit:
+            command.append("--keep-rate-limit")
+        if args.duration is not None and preset != "idle":
+            command += ["--duration", str(args.duration)]
+        if args.no_baseline:
+            command.append("--no-baseline")
+        line, returncode = run_one(command, args.timeout + 60)
+        failures += returncode != 0
+        if not line:
+            line = json.dumps(
+                {"preset": preset, "database": database, "workers": workers, "error": "no result"}
+            )
+        print(line, flush=True)
+        lines.append(line)
+    if not args.json_only:
+        print(summary_table(lines), file=sys.stderr)
+        print(f"standard set done in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_one(command: list[str], timeout: float) -> tuple[str, int]:
+    """Run one configuration; past ``timeout``, SIGTERM (it stops its servers), then kill."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            out, _ = process.communicate(timeout=45)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, _ = process.communicate()
+    lines = out.strip().splitlines()
+    return (lines[-1] if lines else ""), process.returncode
+
+
+def summary_table(lines: list[str]) -> str:
+    """The figures as the Markdown table of the README."""
+    rows = [
+        "| preset | db | workers | sends/s | deliveries/s | delivered | p50 / p95 / p99 / p99.9 ms "
+        "| server RSS | baseline deliveries/s | ratio | others' CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for line in lines:
+        r = json.loads(line)
+        head = f"| {r['preset']} | {r['database']} | {r['workers']} "
+        if "error" in r:
+            rows.append(head + f"| {r['error']} | | | | | | | |")
+            continue
+        base = r.get("baseline", {})
+        rss = f"{r['server_rss_kib'] / 1024:.0f} MiB"
+        if r["preset"] == "idle":
+            rows.append(
+                f"| idle, {r['sockets_connected']:,} sockets | {r['database']} | {r['workers']} "
+                f"| | | | | {rss}, {r['rss_per_idle_socket_kib']} KiB per idle socket "
+                f"| {base.get('rss_per_idle_socket_kib')} KiB per idle socket "
+                f"| {r.get('ratio_to_baseline')} | |"
+            )
+            continue
+        lat = " / ".join(f"{r['latency_ms'][k]:.0f}" for k in ("p50", "p95", "p99", "p99_9"))
+        # Other people's processes on the machine while each server was measured (noise).
+        others = r["cpu_percent"]["other_processes"]
+        base_others = base.get("cpu_percent", {}).get("other_processes", "-")
+        rows.append(
+            head + f"| {_rate(r['sends_per_s'])} | {_rate(r['deliveries_per_s'])} "
+            f"| {r['delivered_fraction']} | {lat} | {rss} "
+            f"| {base.get('deliveries_per_s', 0):,.0f} | {r.get('ratio_to_baseline')} "
+            f"| {others:.0f} / {base_others:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def _rate(per_second: float) -> str:
+    return f"{per_second:,.0f}" if per_second >= 100 else f"{per_second:.1f}"
+
+
+def main() -> int:
+    args = parser().parse_args()
+    if args.standard:
+        return standard(args)
+    return single(args)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

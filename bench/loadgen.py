@@ -1,0 +1,296 @@
+"""One load-generator process: its share of the sockets, on one asyncio loop.
+
+The orchestrator (bench.run) starts several of these and steers them over a pipe:
+
+    orchestrator -> worker   worker -> orchestrator
+                             {"phase": "ready"}   sockets connected, authenticated, quiet
+    {"settle": true}
+                             {"phase": "settled"} quiet again, now that all are connected
+    {"start_at": ns, ...}
+                             {"phase": "sent"}    senders done (acked, refused, out of time)
+    {"expect": n, ...}
+                             {"phase": "done"}    n deliveries counted, or the drain timed out
+    {"close": true}          (closes its sockets, exits)
+
+Times are ``time.monotonic_ns()``, one clock for every process of the machine, so that
+the send time a sender writes into a message's text is comparable with the receive
+time in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from array import array
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench.wsclient import BenchSocket
+
+CONNECT_CONCURRENCY = 64
+CONNECT_ATTEMPTS = 3
+READY_SECONDS = 120.0
+QUIET_SECONDS = 0.5
+QUIET_MAX_SECONDS = 30.0
+ACK_GRACE_SECONDS = 10.0
+DRAIN_IDLE_SECONDS = 5.0
+TEXT_PAD = "x"
+
+
+class Counters:
+    """What all sockets of this process saw."""
+
+    def __init__(self) -> None:
+        self.latencies_us = array("q")
+        self.received = 0
+        self.first_receive_ns = 0
+        self.last_receive_ns = 0
+        self.acked = 0
+        self.first_ack_ns = 0
+        self.last_ack_ns = 0
+        self.summaries = 0
+        self.presence = 0
+        self.other_events = 0
+        self.other_frames = 0
+        self.duplicates = 0
+        self.gaps = 0
+        self.handshake_failures = 0
+        self.errors: Counter[str] = Counter()
+        self.error_samples: dict[str, str] = {}
+        self.closes: Counter[int] = Counter()
+        self.start_at = 0
+        # Acks and deliveries per second since the start, for the timelines of the report.
+        self.ack_seconds: Counter[int] = Counter()
+        self.receive_seconds: Counter[int] = Counter()
+
+    def on_bench_event(self, latency_ns: int, now: int) -> None:
+        self.received += 1
+        self.latencies_us.append(latency_ns // 1000)
+        self.receive_seconds[(now - self.start_at) // 1_000_000_000] += 1
+        if not self.first_receive_ns:
+            self.first_receive_ns = now
+        self.last_receive_ns = now
+
+    def on_ack(self, now: int) -> None:
+        self.acked += 1
+        self.ack_seconds[(now - self.start_at) // 1_000_000_000] += 1
+        if not self.first_ack_ns:
+            self.first_ack_ns = now
+        self.last_ack_ns = now
+
+    def count_error(self, code: str, message: str) -> None:
+        self.errors[code] += 1
+        self.error_samples.setdefault(code, message[:200])
+
+    def count_close(self, code: int) -> None:
+        self.closes[code] += 1
+
+
+def raise_file_limit(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Worker:
+    def __init__(self, pipe: Connection, config: dict[str, Any]) -> None:
+        self.pipe = pipe
+        self.config = config
+        self.host = config["host"]
+        self.port = config["port"]
+        self.counters = Counters()
+        self.sockets: list[BenchSocket] = []
+        self.connect_failures: Counter[str] = Counter()
+        self.stopped_by_duration = 0
+        self.unacked_at_end = 0
+        self.cpu_before = time.process_time()
+
+    async def receive(self) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(None, self.pipe.recv)
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        await self.connect_all()
+        await self.wait_quiet()
+        self.pipe.send(
+            {
+                "phase": "ready",
+                "sockets": len(self.config["sockets"]),
+                "connected": len(self.sockets),
+                "connect_failures": dict(self.connect_failures),
+                "connect_seconds": round(time.monotonic() - started, 2),
+                "presence_frames": self.counters.presence,
+            }
+        )
+        while True:
+            command = await self.receive()
+            if command.get("settle"):
+                await self.wait_quiet()
+                self.pipe.send({"phase": "settled", "presence_frames": self.counters.presence})
+            elif "start_at" in command:
+                await self.send_phase(command)
+            elif "expect" in command:
+                await self.drain(command)
+            elif command.get("close"):
+                break
+        for socket in self.sockets:
+            socket.close()
+        await asyncio.sleep(0.2)
+
+    # -- connecting ----------------------------------------------------------------------
+
+    async def connect_all(self) -> None:
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def connect(spec: dict[str, Any]) -> None:
+            async with gate:
+                for attempt in range(CONNECT_ATTEMPTS):
+                    socket = await self.connect_one(spec)
+                    if socket is not None:
+                        self.sockets.append(socket)
+                        return
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+        await asyncio.gather(*(connect(spec) for spec in self.config["sockets"]))
+
+    async def connect_one(self, spec: dict[str, Any]) -> BenchSocket | None:
+        loop = asyncio.get_running_loop()
+        socket = BenchSocket(spec, self.host, self.port, self.counters)
+        try:
+            await loop.create_connection(lambda: socket, self.host, self.port)
+            await asyncio.wait_for(asyncio.shield(socket.ready), READY_SECONDS)
+            return socket
+        except (OSError, TimeoutError, ConnectionError) as error:
+            self.connect_failures[f"{type(error).__name__}: {error}"[:120]] += 1
+            if socket.transport is not None:
+                socket.transport.abort()
+            if not socket.ready.done():
+                socket.ready.cancel()
+            return None
+
+    async def wait_quiet(self) -> None:
+        """Let presence frames of the connection storm pass before anything is measured."""
+        deadline = time.monotonic() + QUIET_MAX_SECONDS
+        last = -1
+        while time.monotonic() < deadline:
+            seen = self.counters.presence + self.counters.other_frames
+            if seen == last:
+                return
+            last = seen
+            await asyncio.sleep(QUIET_SECONDS)
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send_phase(self, command: dict[str, Any]) -> None:
+        start_at, stop_at = command["start_at"], command["stop_at"]
+        self.counters.latencies_us = array("q")
+        self.counters.start_at = start_at
+        self.cpu_before = time.process_time()
+        delay = (start_at - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        senders = [socket for socket in self.sockets if socket.spec["quota"]]
+        await asyncio.gather(*(self.run_sender(socket, command, stop_at) for socket in senders))
+        acked_by_room: Counter[str] = Counter()
+        for socket in senders:
+            acked_by_room[socket.spec["send_room"]] += socket.acked
+        self.pipe.send(
+            {
+                "phase": "sent",
+                "acked_by_room": dict(acked_by_room),
+                "stopped_by_duration": self.stopped_by_duration,
+                "unacked": self.unacked_at_end,
+                "first_ack_ns": self.counters.first_ack_ns,
+                "last_ack_ns": self.counters.last_ack_ns,
+            }
+        )
+
+    async def run_sender(self, socket: BenchSocket, command: dict[str, Any], stop_at: int) -> None:
+        window = command["window"]
+        pace = command["pace"]  # messages/s per sender, 0: as fast as the window allows
+        padding = TEXT_PAD * max(0, command["text_bytes"] - 40)
+        socket.window = asyncio.Semaphore(window)
+        room_id = socket.spec["send_room"]
+        tag = f"s{socket.spec['index']}"
+        next_at = time.monotonic()
+        for number in range(1, socket.spec["quota"] + 1):
+            await socket.window.acquire()
+            if time.monotonic_ns() >= stop_at:
+                self.stopped_by_duration += 1
+                socket.window.release()
+                break
+            if socket.transport is None or socket.transport.is_closing():
+                socket.window.release()
+                break
+            if pace:
+                next_at += 1.0 / pace
+                wait = next_at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            text = f"b{time.monotonic_ns()}.{tag}n{number} {padding}"
+            frame = (
+                f'{{"type":"message.send","id":{number},"room_id":"{room_id}",'
+                f'"client_msg_id":"{tag}-{number}","text":"{text}"}}'
+            ).encode()
+            socket.unacked[number] = frame
+            socket.all_acked.clear()
+            socket.send_text(frame)
+        if socket.unacked:
+            try:
+                remaining = max(0.0, (stop_at - time.monotonic_ns()) / 1e9)
+                await asyncio.wait_for(socket.all_acked.wait(), remaining + ACK_GRACE_SECONDS)
+            except TimeoutError:
+                self.unacked_at_end += len(socket.unacked)
+
+    # -- draining ------------------------------------------------------------------------
+
+    async def drain(self, command: dict[str, Any]) -> None:
+        """Wait for the deliveries this process should get, while they keep coming."""
+        expected = command["expect"]
+        hard_stop = time.monotonic() + command["drain_max_seconds"]
+        last_count, last_progress = -1, time.monotonic()
+        while self.counters.received < expected and time.monotonic() < hard_stop:
+            if self.counters.received != last_count:
+                last_count, last_progress = self.counters.received, time.monotonic()
+            elif time.monotonic() - last_progress > DRAIN_IDLE_SECONDS:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # duplicates, if any, show up right behind
+        counters = self.counters
+        self.pipe.send(
+            {
+                "phase": "done",
+                "received": counters.received,
+                "expected": expected,
+                "first_receive_ns": counters.first_receive_ns,
+                "last_receive_ns": counters.last_receive_ns,
+                "summaries": counters.summaries,
+                "other_events": counters.other_events,
+                "other_frames": counters.other_frames,
+                "duplicates": counters.duplicates,
+                "gaps": counters.gaps,
+                "errors": dict(counters.errors),
+                "error_samples": counters.error_samples,
+                "closes": {str(code): n for code, n in counters.closes.items()},
+                "open_sockets": sum(
+                    1 for s in self.sockets if s.transport and not s.transport.is_closing()
+                ),
+                "cpu_seconds": round(time.process_time() - self.cpu_before, 3),
+                "ack_seconds": dict(counters.ack_seconds),
+                "receive_seconds": dict(counters.receive_seconds),
+                "latencies_us": counters.latencies_us.tobytes(),
+            }
+        )
+
+
+def worker_main(pipe: Connection, config: dict[str, Any]) -> None:
+    """Entry point of a load-generator process (multiprocessing, spawn)."""
+    raise_file_limit(len(config["sockets"]) + 1024)
+    asyncio.run(Worker(pipe, config).run())
