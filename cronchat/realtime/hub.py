@@ -306,9 +306,6 @@ class Hub:
             for connection in list(sockets):
                 connection.close_with(code, reason)
 
-    def connections(self) -> list[Connection]:
-        return [connection for sockets in self._by_user.values() for connection in sockets]
-
 
 def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> bool:
     sockets = index.get(key)
