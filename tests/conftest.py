@@ -86,6 +86,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return url
 
 
+def cronchat_env(database_url: str, data_dir: Any, **extra: str) -> dict[str, str]:
+    """The environment of a `cronchat` process of the tests: this run's database, a data dir,
+    the tests' JWT secret, cheap password hashing, and no CRONCHAT_* of the caller."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
+    env.update(
+        CRONCHAT_DATABASE_URL=database_url,
+        CRONCHAT_DATA_DIR=str(data_dir),
+        CRONCHAT_JWT_SECRET=JWT_SECRET,
+        CRONCHAT_ARGON2_TIME_COST="1",
+        CRONCHAT_ARGON2_MEMORY_KIB="1024",
+    )
+    env.update(extra)
+    return env
+
+
 def make_settings(database_url: str, data_dir: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,

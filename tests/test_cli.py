@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,20 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import JWT_SECRET, Api, unique_name
-
-
-def cronchat_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
-    env.update(
-        CRONCHAT_DATABASE_URL=database_url,
-        CRONCHAT_DATA_DIR=str(data_dir),
-        CRONCHAT_JWT_SECRET=JWT_SECRET,
-        CRONCHAT_ARGON2_TIME_COST="1",
-        CRONCHAT_ARGON2_MEMORY_KIB="1024",
-    )
-    env.update(extra)
-    return env
+from conftest import Api, cronchat_env, unique_name
 
 
 async def cronchat(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, str, str]:

@@ -20,7 +20,7 @@ import pytest
 from test_scale import Server, free_port
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import JWT_SECRET, Api, Socket, ensure_migrated, missing_service
+from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 
@@ -172,19 +172,6 @@ class OwnMariaDB:
             self.process.wait(timeout=60)
 
 
-def base_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
-    env.update(
-        CRONCHAT_DATABASE_URL=database_url,
-        CRONCHAT_DATA_DIR=str(data_dir),
-        CRONCHAT_JWT_SECRET=JWT_SECRET,
-        CRONCHAT_ARGON2_TIME_COST="1",
-        CRONCHAT_ARGON2_MEMORY_KIB="1024",
-        **extra,
-    )
-    return env
-
-
 @pytest.fixture
 def client(io_loop: Any) -> Iterator[AsyncHTTPClient]:
     instance = AsyncHTTPClient(force_instance=True)
@@ -203,7 +190,7 @@ async def test_redis_stopped_and_started_under_load(
     own_redis: OwnRedis, mysql_url: str, tmp_path: Path, client: AsyncHTTPClient
 ) -> None:
     ensure_migrated(mysql_url, tmp_path)
-    env = base_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=own_redis.url)
+    env = cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=own_redis.url)
     first, second = Server(env, free_port()), Server(env, free_port())
     try:
         api = Api(client, first.url)
@@ -246,7 +233,7 @@ async def test_mariadb_stopped_and_started(tmp_path: Path, client: AsyncHTTPClie
     server = None
     try:
         ensure_migrated(mariadb.url, tmp_path)
-        server = Server(base_env(mariadb.url, tmp_path / "data"), free_port())
+        server = Server(cronchat_env(mariadb.url, tmp_path / "data"), free_port())
         api = Api(client, server.url)
         alice, bob = await api.register(), await api.register()
         room = await api.group(alice, bob)
@@ -286,7 +273,7 @@ async def test_killed_worker_loses_no_acknowledged_message(
     redis = OwnRedis(tmp_path)
     ensure_migrated(mysql_url, tmp_path)
     server = Server(
-        base_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=redis.url),
+        cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=redis.url),
         free_port(),
         "--workers",
         "2",

@@ -26,7 +26,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
-from conftest import JWT_SECRET, Api, unique_name
+from conftest import JWT_SECRET, Api, cronchat_env, unique_name
 from cronchat.config import Secret, Settings
 from cronchat.media_links import THUMBNAIL, MediaLinks
 
@@ -533,12 +533,8 @@ async def test_a_new_avatar_replaces_and_deletes_the_old_one(api: Api, settings:
 
 
 def cli_env(database_url: str, settings: Settings) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
-    env.update(
-        CRONCHAT_DATABASE_URL=database_url,
-        CRONCHAT_DATA_DIR=str(settings.data_dir),
-        CRONCHAT_JWT_SECRET=JWT_SECRET,
-        CRONCHAT_MEDIA_BACKEND=settings.media_backend,
+    env = cronchat_env(
+        database_url, settings.data_dir, CRONCHAT_MEDIA_BACKEND=settings.media_backend
     )
     if settings.media_backend == "s3":
         env.update(

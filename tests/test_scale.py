@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import JWT_SECRET, Api, Socket, ensure_migrated, missing_service
+from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service
 
 REDIS_URL = os.environ.get("CRONCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -92,16 +92,7 @@ class Server:
 def server_env(mysql_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     """Servers of these tests run on MariaDB: the production setup for several processes."""
     ensure_migrated(mysql_url, tmp_path)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
-    env.update(
-        CRONCHAT_DATABASE_URL=mysql_url,
-        CRONCHAT_DATA_DIR=str(tmp_path / "data"),
-        CRONCHAT_JWT_SECRET=JWT_SECRET,
-        CRONCHAT_REDIS_URL=redis_url,
-        CRONCHAT_ARGON2_TIME_COST="1",
-        CRONCHAT_ARGON2_MEMORY_KIB="1024",
-    )
-    return env
+    return cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=redis_url)
 
 
 @pytest.fixture
