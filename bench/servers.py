@@ -77,22 +77,20 @@ class MysqlDatabase:
 
         return pymysql.connect(**MYSQL, autocommit=True)
 
-    def create(self) -> str:
+    def _execute(self, statement: str) -> None:
         connection = self._connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+                cursor.execute(statement)
         finally:
             connection.close()
+
+    def create(self) -> str:
+        self._execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
         return f"mysql://{MYSQL['user']}@{MYSQL['host']}:{MYSQL['port']}/{self.name}"
 
     def drop(self) -> None:
-        connection = self._connect()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
-        finally:
-            connection.close()
+        self._execute(f"DROP DATABASE IF EXISTS `{self.name}`")
 
 
 # A socket may send this many frames per second (and in a burst) when the limit is lifted:

@@ -180,7 +180,9 @@ class Hub:
         stream.next_seq = seq + 1
         frame = encode({"type": "event", "event": event})
         delivered = 0
-        for user_id in list(stream.user_ids):
+        # Sockets never leave the hub while it writes to them (a dropped slow reader is
+        # removed by its close callback), so the member set needs no copy here.
+        for user_id in stream.user_ids:
             for connection in self._by_user.get(user_id, ()):
                 connection.send_event(room_id, seq, frame)
                 delivered += 1
