@@ -43,6 +43,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.sends_per_commit = Histogram(
+            "cronchat_sends_per_commit",
+            "Message sends committed together in one transaction (group commit).",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200),
+            registry=self.registry,
+        )
         self.broker_reconnects = Gauge(
             "cronchat_broker_reconnects",
             "Times the broker subscription came back.",

@@ -225,3 +225,12 @@ class Summary:
     last_message: Message | None
     unread_count: int
     last_read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """Where a member stands in a room: its last seq, and their unread count and marker."""
+
+    last_seq: int
+    unread_count: int
+    last_read_seq: int

@@ -71,6 +71,7 @@ class Runtime:
             ),
         )
         self.hub.load_events = self.services.messages.stored_events
+        self.hub.load_read_state = self.services.rooms.read_states
         store: PresenceStore = (
             RedisPresence(redis_url, deployment_prefix(settings), self.hub.is_online)
             if redis_url

@@ -342,3 +342,46 @@ async def test_concurrent_senders_get_gap_free_seqs(api: Api) -> None:
     assert flat == list(range(start + 1, start + 51))
     for per_user in seqs:
         assert per_user == sorted(per_user)
+
+
+async def test_concurrent_sends_commit_together_yet_fail_alone(api: Api) -> None:
+    alice, bob, room = await chat(api)
+    carol = await api.register()
+    elsewhere = await api.group(alice)
+    foreign = await api.send(alice, elsewhere["id"], "in another room")
+    path = f"/api/v1/rooms/{room['id']}/messages"
+    good = [
+        api.post(path, {"client_msg_id": f"ok-{n}", "text": f"{n}"}, user["token"])
+        for n, user in enumerate([alice, bob] * 10)
+    ]
+    bad = [
+        api.post(path, {"client_msg_id": "intruder", "text": "x"}, carol["token"]),
+        api.post(
+            path,
+            {"client_msg_id": "bad-reply", "text": "x", "reply_to_id": foreign["id"]},
+            alice["token"],
+        ),
+        api.post(
+            path, {"client_msg_id": "bad-media", "kind": "image", "media_id": "nope"}, bob["token"]
+        ),
+    ]
+    replies = await asyncio.gather(*good, *bad)
+    assert [r.status for r in replies[-3:]] == [404, 400, 400]
+    sent = [r.body for r in replies[:-3]]
+    assert {r.status for r in replies[:-3]} == {201}
+    seqs = sorted(message["seq"] for message in sent)
+    assert seqs == list(range(room["last_seq"] + 1, room["last_seq"] + 21))
+    history = (await api.get(f"{path}?limit=50", alice["token"])).body["messages"]
+    assert sorted(m["id"] for m in history) == sorted(m["id"] for m in sent)
+    events = (await api.get(f"/api/v1/rooms/{room['id']}/events", alice["token"])).body
+    created = [e for e in events["events"] if e["type"] == "message.created"]
+    assert [e["seq"] for e in created] == seqs
+    # They did share transactions: fewer commits than sends.
+    metrics = (await api.get("/metrics")).body.decode().splitlines()
+    commits, sends = (
+        float(line.split()[-1])
+        for name in ("cronchat_sends_per_commit_count", "cronchat_sends_per_commit_sum")
+        for line in metrics
+        if line.startswith(name)
+    )
+    assert sends == 24 and commits < sends

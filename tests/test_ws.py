@@ -303,6 +303,50 @@ async def test_second_device_gets_everything_and_reads_sync(api: Api, connect: A
     assert synced["room"]["unread_count"] == 0 and synced["room"]["last_read_seq"] == message["seq"]
 
 
+async def test_summaries_count_unread_through_reads_deletions_and_new_sockets(
+    api: Api, connect: Any
+) -> None:
+    alice, bob, room, alice_ws, bob_phone = await direct_chat(api, connect)
+    room_id = room["id"]
+    bob_laptop = await connect(bob["token"])
+
+    async def unread_on(device: Socket) -> tuple[int, int]:
+        summary = (await device.expect("room.summary"))["room"]
+        return summary["unread_count"], summary["last_read_seq"]
+
+    first, second, third = [await api.send(alice, room_id, f"m{n}") for n in range(3)]
+    start = room["last_seq"]  # Bob joined last: his marker starts there
+    for device in (bob_phone, bob_laptop):
+        assert [await unread_on(device) for _ in range(3)] == [(1, start), (2, start), (3, start)]
+    assert [await unread_on(alice_ws) for _ in range(3)] == [(0, room["last_read_seq"])] * 3
+
+    await bob_phone.request({"type": "read", "room_id": room_id, "seq": second["seq"]})
+    assert await unread_on(bob_laptop) == (1, second["seq"])
+    await api.send(bob, room_id, "own messages are never unread")
+    assert await unread_on(bob_laptop) == (1, second["seq"])
+
+    # Deleting a message already read changes nothing; deleting an unread one counts down.
+    await alice_ws.request(
+        {"type": "message.delete", "room_id": room_id, "message_id": first["id"]}
+    )
+    assert await unread_on(bob_laptop) == (1, second["seq"])
+    await alice_ws.request(
+        {"type": "message.delete", "room_id": room_id, "message_id": third["id"]}
+    )
+    assert await unread_on(bob_laptop) == (0, second["seq"])
+
+    # A socket opened now starts from the database and counts on live like the others.
+    bob_tablet = await connect(bob["token"])
+    await api.send(alice, room_id, "m3")
+    for device in (bob_phone, bob_laptop, bob_tablet):
+        while (counts := await unread_on(device)) != (1, second["seq"]):
+            assert counts == (0, second["seq"])  # summaries of the deletions above
+    listed = await api.get("/api/v1/rooms", bob["token"])
+    assert [(r["unread_count"], r["last_read_seq"]) for r in listed.body["rooms"]] == [
+        (1, second["seq"])
+    ]
+
+
 async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
     owner, member, newcomer = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, member)

@@ -1,5 +1,5 @@
 """The database layer: a thread-backed pool, transactions, dialects and migrations."""
 
-from cronchat.db.database import Database, Row, Tx, UniqueViolation
+from cronchat.db.database import Database, Row, Tx, UniqueViolation, in_list
 
-__all__ = ["Database", "Row", "Tx", "UniqueViolation"]
+__all__ = ["Database", "Row", "Tx", "UniqueViolation", "in_list"]

@@ -86,6 +86,12 @@ class Tx:
         return None if row is None else next(iter(row.values()))
 
 
+def in_list(values: Sequence[Any] | set[Any]) -> tuple[str, tuple[Any, ...]]:
+    """Placeholders and parameters for ``IN (...)``: ``("%s, %s", (a, b))``."""
+    ordered = tuple(values)
+    return ", ".join(["%s"] * len(ordered)), ordered
+
+
 def _is_unique_violation(error: Exception) -> bool:
     if isinstance(error, pymysql.err.IntegrityError):
         return error.args[0] == 1062

@@ -29,3 +29,35 @@ def encode(frame: dict[str, Any]) -> bytes:
     """A frame dict as JSON in a wire-ready WebSocket frame."""
     payload = json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return wire_frame(payload)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class SummaryFrames:
+    """The ``room.summary`` frames that follow one event: every member's shares the room,
+    seq and last message and differs only in two numbers, so the shared part is serialised
+    once and each distinct (unread_count, last_read_seq) pair is built once."""
+
+    __slots__ = ("_prefix", "_built")
+
+    def __init__(self, room_id: str, last_seq: int, last_message: Any) -> None:
+        self._prefix = (
+            b'{"type":"room.summary","room":{"id":'
+            + _json(room_id)
+            + b',"last_seq":'
+            + str(last_seq).encode()
+            + b',"last_message":'
+            + _json(last_message)
+            + b',"unread_count":'
+        )
+        self._built: dict[tuple[int, int], bytes] = {}
+
+    def frame(self, unread_count: int, last_read_seq: int) -> bytes:
+        key = (unread_count, last_read_seq)
+        built = self._built.get(key)
+        if built is None:
+            payload = b'%s%d,"last_read_seq":%d}}' % (self._prefix, unread_count, last_read_seq)
+            built = self._built[key] = wire_frame(payload)
+        return built

@@ -5,27 +5,39 @@ notice becomes one frame, built once, and the same bytes go to every recipient. 
 leave the hub in seq order per room, whatever order their notices arrive in: a notice that
 runs ahead of a missing seq waits briefly, then the missing events are read from the
 database, so live delivery has no holes even when the publishing process died.
+
+The hub also keeps each local member's unread count and read marker, moved by the events it
+delivers, so that a new message costs no database work per member: every member's
+``room.summary`` is built from one shared template and written with the event in one write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cronchat.models import ReadState
 from cronchat.realtime.broker import Notice
-from cronchat.realtime.frames import encode
+from cronchat.realtime.frames import SummaryFrames, encode
 
 log = logging.getLogger("cronchat.hub")
 
 CLOSE_REVOKED = 4003
 GAP_WAIT_SECONDS = 0.5
+# Unread changes remembered per room, to bring a database read made a little earlier up to
+# date with what was delivered since.
+CHANGES_KEPT = 256
 
 # Reads the stored events of a room in (after_seq, up_to_seq], as event JSON.
 LoadEvents = Callable[[str, int, int], Awaitable[list[dict[str, Any]]]]
+# Reads a user's read state in one room (user_id, room_id).
+LoadReadState = Callable[[str, str], Awaitable[dict[str, ReadState]]]
+# How a room event changes unread counts: (sender_id, message_seq, +1 or -1).
+UnreadChange = tuple[str, int, int]
 
 
 class Connection(Protocol):
@@ -40,13 +52,57 @@ class Connection(Protocol):
 
 
 @dataclass(slots=True)
+class MemberView:
+    """A local member's unread count and read marker in one room. Events up to
+    ``counted_to`` were already counted by the database read it started from."""
+
+    unread_count: int
+    last_read_seq: int
+    counted_to: int
+
+    def apply(self, user_id: str, change: UnreadChange) -> None:
+        self.unread_count = max(0, self.unread_count + _delta(change, user_id, self.last_read_seq))
+
+
+@dataclass(slots=True)
 class RoomStream:
     """The local followers of one room and where its event stream stands."""
 
-    user_ids: set[str] = field(default_factory=set)
-    next_seq: int = 1
+    next_seq: int
+    members: dict[str, MemberView] = field(default_factory=dict)
     waiting: dict[int, Notice] = field(default_factory=dict)
     gap_timer: asyncio.TimerHandle | None = None
+    # The latest unread changes, (seq, change); every one from ``changes_from`` on is here.
+    changes: deque[tuple[int, UnreadChange]] | None = None
+    changes_from: int = 0
+
+    def __post_init__(self) -> None:
+        self.changes_from = self.next_seq
+
+    def record(self, seq: int, change: UnreadChange) -> None:
+        if self.changes is None:
+            self.changes = deque()
+        elif len(self.changes) == CHANGES_KEPT:
+            self.changes_from = self.changes.popleft()[0] + 1
+        self.changes.append((seq, change))
+
+    def settle(self, user_id: str, state: ReadState) -> bool:
+        """Set a member's view from a database read of their room at ``state.last_seq``,
+        counting what was delivered since; False when those changes are no longer known."""
+        view = self.members.get(user_id)
+        if view is None:
+            return True
+        unread_count = state.unread_count
+        if state.last_seq < self.next_seq - 1:
+            if state.last_seq + 1 < self.changes_from:
+                return False
+            for seq, change in self.changes or ():
+                if seq > state.last_seq:
+                    unread_count += _delta(change, user_id, state.last_read_seq)
+        view.unread_count = max(0, unread_count)
+        view.last_read_seq = state.last_read_seq
+        view.counted_to = state.last_seq
+        return True
 
 
 class Hub:
@@ -55,8 +111,10 @@ class Hub:
         self._by_session: dict[str, set[Connection]] = defaultdict(set)
         self._rooms: dict[str, RoomStream] = {}
         self._user_rooms: dict[str, set[str]] = defaultdict(set)
-        # Reads stored events to fill a hole in live delivery (set by the runtime).
+        # Read stored events to fill a hole in live delivery, and a member's read state
+        # when their view cannot be brought up to date otherwise (set by the runtime).
         self.load_events: LoadEvents | None = None
+        self.load_read_state: LoadReadState | None = None
         # Called with (user_id, online, room_ids) when a user's first socket opens here or
         # their last one closes.
         self.on_presence: Callable[[str, bool, set[str]], None] | None = None
@@ -75,20 +133,28 @@ class Hub:
     def connection_count(self) -> int:
         return sum(len(sockets) for sockets in self._by_user.values())
 
-    def add(self, connection: Connection, room_seqs: dict[str, int]) -> dict[str, int]:
-        """Start delivering to a socket: its user's rooms, each with its last seq as read from
-        the database. Answers each room's last seq from here on: where this process already
-        delivered past the database read, the higher one, so that the client resumes up to
-        the point where its live stream begins."""
-        first = not self._by_user.get(connection.user_id)
-        self._by_user[connection.user_id].add(connection)
+    def add(self, connection: Connection, states: dict[str, ReadState]) -> dict[str, int]:
+        """Start delivering to a socket: its user's rooms, each with its read state as read
+        from the database. Answers each room's last seq from here on: where this process
+        already delivered past the database read, the higher one, so that the client resumes
+        up to the point where its live stream begins."""
+        user_id = connection.user_id
+        first = not self._by_user.get(user_id)
+        self._by_user[user_id].add(connection)
         self._by_session[connection.session_id].add(connection)
         current = {}
-        for room_id, last_seq in room_seqs.items():
-            stream = self._follow(connection.user_id, room_id, last_seq + 1)
-            current[room_id] = max(last_seq, stream.next_seq - 1)
+        for room_id, state in states.items():
+            stream = self._rooms.get(room_id)
+            if stream is None:
+                stream = self._rooms[room_id] = RoomStream(next_seq=state.last_seq + 1)
+            if user_id not in stream.members:
+                stream.members[user_id] = MemberView(0, state.last_read_seq, state.last_seq)
+                self._user_rooms[user_id].add(room_id)
+                if not stream.settle(user_id, state):
+                    self._refresh(room_id, user_id)
+            current[room_id] = max(state.last_seq, stream.next_seq - 1)
         if first and self.on_presence is not None:
-            self.on_presence(connection.user_id, True, self.rooms_of(connection.user_id))
+            self.on_presence(user_id, True, self.rooms_of(user_id))
         return current
 
     def remove(self, connection: Connection) -> None:
@@ -107,26 +173,35 @@ class Hub:
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self._user_rooms.get(user_id, ()))
 
-    def _follow(self, user_id: str, room_id: str, next_seq: int) -> RoomStream:
-        stream = self._rooms.get(room_id)
-        if stream is None:
-            stream = self._rooms[room_id] = RoomStream(next_seq=next_seq)
-        stream.user_ids.add(user_id)
-        self._user_rooms[user_id].add(room_id)
-        return stream
-
     def _unfollow(self, user_id: str, room_id: str) -> None:
         stream = self._rooms.get(room_id)
         if stream is None:
             return
-        stream.user_ids.discard(user_id)
+        stream.members.pop(user_id, None)
         rooms = self._user_rooms.get(user_id)
         if rooms is not None:
             rooms.discard(room_id)
-        if not stream.user_ids:
+        if not stream.members:
             if stream.gap_timer is not None:
                 stream.gap_timer.cancel()
             del self._rooms[room_id]
+
+    def _refresh(self, room_id: str, user_id: str) -> None:
+        asyncio.ensure_future(self._load_read_state(room_id, user_id))
+
+    async def _load_read_state(self, room_id: str, user_id: str) -> None:
+        """A member's view missed changes it can no longer learn from the hub: read it
+        again; until then it counts on from where it stood."""
+        if self.load_read_state is None:
+            return
+        try:
+            states = await self.load_read_state(user_id, room_id)
+        except Exception as error:  # the database may be down: the next read corrects it
+            log.warning("read state load failed room_id=%s error=%s", room_id, type(error).__name__)
+            return
+        stream = self._rooms.get(room_id)
+        if stream is not None and room_id in states:
+            stream.settle(user_id, states[room_id])
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -155,9 +230,7 @@ class Hub:
         event = notice["event"]
         room_id, seq = event["room_id"], event["seq"]
         if event["type"] == "member.joined":
-            user_id = event["data"]["user"]["id"]
-            if self._by_user.get(user_id):
-                self._follow(user_id, room_id, seq)
+            self._joined(event["data"]["user"]["id"], room_id, seq)
         stream = self._rooms.get(room_id)
         if stream is None or seq < stream.next_seq:
             return  # nobody here follows the room, or already delivered
@@ -174,55 +247,53 @@ class Hub:
             stream.gap_timer.cancel()
             stream.gap_timer = None
 
+    def _joined(self, user_id: str, room_id: str, seq: int) -> None:
+        """A user with a socket here joined a room: follow it from the join on, everything
+        before it read (as their membership starts)."""
+        if not self._by_user.get(user_id):
+            return
+        stream = self._rooms.get(room_id)
+        if stream is None:
+            stream = self._rooms[room_id] = RoomStream(next_seq=seq)
+        if user_id not in stream.members:
+            stream.members[user_id] = MemberView(0, seq, seq)
+            self._user_rooms[user_id].add(room_id)
+
     def _emit(self, room_id: str, stream: RoomStream, notice: Notice) -> None:
         event = notice["event"]
         seq = event["seq"]
         stream.next_seq = seq + 1
         frame = encode({"type": "event", "event": event})
+        change = _unread_change(event)
+        if change is not None:
+            stream.record(seq, change)
+        summary = notice.get("summary")
+        summaries = (
+            None if summary is None else SummaryFrames(room_id, seq, summary["last_message"])
+        )
         delivered = 0
         # Sockets never leave the hub while it writes to them (a dropped slow reader is
-        # removed by its close callback), so the member set needs no copy here.
-        for user_id in stream.user_ids:
-            for connection in self._by_user.get(user_id, ()):
-                connection.send_event(room_id, seq, frame)
+        # removed by its close callback), so the member dict needs no copy here.
+        for user_id, view in stream.members.items():
+            connections = self._by_user.get(user_id)
+            if not connections:
+                continue
+            if change is not None and seq > view.counted_to:
+                view.apply(user_id, change)
+            data = frame
+            if summaries is not None:
+                data = frame + summaries.frame(view.unread_count, view.last_read_seq)
+            for connection in connections:
+                connection.send_event(room_id, seq, data)
                 delivered += 1
         if self.on_delivered is not None:
             self.on_delivered(delivered)
-        summary = notice.get("summary")
-        if summary is not None:
-            self._send_summaries(room_id, stream, summary)
         event_type = event["type"]
         if event_type == "member.left":
             self._unfollow(event["data"]["user"]["id"], room_id)
         elif event_type == "room.deleted":
-            for user_id in list(stream.user_ids):
+            for user_id in list(stream.members):
                 self._unfollow(user_id, room_id)
-
-    def _send_summaries(self, room_id: str, stream: RoomStream, summary: dict[str, Any]) -> None:
-        """Each member's own ``room.summary``; one frame per distinct (unread, read) pair."""
-        frames: dict[tuple[int, int], bytes] = {}
-        for user_id in stream.user_ids:
-            pair = summary["unread"].get(user_id)
-            connections = self._by_user.get(user_id)
-            if pair is None or not connections:
-                continue
-            key = (pair[0], pair[1])
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = encode(
-                    {
-                        "type": "room.summary",
-                        "room": {
-                            "id": room_id,
-                            "last_seq": summary["last_seq"],
-                            "last_message": summary["last_message"],
-                            "unread_count": pair[0],
-                            "last_read_seq": pair[1],
-                        },
-                    }
-                )
-            for connection in connections:
-                connection.send_frame(frame)
 
     def _fill_gap(self, room_id: str) -> None:
         stream = self._rooms.get(room_id)
@@ -262,9 +333,17 @@ class Hub:
             {"type": "receipt", "room_id": room_id, "user_id": user_id, "seq": notice["seq"]}
         )
         self._to_room(room_id, receipt)
+        summary = notice["summary"]
+        stream = self._rooms.get(room_id)
+        if stream is not None:
+            state = ReadState(
+                summary["last_seq"], summary["unread_count"], summary["last_read_seq"]
+            )
+            if not stream.settle(user_id, state):
+                self._refresh(room_id, user_id)
         own = self._by_user.get(user_id)
         if own:
-            frame = encode({"type": "room.summary", "room": notice["summary"]})
+            frame = encode({"type": "room.summary", "room": summary})
             for connection in own:
                 connection.send_frame(frame)
 
@@ -282,7 +361,7 @@ class Hub:
         for room_id in notice["room_ids"]:
             stream = self._rooms.get(room_id)
             if stream is not None:
-                recipients.update(stream.user_ids)
+                recipients.update(stream.members)
         recipients.discard(user_id)
         for recipient in recipients:
             for connection in self._by_user.get(recipient, ()):
@@ -292,7 +371,7 @@ class Hub:
         stream = self._rooms.get(room_id)
         if stream is None:
             return
-        for user_id in stream.user_ids:
+        for user_id in stream.members:
             if user_id == skip_user:
                 continue
             for connection in self._by_user.get(user_id, ()):
@@ -307,6 +386,25 @@ class Hub:
         for sockets in list(self._by_user.values()):
             for connection in list(sockets):
                 connection.close_with(code, reason)
+
+
+def _unread_change(event: dict[str, Any]) -> UnreadChange | None:
+    """A new message counts as unread for the others, a deleted one no longer does."""
+    event_type = event["type"]
+    if event_type == "message.created":
+        delta = 1
+    elif event_type == "message.deleted":
+        delta = -1
+    else:
+        return None
+    message = event["data"]
+    return message["sender_id"], message["seq"], delta
+
+
+def _delta(change: UnreadChange, user_id: str, last_read_seq: int) -> int:
+    """What a change does to one member's unread count: messages of others past the marker."""
+    sender_id, message_seq, delta = change
+    return delta if sender_id != user_id and message_seq > last_read_seq else 0
 
 
 def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> bool:

@@ -10,22 +10,30 @@ from cronchat.models import Event
 from cronchat.repos.rooms import next_seq
 
 
+def insert_events(tx: Tx, new: list[Event]) -> list[Event]:
+    """Record events in one statement, in the caller's transaction."""
+    tx.executemany(
+        "INSERT INTO room_events (room_id, seq, type, actor_id, at, data)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        [
+            (
+                event.room_id,
+                event.seq,
+                event.type,
+                event.actor_id,
+                event.at,
+                json.dumps(event.data, ensure_ascii=False, separators=(",", ":")),
+            )
+            for event in new
+        ],
+    )
+    return new
+
+
 def insert_event(
     tx: Tx, room_id: str, seq: int, type_: str, actor_id: str, at: int, data: dict[str, Any]
 ) -> Event:
-    tx.execute(
-        "INSERT INTO room_events (room_id, seq, type, actor_id, at, data)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (
-            room_id,
-            seq,
-            type_,
-            actor_id,
-            at,
-            json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-        ),
-    )
-    return Event(room_id, seq, type_, actor_id, at, data)
+    return insert_events(tx, [Event(room_id, seq, type_, actor_id, at, data)])[0]
 
 
 def events_after(tx: Tx, room_id: str, after_seq: int, limit: int) -> tuple[list[Event], bool]:

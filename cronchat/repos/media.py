@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cronchat.db import Tx
+from cronchat.db import Tx, in_list
 from cronchat.models import MEDIA_COLUMNS, MediaRecord
 
 
@@ -66,5 +66,5 @@ def unused_before(tx: Tx, cutoff: int, limit: int) -> list[MediaRecord]:
 def delete_media(tx: Tx, media_ids: list[str]) -> None:
     if not media_ids:
         return
-    marks = ", ".join(["%s"] * len(media_ids))
-    tx.execute(f"DELETE FROM media WHERE id IN ({marks})", tuple(media_ids))
+    marks, params = in_list(media_ids)
+    tx.execute(f"DELETE FROM media WHERE id IN ({marks})", params)

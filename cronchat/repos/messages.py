@@ -4,8 +4,9 @@ fixed number of queries, whatever the number of messages."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict, astuple, dataclass
 
-from cronchat.db import Row, Tx
+from cronchat.db import Row, Tx, in_list
 from cronchat.models import MediaInfo, Message, ReactionCount, ReplyRef
 
 EXCERPT_LENGTH = 100
@@ -16,35 +17,41 @@ _COLUMNS = (
 )
 
 
-def insert_message(
-    tx: Tx,
-    message_id: str,
-    room_id: str,
-    seq: int,
-    sender_id: str,
-    kind: str,
-    text: str | None,
-    media_id: str | None,
-    reply_to_id: str | None,
-    client_msg_id: str | None,
-    now: int,
-) -> None:
-    tx.execute(
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    id: str
+    room_id: str
+    seq: int
+    sender_id: str
+    kind: str
+    text: str | None
+    media_id: str | None
+    reply_to_id: str | None
+    client_msg_id: str
+    created_at: int
+
+
+def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
+    """Insert messages in one statement; answers them whole (replies and media included)."""
+    tx.executemany(
         "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, media_id, reply_to_id,"
         " client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            message_id,
-            room_id,
-            seq,
-            sender_id,
-            kind,
-            text,
-            media_id,
-            reply_to_id,
-            client_msg_id,
-            now,
-        ),
+        [astuple(message) for message in new],
     )
+    rows = [{**asdict(message), "edited_at": None, "deleted_at": None} for message in new]
+    return hydrate(tx, rows, viewer_id=None)
+
+
+def sent_before(tx: Tx, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (sender_id, client_msg_id) pairs already name a message."""
+    sender_marks, sender_ids = in_list({sender_id for sender_id, _ in keys})
+    id_marks, client_msg_ids = in_list({client_msg_id for _, client_msg_id in keys})
+    rows = tx.all(
+        f"SELECT sender_id, client_msg_id FROM messages WHERE sender_id IN ({sender_marks})"
+        f" AND client_msg_id IN ({id_marks})",
+        (*sender_ids, *client_msg_ids),
+    )
+    return {(row["sender_id"], row["client_msg_id"]) for row in rows} & keys
 
 
 def find_by_client_msg_id(
@@ -102,22 +109,25 @@ def last_messages(tx: Tx, room_ids: list[str], viewer_id: str) -> dict[str, Mess
     """The last message of each room, by room id."""
     if not room_ids:
         return {}
-    marks = ", ".join(["%s"] * len(room_ids))
+    marks, params = in_list(room_ids)
     rows = tx.all(
         f"SELECT {_COLUMNS} FROM messages x JOIN rooms r"
         " ON r.id = x.room_id AND x.seq = r.last_message_seq"
         f" WHERE r.id IN ({marks})",
-        tuple(room_ids),
+        params,
     )
     return {message.room_id: message for message in hydrate(tx, rows, viewer_id)}
 
 
-def hydrate(tx: Tx, rows: list[Row], viewer_id: str) -> list[Message]:
-    """Rows to whole messages: replies, reactions and media in one query each."""
+def hydrate(tx: Tx, rows: list[Row], viewer_id: str | None) -> list[Message]:
+    """Rows to whole messages: replies, reactions and media in one query each. Without a
+    viewer, the messages are new ones, which have no reactions yet."""
     if not rows:
         return []
     replies = _reply_refs(tx, {row["reply_to_id"] for row in rows if row["reply_to_id"]})
-    reactions = _reaction_counts(tx, [row["id"] for row in rows], viewer_id)
+    reactions = (
+        {} if viewer_id is None else _reaction_counts(tx, [row["id"] for row in rows], viewer_id)
+    )
     media = _media(tx, {row["media_id"] for row in rows if row["media_id"]})
     messages = []
     for row in rows:
@@ -141,15 +151,10 @@ def hydrate(tx: Tx, rows: list[Row], viewer_id: str) -> list[Message]:
     return messages
 
 
-def _in(values: set[str] | list[str]) -> tuple[str, tuple[str, ...]]:
-    ordered = tuple(values)
-    return ", ".join(["%s"] * len(ordered)), ordered
-
-
 def _reply_refs(tx: Tx, message_ids: set[str]) -> dict[str, ReplyRef]:
     if not message_ids:
         return {}
-    marks, params = _in(message_ids)
+    marks, params = in_list(message_ids)
     rows = tx.all(
         f"SELECT id, sender_id, text, deleted_at FROM messages WHERE id IN ({marks})", params
     )
@@ -173,7 +178,7 @@ def excerpt(text: str | None) -> str | None:
 def _reaction_counts(
     tx: Tx, message_ids: list[str], viewer_id: str
 ) -> dict[str, list[ReactionCount]]:
-    marks, params = _in(message_ids)
+    marks, params = in_list(message_ids)
     rows = tx.all(
         "SELECT message_id, emoji, COUNT(*) AS count,"
         " MAX(CASE WHEN user_id = %s THEN 1 ELSE 0 END) AS me, MIN(created_at) AS first_at"
@@ -192,7 +197,7 @@ def _reaction_counts(
 def _media(tx: Tx, media_ids: set[str]) -> dict[str, MediaInfo]:
     if not media_ids:
         return {}
-    marks, params = _in(media_ids)
+    marks, params = in_list(media_ids)
     rows = tx.all(
         f"SELECT id, owner_id, content_type, width, height, size FROM media WHERE id IN ({marks})",
         params,
@@ -200,8 +205,11 @@ def _media(tx: Tx, media_ids: set[str]) -> dict[str, MediaInfo]:
     return {row["id"]: MediaInfo(**row) for row in rows}
 
 
-def reply_target(tx: Tx, message_id: str) -> Row | None:
-    return tx.one("SELECT room_id, deleted_at FROM messages WHERE id = %s", (message_id,))
+def rooms_of_messages(tx: Tx, message_ids: set[str]) -> dict[str, str]:
+    """The room of each of these messages that exists, by message id."""
+    marks, params = in_list(message_ids)
+    rows = tx.all(f"SELECT id, room_id FROM messages WHERE id IN ({marks})", params)
+    return {row["id"]: row["room_id"] for row in rows}
 
 
 def message_owner(tx: Tx, room_id: str, message_id: str) -> Row | None:

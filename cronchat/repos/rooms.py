@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronchat.db import Row, Tx
-from cronchat.models import ROOM_COLUMNS, USER_COLUMNS, Member, Membership, Room, User, user_columns
+from cronchat.db import Row, Tx, in_list
+from cronchat.models import (
+    ROOM_COLUMNS,
+    USER_COLUMNS,
+    Member,
+    Membership,
+    ReadState,
+    Room,
+    User,
+    user_columns,
+)
 
 # Messages of others above the member's read marker, not deleted: the unread count.
 _UNREAD = (
@@ -111,6 +120,43 @@ def next_seq(tx: Tx, room_id: str, now: int) -> int:
     return tx.scalar("SELECT last_seq FROM rooms WHERE id = %s", (room_id,))
 
 
+def lock_live_rooms(tx: Tx, room_ids: list[str]) -> dict[str, int]:
+    """The last seq of each room that is not deleted, the rows locked until commit (in id
+    order, so that two transactions locking several rooms cannot deadlock)."""
+    marks, params = in_list(sorted(room_ids))
+    rows = tx.all(
+        f"SELECT id, last_seq FROM rooms WHERE id IN ({marks}) AND deleted_at IS NULL"
+        " ORDER BY id" + tx.dialect.for_update,
+        params,
+    )
+    return {row["id"]: row["last_seq"] for row in rows}
+
+
+def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
+    """Rooms whose last event is a new message: their seq, last message and activity."""
+    cases = " ".join(["WHEN %s THEN %s"] * len(last_seqs))
+    pairs = tuple(value for pair in last_seqs.items() for value in pair)
+    marks, room_ids = in_list(list(last_seqs))
+    tx.execute(
+        f"UPDATE rooms SET last_seq = CASE id {cases} END,"
+        f" last_message_seq = CASE id {cases} END, last_activity_at = %s, updated_at = %s"
+        f" WHERE id IN ({marks})",
+        (*pairs, *pairs, now, now, *room_ids),
+    )
+
+
+def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (room_id, user_id) pairs are memberships."""
+    room_marks, room_ids = in_list(list({room_id for room_id, _ in pairs}))
+    user_marks, user_ids = in_list(list({user_id for _, user_id in pairs}))
+    rows = tx.all(
+        f"SELECT room_id, user_id FROM room_members WHERE room_id IN ({room_marks})"
+        f" AND user_id IN ({user_marks})",
+        (*room_ids, *user_ids),
+    )
+    return {(row["room_id"], row["user_id"]) for row in rows} & pairs
+
+
 def touch_activity(tx: Tx, room_id: str, now: int, last_message_seq: int | None = None) -> None:
     if last_message_seq is None:
         tx.execute("UPDATE rooms SET last_activity_at = %s WHERE id = %s", (now, room_id))
@@ -185,8 +231,8 @@ def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
     theirs even after one of them left it)."""
     if not room_ids:
         return {}
-    marks = ", ".join(["%s"] * len(room_ids))
-    keys = tx.all(f"SELECT id, direct_key FROM rooms WHERE id IN ({marks})", tuple(room_ids))
+    marks, params = in_list(room_ids)
+    keys = tx.all(f"SELECT id, direct_key FROM rooms WHERE id IN ({marks})", params)
     peer_of = {}
     for row in keys:
         if row["direct_key"]:
@@ -194,10 +240,8 @@ def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
             peer_of[row["id"]] = second if first == user_id else first
     if not peer_of:
         return {}
-    marks = ", ".join(["%s"] * len(peer_of))
-    rows = tx.all(
-        f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", tuple(set(peer_of.values()))
-    )
+    marks, params = in_list(set(peer_of.values()))
+    rows = tx.all(f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", params)
     found = {row["id"]: User.from_row(row) for row in rows}
     return {room_id: found[peer] for room_id, peer in peer_of.items() if peer in found}
 
@@ -233,19 +277,28 @@ def advance_read_marker(tx: Tx, room_id: str, user_id: str, seq: int) -> bool:
     )
 
 
-def room_seqs_of(tx: Tx, user_id: str) -> dict[str, int]:
-    """Every room of a user with its last seq: what a socket subscribes to."""
+def read_states(tx: Tx, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
+    """Every live room of a user (or the one given) with its last seq and the user's unread
+    count and read marker, read together: what a socket starts following from."""
+    where = "m.user_id = %s AND r.deleted_at IS NULL"
+    params: tuple[str, ...] = (user_id,)
+    if room_id is not None:
+        where += " AND m.room_id = %s"
+        params = (user_id, room_id)
     rows = tx.all(
-        "SELECT r.id, r.last_seq FROM room_members m JOIN rooms r ON r.id = m.room_id"
-        " WHERE m.user_id = %s AND r.deleted_at IS NULL",
-        (user_id,),
+        f"SELECT r.id, r.last_seq, m.last_read_seq, {_UNREAD} AS unread_count"
+        f" FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE {where}",
+        params,
     )
-    return {row["id"]: row["last_seq"] for row in rows}
+    return {
+        row["id"]: ReadState(row["last_seq"], int(row["unread_count"]), row["last_read_seq"])
+        for row in rows
+    }
 
 
 def existing_user_ids(tx: Tx, user_ids: list[str]) -> set[str]:
     if not user_ids:
         return set()
-    marks = ", ".join(["%s"] * len(user_ids))
-    rows = tx.all(f"SELECT id FROM users WHERE id IN ({marks}) AND disabled = 0", tuple(user_ids))
+    marks, params = in_list(user_ids)
+    rows = tx.all(f"SELECT id FROM users WHERE id IN ({marks}) AND disabled = 0", params)
     return {row["id"] for row in rows}

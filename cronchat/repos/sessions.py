@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cronchat.db import Tx
+from cronchat.db import Tx, in_list
 from cronchat.models import User, user_columns
 
 
@@ -92,9 +92,9 @@ def revoke_user_sessions(tx: Tx, user_id: str, now: int, keep: str | None = None
     """Revoke every live session of a user except ``keep``; answers the revoked ids."""
     revoked = [sid for sid in active_session_ids(tx, user_id) if sid != keep]
     if revoked:
-        marks = ", ".join(["%s"] * len(revoked))
+        marks, params = in_list(revoked)
         tx.execute(
             f"UPDATE sessions SET revoked_at = %s WHERE id IN ({marks})",  # noqa: S608
-            (now, *revoked),
+            (now, *params),
         )
     return revoked

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 
 from cronchat.db import Database, Tx, UniqueViolation
-from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
+from cronchat.db.group_commit import GroupCommit
+from cronchat.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, Summary, User
@@ -43,11 +44,23 @@ class MarkRead:
 
 
 @dataclass(frozen=True, slots=True)
+class _Send:
+    """One send, checked for shape, on its way into a group commit."""
+
+    user_id: str
+    room_id: str
+    client_msg_id: str
+    kind: str
+    text: str | None
+    media_id: str | None
+    reply_to_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Sent:
     message: Message
     created: bool
-    events: list[Event]
-    unread: dict[str, tuple[int, int]]
+    event: Event | None = None
 
 
 class Messages:
@@ -58,6 +71,9 @@ class Messages:
         self.notify = notify
         self.metrics = metrics
         self.max_text_length = max_text_length
+        self._sends: GroupCommit[_Send, _Sent] = GroupCommit(
+            db, _send_batch_tx, observe_size=metrics.sends_per_commit.observe
+        )
 
     def _check_text(self, text: str | None, required: bool) -> str | None:
         cleaned = (text or "").strip()
@@ -72,7 +88,9 @@ class Messages:
     # -- sending -------------------------------------------------------------------------
 
     async def send(self, user: User, room_id: str, cmd: SendMessage) -> tuple[Message, bool]:
-        """Send a message; a repeated ``client_msg_id`` answers the original, created False."""
+        """Send a message; a repeated ``client_msg_id`` answers the original, created False.
+        Concurrent sends share their transactions (a group commit); each is acknowledged
+        only once committed."""
         client_msg_id = cmd.client_msg_id.strip()
         if not 1 <= len(client_msg_id) <= CLIENT_MSG_ID_MAX:
             raise Invalid(
@@ -87,79 +105,16 @@ class Messages:
             raise Invalid("an image message needs media_id", field="media_id")
         text = self._check_text(cmd.text, required=kind == "text")
         started = time.monotonic()
+        send = _Send(user.id, room_id, client_msg_id, kind, text, cmd.media_id, cmd.reply_to_id)
         try:
-            sent = await self.db.run(
-                self._send_tx,
-                user.id,
-                room_id,
-                kind,
-                text,
-                cmd.media_id,
-                cmd.reply_to_id,
-                client_msg_id,
-            )
+            sent = await self._sends.submit(send)
         except UniqueViolation:
-            # A retry raced the original: the original has committed by now.
-            sent = await self.db.read(self._original_tx, user.id, room_id, client_msg_id)
-        if sent.created:
-            await self.notify.events(sent.events, sent.unread, sent.message)
+            # A retry raced the original through another process: it has committed by now.
+            sent = await self.db.read(_original_tx, send)
+        if sent.event is not None:
+            await self.notify.summary_events([sent.event], sent.message)
         self.metrics.send_seconds.observe(time.monotonic() - started)
         return sent.message, sent.created
-
-    @staticmethod
-    def _original_tx(tx: Tx, user_id: str, room_id: str, client_msg_id: str) -> _Sent:
-        require_member(tx, room_id, user_id)
-        original = messages.find_by_client_msg_id(tx, user_id, client_msg_id, user_id)
-        if original is None or original.room_id != room_id:
-            raise Conflict("client_msg_id was used in another room", field="client_msg_id")
-        return _Sent(original, False, [], {})
-
-    @staticmethod
-    def _send_tx(
-        tx: Tx,
-        user_id: str,
-        room_id: str,
-        kind: str,
-        text: str | None,
-        media_id: str | None,
-        reply_to_id: str | None,
-        client_msg_id: str,
-    ) -> _Sent:
-        require_member(tx, room_id, user_id)
-        original = messages.find_by_client_msg_id(tx, user_id, client_msg_id, user_id)
-        if original is not None:
-            if original.room_id != room_id:
-                raise Conflict("client_msg_id was used in another room", field="client_msg_id")
-            return _Sent(original, False, [], {})
-        if reply_to_id is not None:
-            target = messages.reply_target(tx, reply_to_id)
-            if target is None or target["room_id"] != room_id:
-                raise Invalid("reply_to_id must name a message of this room", field="reply_to_id")
-        if media_id is not None:
-            _claim_media(tx, media_id, user_id)
-        now = now_ms()
-        message_id = new_id()
-        seq = rooms.next_seq(tx, room_id, now)
-        messages.insert_message(
-            tx,
-            message_id,
-            room_id,
-            seq,
-            user_id,
-            kind,
-            text,
-            media_id,
-            reply_to_id,
-            client_msg_id,
-            now,
-        )
-        rooms.touch_activity(tx, room_id, now, last_message_seq=seq)
-        message = messages.find_message(tx, room_id, message_id, user_id)
-        assert message is not None
-        event = events.insert_event(
-            tx, room_id, seq, "message.created", user_id, now, shared_message_json(message)
-        )
-        return _Sent(message, True, [event], rooms.unread_by_member(tx, room_id))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -256,20 +211,20 @@ class Messages:
 
     async def delete(self, user: User, room_id: str, message_id: str) -> None:
         """Delete (sender, admin or owner), leaving a tombstone; deleting twice is harmless."""
-        deleted, unread, last = await self.db.run(self._delete_tx, user.id, room_id, message_id)
+        deleted, last = await self.db.run(self._delete_tx, user.id, room_id, message_id)
         if deleted:
-            await self.notify.events(deleted, unread, last)
+            await self.notify.summary_events(deleted, last)
 
     @staticmethod
     def _delete_tx(
         tx: Tx, user_id: str, room_id: str, message_id: str
-    ) -> tuple[list[Event], dict[str, tuple[int, int]], Message | None]:
+    ) -> tuple[list[Event], Message | None]:
         membership = require_member(tx, room_id, user_id)
         owner = _require_message(tx, room_id, message_id)
         if owner["sender_id"] != user_id and membership.role not in ("owner", "admin"):
             raise Forbidden("only the sender, an admin or the owner may delete a message")
         if owner["deleted_at"] is not None:
-            return [], {}, None
+            return [], None
         now = now_ms()
         messages.mark_deleted(tx, message_id, now)
         message = messages.find_message(tx, room_id, message_id, user_id)
@@ -278,7 +233,7 @@ class Messages:
             tx, room_id, "message.deleted", user_id, shared_message_json(message), now
         )
         last = messages.last_messages(tx, [room_id], user_id).get(room_id)
-        return [event], rooms.unread_by_member(tx, room_id), last
+        return [event], last
 
     async def react(self, user: User, room_id: str, message_id: str, emoji: str, add: bool) -> None:
         """Add or remove the caller's reaction; idempotent, an event only when it changes."""
@@ -330,6 +285,82 @@ class Messages:
         """Tell the other members; nothing is stored."""
         await self.db.read(require_member, room_id, user.id)
         await self.notify.typing(room_id, user.id)
+
+
+def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | DomainError]:
+    """Many sends in one transaction, each checked as if alone: a send that fails is its
+    own outcome and writes nothing. A fixed number of statements, whatever the number of
+    sends, plus one per image and one per repeated ``client_msg_id``."""
+    outcomes: list[_Sent | DomainError | None] = [None] * len(sends)
+    last_seqs = rooms.lock_live_rooms(tx, list({send.room_id for send in sends}))
+    memberships = rooms.members_among(tx, {(send.room_id, send.user_id) for send in sends})
+    repeated = messages.sent_before(tx, {(send.user_id, send.client_msg_id) for send in sends})
+    reply_ids = {send.reply_to_id for send in sends if send.reply_to_id is not None}
+    reply_rooms = messages.rooms_of_messages(tx, reply_ids) if reply_ids else {}
+    now = now_ms()
+    new: list[messages.NewMessage] = []
+    first_of: dict[tuple[str, str], int] = {}  # a key's first send in this batch
+    for index, send in enumerate(sends):
+        key = (send.user_id, send.client_msg_id)
+        try:
+            if send.room_id not in last_seqs or (send.room_id, send.user_id) not in memberships:
+                raise NotFound("no such room")
+            if key in repeated:
+                outcomes[index] = _original_tx(tx, send)
+                continue
+            if key in first_of:
+                continue  # the same send twice at once: answered with the first below
+            if send.reply_to_id is not None and reply_rooms.get(send.reply_to_id) != send.room_id:
+                raise Invalid("reply_to_id must name a message of this room", field="reply_to_id")
+            if send.media_id is not None:
+                _claim_media(tx, send.media_id, send.user_id)
+        except DomainError as error:
+            outcomes[index] = error
+            continue
+        first_of[key] = index
+        last_seqs[send.room_id] += 1
+        new.append(
+            messages.NewMessage(
+                new_id(),
+                send.room_id,
+                last_seqs[send.room_id],
+                send.user_id,
+                send.kind,
+                send.text,
+                send.media_id,
+                send.reply_to_id,
+                send.client_msg_id,
+                now,
+            )
+        )
+    if new:
+        advance = {message.room_id: last_seqs[message.room_id] for message in new}
+        rooms.advance_rooms(tx, advance, now)
+        created = messages.insert_messages(tx, new)
+        logged = events.insert_events(
+            tx,
+            [
+                Event(m.room_id, m.seq, "message.created", m.sender_id, now, shared_message_json(m))
+                for m in created
+            ],
+        )
+        for spec, message, event in zip(new, created, logged, strict=True):
+            outcomes[first_of[(spec.sender_id, spec.client_msg_id)]] = _Sent(message, True, event)
+    for index, send in enumerate(sends):
+        if outcomes[index] is None:  # a repeat of a send earlier in this batch
+            first = outcomes[first_of[(send.user_id, send.client_msg_id)]]
+            assert isinstance(first, _Sent)
+            outcomes[index] = _Sent(first.message, False)
+    return outcomes  # type: ignore[return-value]  # every None was filled above
+
+
+def _original_tx(tx: Tx, send: _Send) -> _Sent:
+    """A send repeated with the same ``client_msg_id``: the original message."""
+    require_member(tx, send.room_id, send.user_id)
+    original = messages.find_by_client_msg_id(tx, send.user_id, send.client_msg_id, send.user_id)
+    if original is None or original.room_id != send.room_id:
+        raise Conflict("client_msg_id was used in another room", field="client_msg_id")
+    return _Sent(original, False)
 
 
 def _require_message(tx: Tx, room_id: str, message_id: str) -> dict:

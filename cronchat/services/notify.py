@@ -26,25 +26,23 @@ class Notifier:
         """An event as live delivery sends it: its media URLs signed."""
         return event_json(event, self.links)
 
-    async def events(
-        self,
-        events: list[Event],
-        unread: dict[str, tuple[int, int]] | None = None,
-        last_message: Message | None = None,
-    ) -> None:
-        """Room events, in seq order. With ``unread`` ({user_id: (unread_count,
-        last_read_seq)}), each member also gets a ``room.summary`` after the last event."""
+    async def events(self, events: list[Event]) -> None:
+        """Room events, in seq order."""
+        await self._publish(events, None)
+
+    async def summary_events(self, events: list[Event], last_message: Message | None) -> None:
+        """Room events that move every member's summary (a new or deleted message): after
+        the last one, each member also gets a ``room.summary`` with the room's last message.
+        The hub fills in each member's own unread count and read marker."""
+        shaped = shared_message_json(last_message, self.links) if last_message else None
+        await self._publish(events, {"last_message": shaped})
+
+    async def _publish(self, events: list[Event], summary: dict[str, Any] | None) -> None:
         self.metrics.events_published.inc(len(events))
         for index, event in enumerate(events):
             notice: dict[str, Any] = {"kind": "event", "event": self.live_event_json(event)}
-            if unread is not None and index == len(events) - 1:
-                notice["summary"] = {
-                    "last_seq": event.seq,
-                    "last_message": (
-                        shared_message_json(last_message, self.links) if last_message else None
-                    ),
-                    "unread": {user_id: list(pair) for user_id, pair in unread.items()},
-                }
+            if summary is not None and index == len(events) - 1:
+                notice["summary"] = summary
             await self.broker.publish(notice)
 
     async def read(self, user_id: str, summary: Summary) -> None:

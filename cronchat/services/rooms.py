@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
-from cronchat.models import Event, Member, Membership, Room, RoomView, User
+from cronchat.models import Event, Member, Membership, ReadState, Room, RoomView, User
 from cronchat.repos import events, messages, rooms, users
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
@@ -195,9 +195,10 @@ class Rooms:
             raise NotFound("no such room")
         return room
 
-    async def room_seqs(self, user: User) -> dict[str, int]:
-        """Every room of the user with its last seq (what a socket follows)."""
-        return await self.db.read(rooms.room_seqs_of, user.id)
+    async def read_states(self, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
+        """Every room of the user (or the one given) with its last seq, their unread count
+        and read marker: what a socket follows."""
+        return await self.db.read(rooms.read_states, user_id, room_id)
 
     # -- creating ------------------------------------------------------------------------
 

@@ -251,14 +251,14 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.user_id = principal.user.id
         self.session_id = principal.session_id
         try:
-            room_seqs = await self.runtime.services.rooms.room_seqs(principal.user)
+            states = await self.runtime.services.rooms.read_states(principal.user.id)
         except DomainError:
             self.principal = None
             self.close_with(CLOSE_TRY_AGAIN, "the server cannot serve this socket now")
             return
         if self._closed:
             return
-        room_seqs = self.runtime.hub.add(self, room_seqs)
+        room_seqs = self.runtime.hub.add(self, states)
         self._expire_at(claims.expires_at)
         self.send_frame(
             encode(
