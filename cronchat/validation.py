@@ -7,6 +7,7 @@ sure a value has the shape its field declares, and names the field when it does 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar
@@ -28,18 +29,28 @@ def parse(cls: type[T], data: Any) -> T:
     """Build ``cls`` from a decoded JSON object; unknown keys are ignored."""
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object")
-    hints = typing.get_type_hints(cls)
     values = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        required = (
-            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        )
-        if field.name not in data:
+    for name, annotation, required in _shape(cls):
+        if name not in data:
             if required:
-                raise Invalid(f"{field.name} is required", field=field.name)
+                raise Invalid(f"{name} is required", field=name)
             continue
-        values[field.name] = check_type(field.name, data[field.name], hints[field.name])
+        values[name] = check_type(name, data[name], annotation)
     return cls(**values)
+
+
+@functools.cache
+def _shape(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """Each field's name, annotation and whether it is required: resolved once per class."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            field.name,
+            hints[field.name],
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING,
+        )
+        for field in dataclasses.fields(cls)
+    )
 
 
 def check_type(name: str, value: Any, annotation: Any) -> Any:

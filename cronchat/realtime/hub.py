@@ -348,24 +348,33 @@ class Hub:
                 connection.send_frame(frame)
 
     def _on_presence(self, notice: Notice) -> None:
-        user_id = notice["user_id"]
-        frame = encode(
-            {
-                "type": "presence",
-                "user_id": user_id,
-                "online": notice["online"],
-                "last_seen_at": notice.get("last_seen_at"),
-            }
-        )
-        recipients: set[str] = set()
-        for room_id in notice["room_ids"]:
-            stream = self._rooms.get(room_id)
-            if stream is not None:
-                recipients.update(stream.members)
-        recipients.discard(user_id)
-        for recipient in recipients:
-            for connection in self._by_user.get(recipient, ()):
-                connection.send_frame(frame)
+        """Users came online or went offline: each member of their rooms hears of it, in one
+        write per group of users sharing the same rooms, never of their own."""
+        groups: dict[tuple[str, ...], list[tuple[str, bytes]]] = defaultdict(list)
+        for change in notice["changes"]:
+            frame = encode(
+                {
+                    "type": "presence",
+                    "user_id": change["user_id"],
+                    "online": change["online"],
+                    "last_seen_at": notice["last_seen_at"],
+                }
+            )
+            groups[tuple(change["room_ids"])].append((change["user_id"], frame))
+        for room_ids, changes in groups.items():
+            recipients: set[str] = set()
+            for room_id in room_ids:
+                stream = self._rooms.get(room_id)
+                if stream is not None:
+                    recipients.update(stream.members)
+            together = b"".join(frame for _, frame in changes)
+            changed = {user_id for user_id, _ in changes}
+            for recipient in recipients:
+                data = together
+                if recipient in changed:
+                    data = b"".join(frame for user_id, frame in changes if user_id != recipient)
+                for connection in self._by_user.get(recipient, ()) if data else ():
+                    connection.send_frame(data)
 
     def _to_room(self, room_id: str, frame: bytes, skip_user: str | None = None) -> None:
         stream = self._rooms.get(room_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronchat.db import Tx
+from cronchat.db import Tx, in_list
 from cronchat.models import USER_COLUMNS, User
 
 
@@ -110,5 +110,6 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-def set_last_seen(tx: Tx, user_id: str, now: int) -> None:
-    tx.execute("UPDATE users SET last_seen_at = %s WHERE id = %s", (now, user_id))
+def set_last_seen(tx: Tx, user_ids: list[str], now: int) -> None:
+    marks, params = in_list(user_ids)
+    tx.execute(f"UPDATE users SET last_seen_at = %s WHERE id IN ({marks})", (now, *params))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from cronchat.db import Database
 from cronchat.realtime.broker import Broker
@@ -14,6 +15,8 @@ from cronchat.repos import users
 from cronchat.times import now_ms, rfc3339
 
 log = logging.getLogger("cronchat.presence")
+
+ANNOUNCE_DELAY_SECONDS = 0.05
 
 
 class Presence:
@@ -28,7 +31,10 @@ class Presence:
         self.broker = broker
         self.store = store
         self._local_users = local_users
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        # Changes not yet announced: user id -> (online, their room ids).
+        self._changes: dict[str, tuple[bool, list[str]]] = {}
+        self._announcing = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -45,27 +51,42 @@ class Presence:
 
     def changed(self, user_id: str, online: bool, room_ids: set[str]) -> None:
         """Hub callback (synchronous): record and announce in the background."""
-        task = asyncio.ensure_future(self._announce(user_id, online, sorted(room_ids)))
+        self._spawn(self._record(user_id, online, sorted(room_ids)))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _announce(self, user_id: str, online: bool, room_ids: list[str]) -> None:
+    async def _record(self, user_id: str, online: bool, room_ids: list[str]) -> None:
         if online:
             await self.store.arrived(user_id)
         elif await self.store.left(user_id):
             return  # still connected through another process: nothing changed for others
+        if not self._changes:
+            self._spawn(self._announce_soon())
+        self._changes[user_id] = (online, room_ids)
+
+    async def _announce_soon(self) -> None:
+        """Changes of the last moment in one notice and one write: when a thousand members
+        of a room come online at once, each of them gets a few frames, not a thousand."""
+        await asyncio.sleep(ANNOUNCE_DELAY_SECONDS)
+        changes, self._changes = self._changes, {}
         seen = now_ms()
         try:
-            await self.db.run(users.set_last_seen, user_id, seen)
+            await self.db.run(users.set_last_seen, list(changes), seen)
         except Exception as error:  # presence is best effort; the database may be down
-            log.warning("last_seen_at not saved user_id=%s error=%s", user_id, type(error).__name__)
+            log.warning(
+                "last_seen_at not saved users=%d error=%s", len(changes), type(error).__name__
+            )
         await self.broker.publish(
             {
                 "kind": "presence",
-                "user_id": user_id,
-                "online": online,
                 "last_seen_at": rfc3339(seen),
-                "room_ids": room_ids,
+                "changes": [
+                    {"user_id": user_id, "online": online, "room_ids": room_ids}
+                    for user_id, (online, room_ids) in changes.items()
+                ],
             }
         )
 
