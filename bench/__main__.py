@@ -19,15 +19,18 @@ from dataclasses import replace
 
 from bench.presets import PRESETS, idle_preset
 
-# The standard set: (preset, database, workers).
+# The standard set: (preset, database, workers, load). Load "max" sends as fast as acks
+# allow; "half" paces the senders at half the sends/s the same configuration reached at
+# "max" just before (latency at half load).
 STANDARD = [
-    ("small", "sqlite", 1),
-    ("small", "mysql", 1),
-    ("medium", "sqlite", 1),
-    ("medium", "mysql", 1),
-    ("fanout", "sqlite", 1),
-    ("medium", "mysql", 2),
-    ("idle", "sqlite", 1),
+    ("small", "sqlite", 1, "max"),
+    ("small", "mysql", 1, "max"),
+    ("medium", "sqlite", 1, "max"),
+    ("medium", "mysql", 1, "max"),
+    ("medium", "mysql", 1, "half"),
+    ("fanout", "sqlite", 1, "max"),
+    ("medium", "mysql", 2, "max"),
+    ("idle", "sqlite", 1, "max"),
 ]
 STANDARD_IDLE_SOCKETS = 10_000
 
@@ -51,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--window", type=int, help="unacknowledged sends per sender (default per preset)"
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="pace the senders at this many sends/s in all (for latency below the maximum "
+        "load); by default each sends as fast as its window of unacknowledged sends allows",
     )
     p.add_argument(
         "--text-bytes", type=int, default=64, help="about how long message texts are (default 64)"
@@ -95,6 +104,7 @@ def single(args: argparse.Namespace) -> int:
         window=args.window,
         text_bytes=args.text_bytes,
         keep_rate_limit=args.keep_rate_limit,
+        rate=args.rate,
         baseline=not args.no_baseline,
         timeout=args.timeout,
         quiet_wait=args.quiet_wait,
@@ -121,7 +131,8 @@ def standard(args: argparse.Namespace) -> int:
     failures = 0
     lines = []
     started = time.monotonic()
-    for preset, database, workers in STANDARD:
+    reached: dict[tuple[str, str, int], float] = {}
+    for preset, database, workers, load in STANDARD:
         command = [
             sys.executable,
             "-m",
@@ -147,6 +158,11 @@ def standard(args: argparse.Namespace) -> int:
             command += ["--duration", str(args.duration)]
         if args.no_baseline:
             command.append("--no-baseline")
+        if load == "half":
+            maximum = reached.get((preset, database, workers))
+            if not maximum:
+                continue  # the run at full load failed: there is no half of it
+            command += ["--rate", f"{maximum / 2:.0f}"]
         line, returncode = run_one(command, args.timeout + 60)
         failures += returncode != 0
         if not line:
@@ -155,6 +171,8 @@ def standard(args: argparse.Namespace) -> int:
             )
         print(line, flush=True)
         lines.append(line)
+        if load == "max" and returncode == 0:
+            reached[(preset, database, workers)] = json.loads(line).get("sends_per_s", 0)
     if not args.json_only:
         print(summary_table(lines), file=sys.stderr)
         print(f"standard set done in {time.monotonic() - started:.0f}s", file=sys.stderr)
@@ -186,7 +204,8 @@ def summary_table(lines: list[str]) -> str:
     ]
     for line in lines:
         r = json.loads(line)
-        head = f"| {r['preset']} | {r['database']} | {r['workers']} "
+        name = r["preset"] + (f" at {r['rate_target']:,.0f}/s" if r.get("rate_target") else "")
+        head = f"| {name} | {r['database']} | {r['workers']} "
         if "error" in r:
             rows.append(head + f"| {r['error']} | | | | | | | |")
             continue

@@ -45,6 +45,7 @@ class Options:
     window: int | None = None  # default: the preset's
     text_bytes: int = 64
     keep_rate_limit: bool = False
+    rate: float | None = None  # sends/s in all, paced evenly; None: as fast as acks allow
     baseline: bool = True
     timeout: float = 900.0
     quiet_wait: float = 10.0
@@ -54,6 +55,13 @@ class Options:
     @property
     def sender_window(self) -> int:
         return self.window if self.window is not None else self.preset.window
+
+    @property
+    def pace_per_sender(self) -> float | None:
+        """Sends/s of each sender, or None when senders go as fast as their window allows."""
+        if self.rate is not None:
+            return self.rate / max(1, self.preset.senders)
+        return KEPT_LIMIT_PACE if self.keep_rate_limit else None
 
     @property
     def send_seconds(self) -> float:
@@ -194,7 +202,6 @@ def measure(
     waited, others = procfs.wait_for_quiet(options.quiet_wait, options.quiet_threshold, os.getpid())
     if waited >= 1.5:
         say(options, f"waited {waited:.0f}s for other processes to calm down (now {others}%)")
-    pace = KEPT_LIMIT_PACE if options.keep_rate_limit else 0
     start_at = time.monotonic_ns() + START_DELAY_NS
     stop_at = start_at + int(options.send_seconds * 1e9)
     cpu = procfs.CpuWatch(server_pid, [process.pid for process in generator.processes])
@@ -204,7 +211,7 @@ def measure(
             "start_at": start_at,
             "stop_at": stop_at,
             "window": options.sender_window,
-            "pace": pace,
+            "pace": options.pace_per_sender or 0,
             "text_bytes": options.text_bytes,
         }
     )
@@ -348,7 +355,8 @@ def run(options: Options) -> dict[str, Any]:
     report.update(
         rate_limit="as shipped (20 frames/s per socket)" if not lifted else "lifted",
         window=None if preset.idle else options.sender_window,
-        pace_per_sender=KEPT_LIMIT_PACE if options.keep_rate_limit else None,
+        pace_per_sender=options.pace_per_sender,
+        rate_target=options.rate,
         text_bytes=None if preset.idle else options.text_bytes,
         duration_cap_s=options.send_seconds if not preset.idle else None,
         generator_processes=options.generator_processes,
