@@ -35,6 +35,10 @@ PRESETS = {
     "fanout": Preset(
         "fanout", rooms=1, room_size=1000, senders=4, messages=300, duration=60, window=1
     ),
+    # Commit throughput: senders alone in their rooms, so that fan-out costs little.
+    "durable": Preset(
+        "durable", rooms=50, room_size=1, senders=50, messages=40000, duration=60, window=16
+    ),
     "idle": Preset("idle", rooms=1000, room_size=10, senders=0, messages=0, duration=0, idle=True),
 }
 

@@ -1,5 +1,5 @@
 """The database layer: a thread-backed pool, transactions, dialects and migrations."""
 
-from cronchat.db.database import Database, Row, Tx, UniqueViolation, in_list
+from cronchat.db.database import Database, Row, Tx, UniqueViolation, in_list, pairs_match
 
-__all__ = ["Database", "Row", "Tx", "UniqueViolation", "in_list"]
+__all__ = ["Database", "Row", "Tx", "UniqueViolation", "in_list", "pairs_match"]

@@ -92,6 +92,16 @@ def in_list(values: Sequence[Any] | set[Any]) -> tuple[str, tuple[Any, ...]]:
     return ", ".join(["%s"] * len(ordered)), ordered
 
 
+def pairs_match(
+    first: str, second: str, pairs: set[tuple[Any, Any]] | list[tuple[Any, Any]]
+) -> tuple[str, tuple[Any, ...]]:
+    """A condition matching any of these value pairs of two columns, each pair a point of
+    their index: ``(a = %s AND b = %s) OR ...``."""
+    ordered = tuple(pairs)
+    condition = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(ordered))
+    return f"({condition})", tuple(value for pair in ordered for value in pair)
+
+
 def _is_unique_violation(error: Exception) -> bool:
     if isinstance(error, pymysql.err.IntegrityError):
         return error.args[0] == 1062

@@ -4,9 +4,9 @@ fixed number of queries, whatever the number of messages."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import dataclass
 
-from cronchat.db import Row, Tx, in_list
+from cronchat.db import Row, Tx, in_list, pairs_match
 from cronchat.models import MediaInfo, Message, ReactionCount, ReplyRef
 
 EXCERPT_LENGTH = 100
@@ -33,25 +33,36 @@ class NewMessage:
 
 def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
     """Insert messages in one statement; answers them whole (replies and media included)."""
+    rows = [
+        {
+            "id": m.id,
+            "room_id": m.room_id,
+            "seq": m.seq,
+            "sender_id": m.sender_id,
+            "kind": m.kind,
+            "text": m.text,
+            "media_id": m.media_id,
+            "reply_to_id": m.reply_to_id,
+            "client_msg_id": m.client_msg_id,
+            "created_at": m.created_at,
+            "edited_at": None,
+            "deleted_at": None,
+        }
+        for m in new
+    ]
     tx.executemany(
         "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, media_id, reply_to_id,"
         " client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [astuple(message) for message in new],
+        [tuple(row.values())[:10] for row in rows],
     )
-    rows = [{**asdict(message), "edited_at": None, "deleted_at": None} for message in new]
     return hydrate(tx, rows, viewer_id=None)
 
 
 def sent_before(tx: Tx, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (sender_id, client_msg_id) pairs already name a message."""
-    sender_marks, sender_ids = in_list({sender_id for sender_id, _ in keys})
-    id_marks, client_msg_ids = in_list({client_msg_id for _, client_msg_id in keys})
-    rows = tx.all(
-        f"SELECT sender_id, client_msg_id FROM messages WHERE sender_id IN ({sender_marks})"
-        f" AND client_msg_id IN ({id_marks})",
-        (*sender_ids, *client_msg_ids),
-    )
-    return {(row["sender_id"], row["client_msg_id"]) for row in rows} & keys
+    condition, params = pairs_match("sender_id", "client_msg_id", keys)
+    rows = tx.all(f"SELECT sender_id, client_msg_id FROM messages WHERE {condition}", params)
+    return {(row["sender_id"], row["client_msg_id"]) for row in rows}
 
 
 def find_by_client_msg_id(

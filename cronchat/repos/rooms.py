@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronchat.db import Row, Tx, in_list
+from cronchat.db import Row, Tx, in_list, pairs_match
 from cronchat.models import (
     ROOM_COLUMNS,
     USER_COLUMNS,
@@ -147,14 +147,9 @@ def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
 
 def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (room_id, user_id) pairs are memberships."""
-    room_marks, room_ids = in_list(list({room_id for room_id, _ in pairs}))
-    user_marks, user_ids = in_list(list({user_id for _, user_id in pairs}))
-    rows = tx.all(
-        f"SELECT room_id, user_id FROM room_members WHERE room_id IN ({room_marks})"
-        f" AND user_id IN ({user_marks})",
-        (*room_ids, *user_ids),
-    )
-    return {(row["room_id"], row["user_id"]) for row in rows} & pairs
+    condition, params = pairs_match("room_id", "user_id", pairs)
+    rows = tx.all(f"SELECT room_id, user_id FROM room_members WHERE {condition}", params)
+    return {(row["room_id"], row["user_id"]) for row in rows}
 
 
 def touch_activity(tx: Tx, room_id: str, now: int, last_message_seq: int | None = None) -> None:

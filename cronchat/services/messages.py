@@ -112,7 +112,7 @@ class Messages:
             # A retry raced the original through another process: it has committed by now.
             sent = await self.db.read(_original_tx, send)
         if sent.event is not None:
-            await self.notify.summary_events([sent.event], sent.message)
+            await self.notify.message_created(sent.event)
         self.metrics.send_seconds.observe(time.monotonic() - started)
         return sent.message, sent.created
 

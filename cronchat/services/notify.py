@@ -30,6 +30,14 @@ class Notifier:
         """Room events, in seq order."""
         await self._publish(events, None)
 
+    async def message_created(self, event: Event) -> None:
+        """A new message: its event, then each member's ``room.summary`` with it as the
+        room's last message."""
+        self.metrics.events_published.inc()
+        live = self.live_event_json(event)
+        summary = {"last_message": live["data"]}
+        await self.broker.publish({"kind": "event", "event": live, "summary": summary})
+
     async def summary_events(self, events: list[Event], last_message: Message | None) -> None:
         """Room events that move every member's summary (a new or deleted message): after
         the last one, each member also gets a ``room.summary`` with the room's last message.

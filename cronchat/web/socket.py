@@ -40,6 +40,10 @@ CLOSE_REVOKED = 4003
 FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
 RESUME_MAX_EVENTS = 500
 RESUME_MAX_ROOMS = 1000
+SENDS_IN_FLIGHT = 32  # per socket; past it, the next frame is read once one completes
+
+
+Action = Callable[["ChatSocket", dict, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._delivered: dict[str, int] = {}
         self._first_live: dict[str, int] = {}
         self._resuming: dict[str, list[tuple[int, bytes]]] = {}
+        self._sending: set[asyncio.Future[None]] | None = None  # sends in flight
         self._closed = False
 
     def check_origin(self, origin: str) -> bool:
@@ -203,12 +208,26 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if action is None:
             self.error(frame_id, Invalid(f"unknown frame type {kind!r}", field="type"))
             return
+        if kind != "message.send":
+            await self._perform(action, frame, frame_id)
+            return
+        # Sends run side by side (Tornado reads the next frame only once this returns), so
+        # that one client's sends share commits; they keep their order in the group commit.
+        if self._sending is None:
+            self._sending = set()
+        task = asyncio.ensure_future(self._perform(action, frame, frame_id))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        if len(self._sending) >= SENDS_IN_FLIGHT:
+            await asyncio.wait(self._sending, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _perform(self, action: Action, frame: dict, frame_id: Any) -> None:
         try:
             await action(self, frame, frame_id)
         except DomainError as error:
             self.error(frame_id, error)
         except Exception:
-            log.exception("frame failed type=%s user_id=%s", kind, self.user_id)
+            log.exception("frame failed type=%s user_id=%s", frame.get("type"), self.user_id)
             internal = DomainError("something went wrong on the server")
             self.error(frame_id, internal)
 
@@ -386,7 +405,7 @@ async def _react_remove(socket: ChatSocket, frame: dict, frame_id: Any) -> None:
     await socket._react(frame, frame_id, add=False)
 
 
-_ACTIONS: dict[str, Callable[[ChatSocket, dict, Any], Awaitable[None]]] = {
+_ACTIONS: dict[str, Action] = {
     "auth": ChatSocket._auth,
     "ping": ChatSocket._ping,
     "message.send": ChatSocket._send,
