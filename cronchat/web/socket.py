@@ -143,11 +143,29 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     # -- writing -------------------------------------------------------------------------
 
     def send_frame(self, frame: bytes) -> None:
-        """Write a ready frame; a full buffer means the client stopped reading: drop it."""
+        """Write a ready frame; a full buffer means the client stopped reading: drop it.
+
+        When nothing is queued, the frame goes straight to the socket: most frames fit in its
+        buffer at once, and skip the stream's buffer and the future of each write. The stream
+        queues only what the socket did not take."""
         if self._closed or self.ws_connection is None:
             return
+        stream = self.ws_connection.stream
+        data: bytes | memoryview = frame
+        if not stream.writing() and not stream.closed():
+            try:
+                sent = stream.socket.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._closed = True
+                self._abort()
+                return
+            if sent == len(frame):
+                return
+            data = memoryview(frame)[sent:]
         try:
-            self.ws_connection.stream.write(frame)
+            stream.write(data)
         except StreamBufferFullError:
             # Called while the hub iterates its sockets: leave the hub to on_close.
             log.info("slow consumer dropped user_id=%s", self.user_id)

@@ -384,6 +384,18 @@ async function main() {
     await pageB.locator(".room-name", { hasText: "Lunch crew" }).waitFor({ state: "detached" });
     step("member removed, room gone from their list");
 
+    // Alice's access token lives 10 s: her page refreshes it and re-authenticates the same
+    // socket with an `auth` frame (the scenario may finish sooner than that: wait for it).
+    for (let waited = 0; report.auth_frames.alice < 2 && waited < 20000; waited += 250) {
+      await pageA.waitForTimeout(250);
+    }
+    await expect(report.auth_frames.alice >= 2, `a second auth frame, got ${report.auth_frames.alice}`);
+    await openRoom(pageA, bob.name);
+    await send(pageA, "Still here after a token refresh");
+    await openRoom(pageB, alice.name);
+    await message(pageB, "Still here after a token refresh").waitFor();
+    step("token refreshed on the open socket");
+
     await expect(report.dialogs.length === 0, `no dialog, got ${JSON.stringify(report.dialogs)}`);
     await expect(report.page_errors.length === 0, `no page error, got ${JSON.stringify(report.page_errors)}`);
     report.ok = true;
