@@ -3,6 +3,7 @@ the tests all build the runtime here, so they run the same wiring."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Runtime:
             else InProcessBroker()
         )
         self.hub = Hub()
+        self._keep_alive: asyncio.Task[None] | None = None
         self.broker.subscribe(self.hub.deliver)
         self.metrics = Metrics(worker)
         notify = Notifier(self.broker, self.metrics, self.links)
@@ -97,6 +99,7 @@ class Runtime:
     async def start(self) -> None:
         await self.broker.start()
         self.presence.start()
+        self._keep_alive = asyncio.create_task(self.hub.keep_alive(self.settings.ws_ping_interval))
 
     async def readiness(self) -> dict[str, bool]:
         checks = {
@@ -108,6 +111,8 @@ class Runtime:
         return checks
 
     async def close(self) -> None:
+        if self._keep_alive is not None:
+            self._keep_alive.cancel()
         await self.presence.close()
         await self.broker.close()
         self.blocking.close()

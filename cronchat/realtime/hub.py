@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class Connection(Protocol):
     def send_event(self, room_id: str, seq: int, frame: bytes) -> None: ...
 
     def close_with(self, code: int, reason: str) -> None: ...
+
+    def keep_alive(self, heard_since: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -390,6 +393,16 @@ class Hub:
         for sockets in list(self._by_user.values()):
             for connection in list(sockets):
                 connection.send_frame(frame)
+
+    async def keep_alive(self, interval: float) -> None:
+        """Ping every socket each ``interval`` seconds; drop those not heard from (a pong or
+        any frame) since the previous round. One task for all sockets, not one per socket."""
+        while True:
+            heard_since = time.monotonic()
+            await asyncio.sleep(interval)
+            for sockets in list(self._by_user.values()):
+                for connection in list(sockets):
+                    connection.keep_alive(heard_since)
 
     def close_all(self, code: int, reason: str) -> None:
         for sockets in list(self._by_user.values()):

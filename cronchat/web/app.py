@@ -78,7 +78,5 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         compress_response=False,
-        websocket_ping_interval=runtime.settings.ws_ping_interval,
-        websocket_ping_timeout=runtime.settings.ws_ping_interval,
         websocket_max_message_size=64 * 1024,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import tornado.websocket
+from tornado.httputil import HTTPHeaders
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
 from cronchat import validation
@@ -40,6 +41,7 @@ CLOSE_REVOKED = 4003
 FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
 RESUME_MAX_EVENTS = 500
 RESUME_MAX_ROOMS = 1000
+_NO_HEADERS = HTTPHeaders()
 SENDS_IN_FLIGHT = 32  # per socket; past it, the next frame is read once one completes
 
 
@@ -87,6 +89,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._tokens = self._burst
         self._refilled_at = time.monotonic()
         self._refused_in_a_row = 0
+        self._heard = self._refilled_at  # the last pong or frame from the client
         self._timer: asyncio.TimerHandle | None = None
         # Per room: the highest seq sent on this socket, and the first one sent live (the
         # live stream has no holes from there on).
@@ -106,6 +109,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = self.runtime.settings.ws_buffer_bytes
         header = self.request.headers.get("Authorization", "")
+        # The handshake is over and nothing reads the request's headers again: let them go
+        # rather than keep a couple of KiB per open socket.
+        self.request.headers = _NO_HEADERS
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             await self._authenticate(token.strip(), frame_id=None)
@@ -135,6 +141,24 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self.close(code, reason)
         except (StreamClosedError, StreamBufferFullError, tornado.websocket.WebSocketClosedError):
             self._abort()
+
+    def keep_alive(self, heard_since: float) -> None:
+        """Hub callback each ping interval: a client silent since the last round is gone
+        (its connection dropped without a close): drop the socket, else ping it again."""
+        if self._closed:
+            return
+        if self._heard < heard_since:
+            log.info("unresponsive client dropped user_id=%s", self.user_id)
+            self._closed = True
+            self._abort()
+            return
+        try:
+            self.ping()
+        except tornado.websocket.WebSocketClosedError:
+            pass
+
+    def on_pong(self, data: bytes) -> None:
+        self._heard = time.monotonic()
 
     def _abort(self) -> None:
         if self.ws_connection is not None and not self.ws_connection.stream.closed():
@@ -206,6 +230,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     async def on_message(self, raw: str | bytes) -> None:
         if self._closed:
             return
+        self._heard = time.monotonic()
         try:
             frame = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
