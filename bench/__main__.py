@@ -28,7 +28,11 @@ STANDARD = [
     ("medium", "sqlite", 1, "max"),
     ("medium", "mysql", 1, "max"),
     ("medium", "mysql", 1, "half"),
+    ("durable", "mysql", 1, "max"),
     ("fanout", "sqlite", 1, "max"),
+    ("fanout", "mysql", 1, "max"),
+    ("fanout", "mysql", 2, "max"),
+    ("rooms100", "sqlite", 1, "max"),
     ("medium", "mysql", 2, "max"),
     ("idle", "sqlite", 1, "max"),
 ]

@@ -33,7 +33,10 @@ PRESETS = {
     "small": Preset("small", rooms=2, room_size=10, senders=4, messages=2000, duration=60),
     "medium": Preset("medium", rooms=20, room_size=10, senders=20, messages=5000, duration=60),
     "fanout": Preset(
-        "fanout", rooms=1, room_size=1000, senders=4, messages=300, duration=60, window=1
+        "fanout", rooms=1, room_size=1000, senders=4, messages=1000, duration=60, window=1
+    ),
+    "rooms100": Preset(
+        "rooms100", rooms=10, room_size=100, senders=10, messages=3000, duration=60, window=1
     ),
     # Commit throughput: senders alone in their rooms, so that fan-out costs little.
     "durable": Preset(
