@@ -5,6 +5,9 @@ own hub, its own publications included, so every process takes the same path. Wh
 is unreachable, publications are delivered locally only (sends keep working and are stored;
 other processes' clients catch up by seq); when the subscription comes back, local sockets
 are told to ``resume`` so that nothing stays missing.
+
+Notices published while a publication is on its way go together in the next one (a JSON
+list): under load, one round trip to Redis and one message per subscriber carry many.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class RedisBroker:
         self._subscribers: list[Subscriber] = []
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._outbox: list[tuple[Notice, asyncio.Future[None]]] = []
+        self._sending = False
         self.connected = False
         self.reconnects = 0
         self._ever_connected = False
@@ -47,14 +52,39 @@ class RedisBroker:
             log.warning("redis not reachable at start; delivering locally until it is")
 
     async def publish(self, notice: Notice) -> None:
-        if self.connected:
-            try:
-                await self._client.publish(self._channel, json.dumps(notice, ensure_ascii=False))
-                return
-            except (RedisError, OSError) as error:
-                log.warning("redis publish failed error=%s", type(error).__name__)
-                self.connected = False
-        hand_to(self._subscribers, notice)
+        """Returns once the notice is on its way to every process (or, with Redis away,
+        delivered to this one)."""
+        if not self.connected:
+            hand_to(self._subscribers, notice)
+            return
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((notice, sent))
+        if not self._sending:
+            self._sending = True
+            asyncio.ensure_future(self._send_outbox())
+        await sent
+
+    async def _send_outbox(self) -> None:
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                notices = [notice for notice, _ in batch]
+                try:
+                    if not self.connected:
+                        raise ConnectionError("subscription lost")
+                    payload = json.dumps(notices, ensure_ascii=False)
+                    await self._client.publish(self._channel, payload)
+                except (RedisError, OSError) as error:
+                    if self.connected:
+                        log.warning("redis publish failed error=%s", type(error).__name__)
+                    self.connected = False
+                    for notice in notices:
+                        hand_to(self._subscribers, notice)
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_result(None)
+        finally:
+            self._sending = False
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -72,7 +102,8 @@ class RedisBroker:
                 self._ever_connected = True
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        hand_to(self._subscribers, json.loads(message["data"]))
+                        for notice in json.loads(message["data"]):
+                            hand_to(self._subscribers, notice)
             except asyncio.CancelledError:
                 await _quietly(pubsub.aclose())
                 raise
