@@ -111,7 +111,6 @@ class RoomStream:
 class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
-        self._by_session: dict[str, set[Connection]] = defaultdict(set)
         self._rooms: dict[str, RoomStream] = {}
         self._user_rooms: dict[str, set[str]] = defaultdict(set)
         # Read stored events to fill a hole in live delivery, and a member's read state
@@ -144,7 +143,6 @@ class Hub:
         user_id = connection.user_id
         first = not self._by_user.get(user_id)
         self._by_user[user_id].add(connection)
-        self._by_session[connection.session_id].add(connection)
         current = {}
         for room_id, state in states.items():
             stream = self._rooms.get(room_id)
@@ -163,7 +161,6 @@ class Hub:
     def remove(self, connection: Connection) -> None:
         """Forget a socket everywhere; safe to call twice."""
         user_id = connection.user_id
-        _discard(self._by_session, connection.session_id, connection)
         if not _discard(self._by_user, user_id, connection):
             return
         if not self._by_user.get(user_id):
@@ -223,9 +220,13 @@ class Hub:
         elif kind == "presence":
             self._on_presence(notice)
         elif kind == "sessions.revoked":
-            for session_id in notice["session_ids"]:
-                for connection in list(self._by_session.get(session_id, ())):
-                    connection.close_with(CLOSE_REVOKED, "session revoked")
+            # Rare (a logout, a password change): a scan of the sockets costs less than an
+            # index by session kept for every socket.
+            revoked = set(notice["session_ids"])
+            for sockets in list(self._by_user.values()):
+                for connection in list(sockets):
+                    if connection.session_id in revoked:
+                        connection.close_with(CLOSE_REVOKED, "session revoked")
         elif kind == "resync":
             self.broadcast(encode({"type": "resync"}))
 
