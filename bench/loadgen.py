@@ -20,6 +20,7 @@ time in another process.
 from __future__ import annotations
 
 import asyncio
+import random
 import resource
 import time
 from array import array
@@ -219,7 +220,9 @@ class Worker:
         socket.window = asyncio.Semaphore(window)
         room_id = socket.spec["send_room"]
         tag = f"s{socket.spec['index']}"
-        next_at = time.monotonic()
+        # Paced senders start at random points of their period, so that their sends spread
+        # evenly instead of arriving all at once.
+        next_at = time.monotonic() + (random.random() / pace if pace else 0.0)
         for number in range(1, socket.spec["quota"] + 1):
             await socket.window.acquire()
             if time.monotonic_ns() >= stop_at:
