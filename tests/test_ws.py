@@ -347,6 +347,37 @@ async def test_summaries_count_unread_through_reads_deletions_and_new_sockets(
     ]
 
 
+async def test_a_burst_of_sends_on_one_socket_commits_in_order(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
+    room_id = room["id"]
+    frames = [
+        {
+            "type": "message.send",
+            "id": n,
+            "room_id": room_id,
+            "client_msg_id": f"b{n}",
+            "text": f"{n}",
+        }
+        for n in range(30)
+    ]
+    frames.insert(10, {"type": "message.send", "id": "bad", "room_id": room_id})  # no client_msg_id
+    for frame in frames:
+        await alice_ws.send(frame)
+    answers = []
+    while len(answers) < len(frames):
+        frame = await alice_ws._read(10)
+        assert frame is not None
+        if frame["type"] in ("ack", "error"):
+            answers.append(frame)
+    assert [a["id"] for a in answers if a["type"] == "error"] == ["bad"]
+    acks = [a for a in answers if a["type"] == "ack"]
+    assert [a["id"] for a in acks] == list(range(30))  # acks in the order of the sends
+    seqs = [a["result"]["message"]["seq"] for a in acks]
+    assert seqs == list(range(room["last_seq"] + 1, room["last_seq"] + 31))
+    received = await bob_ws.events(room_id, 30)
+    assert [e["data"]["text"] for e in received] == [str(n) for n in range(30)]
+
+
 async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
     owner, member, newcomer = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, member)
