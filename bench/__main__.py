@@ -25,6 +25,7 @@ from bench.presets import PRESETS, idle_preset
 STANDARD = [
     ("small", "sqlite", 1, "max"),
     ("small", "mysql", 1, "max"),
+    ("small", "mysql", 1, "half"),
     ("medium", "sqlite", 1, "max"),
     ("medium", "mysql", 1, "max"),
     ("medium", "mysql", 1, "half"),
