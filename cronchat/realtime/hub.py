@@ -110,9 +110,11 @@ class RoomStream:
 
 class Hub:
     def __init__(self) -> None:
-        self._by_user: dict[str, set[Connection]] = defaultdict(set)
+        # Lists, not sets: a user has a socket or two and a room rarely twice, and an empty
+        # set costs three times a short list, for every connected user.
+        self._by_user: dict[str, list[Connection]] = defaultdict(list)
         self._rooms: dict[str, RoomStream] = {}
-        self._user_rooms: dict[str, set[str]] = defaultdict(set)
+        self._user_rooms: dict[str, list[str]] = defaultdict(list)
         # Read stored events to fill a hole in live delivery, and a member's read state
         # when their view cannot be brought up to date otherwise (set by the runtime).
         self.load_events: LoadEvents | None = None
@@ -142,7 +144,7 @@ class Hub:
         up to the point where its live stream begins."""
         user_id = connection.user_id
         first = not self._by_user.get(user_id)
-        self._by_user[user_id].add(connection)
+        self._by_user[user_id].append(connection)
         current = {}
         for room_id, state in states.items():
             stream = self._rooms.get(room_id)
@@ -150,7 +152,7 @@ class Hub:
                 stream = self._rooms[room_id] = RoomStream(next_seq=state.last_seq + 1)
             if user_id not in stream.members:
                 stream.members[user_id] = MemberView(0, state.last_read_seq, state.last_seq)
-                self._user_rooms[user_id].add(room_id)
+                self._user_rooms[user_id].append(room_id)
                 if not stream.settle(user_id, state):
                     self._refresh(room_id, user_id)
             current[room_id] = max(state.last_seq, stream.next_seq - 1)
@@ -164,7 +166,7 @@ class Hub:
         if not _discard(self._by_user, user_id, connection):
             return
         if not self._by_user.get(user_id):
-            room_ids = self._user_rooms.pop(user_id, set())
+            room_ids = set(self._user_rooms.pop(user_id, ()))
             for room_id in room_ids:
                 self._unfollow(user_id, room_id)
             if self.on_presence is not None:
@@ -179,8 +181,8 @@ class Hub:
             return
         stream.members.pop(user_id, None)
         rooms = self._user_rooms.get(user_id)
-        if rooms is not None:
-            rooms.discard(room_id)
+        if rooms is not None and room_id in rooms:
+            rooms.remove(room_id)
         if not stream.members:
             if stream.gap_timer is not None:
                 stream.gap_timer.cancel()
@@ -261,7 +263,7 @@ class Hub:
             stream = self._rooms[room_id] = RoomStream(next_seq=seq)
         if user_id not in stream.members:
             stream.members[user_id] = MemberView(0, seq, seq)
-            self._user_rooms[user_id].add(room_id)
+            self._user_rooms[user_id].append(room_id)
 
     def _emit(self, room_id: str, stream: RoomStream, notice: Notice) -> None:
         event = notice["event"]
@@ -430,11 +432,11 @@ def _delta(change: UnreadChange, user_id: str, last_read_seq: int) -> int:
     return delta if sender_id != user_id and message_seq > last_read_seq else 0
 
 
-def _discard(index: dict[str, set[Connection]], key: str, connection: Connection) -> bool:
+def _discard(index: dict[str, list[Connection]], key: str, connection: Connection) -> bool:
     sockets = index.get(key)
     if sockets is None or connection not in sockets:
         return False
-    sockets.discard(connection)
+    sockets.remove(connection)
     if not sockets:
         del index[key]
     return True

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import tornado.websocket
-from tornado.httputil import HTTPHeaders
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
 from cronchat import validation
@@ -41,7 +40,6 @@ CLOSE_REVOKED = 4003
 FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
 RESUME_MAX_EVENTS = 500
 RESUME_MAX_ROOMS = 1000
-_NO_HEADERS = HTTPHeaders()
 SENDS_IN_FLIGHT = 32  # per socket; past it, the next frame is read once one completes
 
 
@@ -144,9 +142,6 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = self.runtime.settings.ws_buffer_bytes
         header = self.request.headers.get("Authorization", "")
-        # The handshake is over and nothing reads the request's headers again: let them go
-        # rather than keep a couple of KiB per open socket.
-        self.request.headers = _NO_HEADERS
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             await self._authenticate(token.strip(), frame_id=None)
