@@ -75,6 +75,7 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
     return tornado.web.Application(
         handlers,
         runtime=runtime,
+        outbox=socket.Outbox(),
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         compress_response=False,

@@ -90,6 +90,7 @@ class _State:
         "first_live",
         "resuming",
         "sending",
+        "outgoing",
         "closed",
     )
 
@@ -107,7 +108,30 @@ class _State:
         self.first_live: dict[str, int] = {}
         self.resuming: dict[str, list[tuple[int, bytes]]] = {}
         self.sending: set[asyncio.Future[None]] | None = None  # sends in flight
+        self.outgoing: list[bytes] | None = None  # frames of this turn of the event loop
         self.closed = False
+
+
+class Outbox:
+    """Frames written to sockets during one turn of the event loop go out at its end, each
+    socket's in one write: a socket that gets several frames in one turn (an event and the
+    summary after it, the events of one group commit, an ack) costs one system call, not
+    one per frame. One per application."""
+
+    __slots__ = ("_due",)
+
+    def __init__(self) -> None:
+        self._due: list[ChatSocket] = []
+
+    def due(self, socket: ChatSocket) -> None:
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._due.append(socket)
+
+    def _flush(self) -> None:
+        due, self._due = self._due, []
+        for socket in due:
+            socket.write_queued()
 
 
 class ChatSocket(tornado.websocket.WebSocketHandler):
@@ -164,6 +188,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     def close_with(self, code: int, reason: str) -> None:
         if self._s.closed:
             return
+        self.write_queued()  # what was said before the close frame goes before it
         self._s.closed = True
         if self.principal is not None:
             self.runtime.hub.remove(self)
@@ -197,13 +222,26 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     # -- writing -------------------------------------------------------------------------
 
     def send_frame(self, frame: bytes) -> None:
-        """Write a ready frame; a full buffer means the client stopped reading: drop it.
-
-        When nothing is queued, the frame goes straight to the socket: most frames fit in its
-        buffer at once, and skip the stream's buffer and the future of each write. The stream
-        queues only what the socket did not take."""
+        """Queue a ready frame; the frames of one turn of the event loop leave together."""
         if self._s.closed or self.ws_connection is None:
             return
+        if self._s.outgoing is None:
+            self._s.outgoing = [frame]
+            self.application.settings["outbox"].due(self)
+        else:
+            self._s.outgoing.append(frame)
+
+    def write_queued(self) -> None:
+        """Write the queued frames at once; a full buffer means the client stopped reading:
+        drop it.
+
+        When nothing is queued in the stream, the bytes go straight to the socket: they
+        mostly fit in its buffer at once, and skip the stream's buffer and the future of each
+        write. The stream queues only what the socket did not take."""
+        outgoing, self._s.outgoing = self._s.outgoing, None
+        if not outgoing or self._s.closed or self.ws_connection is None:
+            return
+        frame = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
         stream = self.ws_connection.stream
         data: bytes | memoryview = frame
         if not stream.writing() and not stream.closed():
@@ -221,7 +259,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         try:
             stream.write(data)
         except StreamBufferFullError:
-            # Called while the hub iterates its sockets: leave the hub to on_close.
+            # The hub forgets the socket when its close callback runs (on_close).
             log.info("slow consumer dropped user_id=%s", self.user_id)
             self._s.closed = True
             self._abort()
