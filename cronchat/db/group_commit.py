@@ -41,16 +41,15 @@ class GroupCommit(Generic[I, R]):
         self._max_items = max_items
         self._observe_size = observe_size
         self._pending: list[tuple[I, asyncio.Future[R]]] = []
-        self._draining = False
+        self._drainer: asyncio.Future[None] | None = None  # the loop committing, while it runs
 
     async def submit(self, item: I) -> R:
         """Commit ``item`` with whatever else is waiting; answers its result or raises its
         error once the transaction that carried it has committed (or failed)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.ensure_future(self._drain())
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -60,7 +59,7 @@ class GroupCommit(Generic[I, R]):
                 del self._pending[: self._max_items]
                 await self._commit(batch)
         finally:
-            self._draining = False
+            self._drainer = None
 
     async def _commit(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         if self._observe_size is not None:

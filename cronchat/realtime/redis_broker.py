@@ -36,7 +36,7 @@ class RedisBroker:
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._outbox: list[tuple[Notice, asyncio.Future[None]]] = []
-        self._sending = False
+        self._sender: asyncio.Future[None] | None = None  # the loop publishing, while it runs
         self.connected = False
         self.reconnects = 0
         self._ever_connected = False
@@ -59,9 +59,8 @@ class RedisBroker:
             return
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outbox.append((notice, sent))
-        if not self._sending:
-            self._sending = True
-            asyncio.ensure_future(self._send_outbox())
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send_outbox())
         await sent
 
     async def _send_outbox(self) -> None:
@@ -84,7 +83,7 @@ class RedisBroker:
                     if not sent.done():
                         sent.set_result(None)
         finally:
-            self._sending = False
+            self._sender = None
 
     async def _listen(self) -> None:
         delay = 0.1
