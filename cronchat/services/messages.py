@@ -309,6 +309,8 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | DomainError]:
                 outcomes[index] = _original_tx(tx, send)
                 continue
             if key in first_of:
+                if sends[first_of[key]].room_id != send.room_id:
+                    raise Conflict("client_msg_id was used in another room", field="client_msg_id")
                 continue  # the same send twice at once: answered with the first below
             if send.reply_to_id is not None and reply_rooms.get(send.reply_to_id) != send.room_id:
                 raise Invalid("reply_to_id must name a message of this room", field="reply_to_id")
