@@ -385,18 +385,3 @@ async def test_concurrent_sends_commit_together_yet_fail_alone(api: Api) -> None
         if line.startswith(name)
     )
     assert sends == 24 and commits < sends
-
-
-async def test_one_client_msg_id_raced_into_two_rooms_creates_one_message(api: Api) -> None:
-    alice, bob, room = await chat(api)
-    other = await api.group(alice, bob)
-    body = {"client_msg_id": "twice", "text": "where does it go?"}
-    replies = await asyncio.gather(
-        *[
-            api.post(f"/api/v1/rooms/{target['id']}/messages", body, alice["token"])
-            for target in (room, other)
-        ]
-    )
-    assert sorted(r.status for r in replies) == [201, 409]
-    (conflict,) = [r for r in replies if r.status == 409]
-    assert conflict.error_code == "conflict"

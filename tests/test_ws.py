@@ -378,6 +378,30 @@ async def test_a_burst_of_sends_on_one_socket_commits_in_order(api: Api, connect
     assert [e["data"]["text"] for e in received] == [str(n) for n in range(30)]
 
 
+async def test_one_client_msg_id_sent_at_once_to_two_rooms(api: Api, connect: Any) -> None:
+    alice, bob, room, alice_ws, _ = await direct_chat(api, connect)
+    other = await api.group(alice, bob)
+    # While the first send commits, the two after it wait for the next commit, together.
+    frames = [(room, "first"), (room, "twice"), (other, "twice")]
+    for n, (target, client_msg_id) in enumerate(frames):
+        await alice_ws.send(
+            {
+                "type": "message.send",
+                "id": n - 1,
+                "room_id": target["id"],
+                "client_msg_id": client_msg_id,
+                "text": "where does it go?",
+            }
+        )
+    await alice_ws.expect("ack", id=-1)
+    first = await alice_ws.expect("ack", id=0)
+    second = await alice_ws.expect("error", id=1)
+    assert first["result"]["message"]["room_id"] == room["id"]
+    assert second["code"] == "conflict" and second["details"]["field"] == "client_msg_id"
+    history = await api.get(f"/api/v1/rooms/{other['id']}/messages", alice["token"])
+    assert history.body["messages"] == []
+
+
 async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
     owner, member, newcomer = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, member)

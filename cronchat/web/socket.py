@@ -295,42 +295,44 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     # -- reading -------------------------------------------------------------------------
 
-    async def on_message(self, raw: str | bytes) -> None:
+    def on_message(self, raw: str | bytes) -> Awaitable[None] | None:
+        """Tornado reads the socket's next frame once the awaitable answered here is done
+        (at once when None is answered)."""
         if self._s.closed:
-            return
+            return None
         self._s.heard = time.monotonic()
         try:
             frame = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             self.error(None, Invalid("the frame is not valid JSON"))
-            return
+            return None
         if not isinstance(frame, dict):
             self.error(None, Invalid("a frame is a JSON object with a type"))
-            return
+            return None
         frame_id = frame.get("id")
         if not self._take_token(frame_id):
-            return
+            return None
         kind = frame.get("type")
         if self.principal is None:
             if kind != "auth":
                 self.close_with(CLOSE_AUTH_FAILED, "authenticate first")
-                return
+                return None
         action = _ACTIONS.get(kind) if isinstance(kind, str) else None
         if action is None:
             self.error(frame_id, Invalid(f"unknown frame type {kind!r}", field="type"))
-            return
+            return None
         if kind != "message.send":
-            await self._perform(action, frame, frame_id)
-            return
-        # Sends run side by side (Tornado reads the next frame only once this returns), so
-        # that one client's sends share commits; they keep their order in the group commit.
+            return self._perform(action, frame, frame_id)
+        # Sends run side by side and the next frame is read at once, so that a client's
+        # burst of sends goes into one group commit, where they keep their order.
         if self._s.sending is None:
             self._s.sending = set()
         task = asyncio.ensure_future(self._perform(action, frame, frame_id))
         self._s.sending.add(task)
         task.add_done_callback(self._s.sending.discard)
         if len(self._s.sending) >= SENDS_IN_FLIGHT:
-            await asyncio.wait(self._s.sending, return_when=asyncio.FIRST_COMPLETED)
+            return asyncio.wait(self._s.sending, return_when=asyncio.FIRST_COMPLETED)
+        return None
 
     async def _perform(self, action: Action, frame: dict, frame_id: Any) -> None:
         try:
