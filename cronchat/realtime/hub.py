@@ -1,4 +1,4 @@
-"""The hub: this process's open sockets, indexed by user, session and room.
+"""The hub: this process's open sockets, indexed by user and by room.
 
 It receives every notice from the broker and hands it to the local sockets concerned. Each
 notice becomes one frame, built once, and the same bytes go to every recipient. Room events
