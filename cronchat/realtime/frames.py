@@ -27,8 +27,7 @@ def wire_frame(payload: bytes) -> bytes:
 
 def encode(frame: dict[str, Any]) -> bytes:
     """A frame dict as JSON in a wire-ready WebSocket frame."""
-    payload = json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return wire_frame(payload)
+    return wire_frame(_json(frame))
 
 
 def _json(value: Any) -> bytes:

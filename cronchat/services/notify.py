@@ -39,8 +39,8 @@ class Notifier:
         await self.broker.publish({"kind": "event", "event": live, "summary": summary})
 
     async def summary_events(self, events: list[Event], last_message: Message | None) -> None:
-        """Room events that move every member's summary (a new or deleted message): after
-        the last one, each member also gets a ``room.summary`` with the room's last message.
+        """Room events that move every member's summary (a deleted message): after the
+        last one, each member also gets a ``room.summary`` with the room's last message.
         The hub fills in each member's own unread count and read marker."""
         shaped = shared_message_json(last_message, self.links) if last_message else None
         await self._publish(events, {"last_message": shaped})

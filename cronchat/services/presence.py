@@ -72,6 +72,10 @@ class Presence:
         of a room come online at once, each of them gets a few frames, not a thousand."""
         await asyncio.sleep(ANNOUNCE_DELAY_SECONDS)
         changes, self._changes = self._changes, {}
+        async with self._announcing:  # in the order the changes happened
+            await self._announce(changes)
+
+    async def _announce(self, changes: dict[str, tuple[bool, list[str]]]) -> None:
         seen = now_ms()
         try:
             await self.db.run(users.set_last_seen, list(changes), seen)
