@@ -35,13 +35,15 @@ def _json(value: Any) -> bytes:
 
 
 class SummaryFrames:
-    """The ``room.summary`` frames that follow one event: every member's shares the room,
-    seq and last message and differs only in two numbers, so the shared part is serialised
-    once and each distinct (unread_count, last_read_seq) pair is built once."""
+    """An event frame followed by each member's ``room.summary``, as the bytes written to
+    each member. The summaries share the room, seq and last message and differ only in two
+    numbers, so the shared part is serialised once, and the bytes for each distinct
+    (unread_count, last_read_seq) pair are built once, whatever the number of members."""
 
-    __slots__ = ("_prefix", "_built")
+    __slots__ = ("_event_frame", "_prefix", "_built")
 
-    def __init__(self, room_id: str, last_seq: int, last_message: Any) -> None:
+    def __init__(self, event_frame: bytes, room_id: str, last_seq: int, last_message: Any) -> None:
+        self._event_frame = event_frame
         self._prefix = (
             b'{"type":"room.summary","room":{"id":'
             + _json(room_id)
@@ -53,10 +55,11 @@ class SummaryFrames:
         )
         self._built: dict[tuple[int, int], bytes] = {}
 
-    def frame(self, unread_count: int, last_read_seq: int) -> bytes:
+    def frames(self, unread_count: int, last_read_seq: int) -> bytes:
+        """The event frame, then the summary of a member with these numbers."""
         key = (unread_count, last_read_seq)
         built = self._built.get(key)
         if built is None:
             payload = b'%s%d,"last_read_seq":%d}}' % (self._prefix, unread_count, last_read_seq)
-            built = self._built[key] = wire_frame(payload)
+            built = self._built[key] = self._event_frame + wire_frame(payload)
         return built

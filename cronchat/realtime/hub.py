@@ -275,7 +275,7 @@ class Hub:
             stream.record(seq, change)
         summary = notice.get("summary")
         summaries = (
-            None if summary is None else SummaryFrames(room_id, seq, summary["last_message"])
+            None if summary is None else SummaryFrames(frame, room_id, seq, summary["last_message"])
         )
         delivered = 0
         # Sockets never leave the hub while it writes to them (a dropped slow reader is
@@ -288,7 +288,7 @@ class Hub:
                 view.apply(user_id, change)
             data = frame
             if summaries is not None:
-                data = frame + summaries.frame(view.unread_count, view.last_read_seq)
+                data = summaries.frames(view.unread_count, view.last_read_seq)
             for connection in connections:
                 connection.send_event(room_id, seq, data)
                 delivered += 1

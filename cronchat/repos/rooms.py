@@ -152,16 +152,6 @@ def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(row["room_id"], row["user_id"]) for row in rows}
 
 
-def touch_activity(tx: Tx, room_id: str, now: int, last_message_seq: int | None = None) -> None:
-    if last_message_seq is None:
-        tx.execute("UPDATE rooms SET last_activity_at = %s WHERE id = %s", (now, room_id))
-    else:
-        tx.execute(
-            "UPDATE rooms SET last_activity_at = %s, last_message_seq = %s WHERE id = %s",
-            (now, last_message_seq, room_id),
-        )
-
-
 def update_room(tx: Tx, room_id: str, changes: dict[str, Any], now: int) -> None:
     assignments = ", ".join(f"{name} = %s" for name in changes)
     tx.execute(
@@ -239,16 +229,6 @@ def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
     rows = tx.all(f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", params)
     found = {row["id"]: User.from_row(row) for row in rows}
     return {room_id: found[peer] for room_id, peer in peer_of.items() if peer in found}
-
-
-def unread_by_member(tx: Tx, room_id: str) -> dict[str, tuple[int, int]]:
-    """Every member's (unread_count, last_read_seq) in one query."""
-    rows = tx.all(
-        f"SELECT m.user_id, m.last_read_seq, {_UNREAD} AS unread_count"
-        " FROM room_members m WHERE m.room_id = %s",
-        (room_id,),
-    )
-    return {row["user_id"]: (row["unread_count"], row["last_read_seq"]) for row in rows}
 
 
 def unread_of(tx: Tx, room_id: str, user_id: str) -> tuple[int, int]:
