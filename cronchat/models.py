@@ -123,11 +123,12 @@ class Membership:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A member as listed: the profile with the role."""
+    """A member as listed: the profile with the role and how far they have read."""
 
     user: User
     role: str
     joined_at: int
+    last_read_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,8 @@ def member_json(
         "user": user_json(member.user, online, links),
         "role": member.role,
         "joined_at": rfc3339(member.joined_at),
+        "last_read_seq": member.last_read_seq,
+        "muted_until": None,  # timed mutes come later; the field is part of the shape
     }
 
 

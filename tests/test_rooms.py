@@ -297,3 +297,20 @@ async def test_room_events_record_every_membership_change(api: Api) -> None:
     assert events[5]["data"]["user"]["id"] == member["user"]["id"]
     assert all(e["actor_id"] == owner["user"]["id"] for e in events)
     assert events[0]["at"].endswith("Z")
+
+
+async def test_members_list_shows_each_members_read_marker(api: Api) -> None:
+    owner, member = await api.register(), await api.register()
+    room = await api.group(owner, member)
+    base = f"/api/v1/rooms/{room['id']}"
+    message = await api.send(owner, room["id"], "read me")
+    read = await api.post(f"{base}/read", {"seq": message["seq"]}, member["token"])
+    assert read.status == 200, read.body
+    # After a reload, the owner learns from the list alone how far the member has read.
+    listed = (await api.get(f"{base}/members", owner["token"])).body["members"]
+    markers = {m["user"]["id"]: (m["last_read_seq"], m["muted_until"]) for m in listed}
+    assert markers == {
+        owner["user"]["id"]: (1, None),  # the owner's marker starts at their join
+        member["user"]["id"]: (message["seq"], None),
+    }
+    assert {"user", "role", "joined_at", "last_read_seq", "muted_until"} == set(listed[0])

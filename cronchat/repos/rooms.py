@@ -166,22 +166,29 @@ def mark_deleted(tx: Tx, room_id: str, now: int) -> None:
     tx.execute("UPDATE rooms SET deleted_at = %s, direct_key = NULL WHERE id = %s", (now, room_id))
 
 
+_MEMBER_COLUMNS = f"m.role, m.joined_at, m.last_read_seq, {user_columns('u', 'u_')}"
+
+
+def _member(row: Row) -> Member:
+    return Member(User.from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
+
+
 def list_members(tx: Tx, room_id: str) -> list[Member]:
     rows = tx.all(
-        f"SELECT m.role, m.joined_at, {user_columns('u', 'u_')} FROM room_members m"
+        f"SELECT {_MEMBER_COLUMNS} FROM room_members m"
         " JOIN users u ON u.id = m.user_id WHERE m.room_id = %s ORDER BY m.joined_at, u.id",
         (room_id,),
     )
-    return [Member(User.from_row(row, "u_"), row["role"], row["joined_at"]) for row in rows]
+    return [_member(row) for row in rows]
 
 
 def find_member(tx: Tx, room_id: str, user_id: str) -> Member | None:
     row = tx.one(
-        f"SELECT m.role, m.joined_at, {user_columns('u', 'u_')} FROM room_members m"
+        f"SELECT {_MEMBER_COLUMNS} FROM room_members m"
         " JOIN users u ON u.id = m.user_id WHERE m.room_id = %s AND m.user_id = %s",
         (room_id, user_id),
     )
-    return None if row is None else Member(User.from_row(row, "u_"), row["role"], row["joined_at"])
+    return None if row is None else _member(row)
 
 
 def member_room_rows(
