@@ -589,6 +589,56 @@ async def test_dead_peer_is_dropped(api: Api, http_port: int, runtime: Any) -> N
         silent.close()
 
 
+def read_server_frame(raw: socket.socket) -> tuple[int, bytes]:
+    """One frame from the server on a hand-made client: (opcode, payload). Server frames are
+    never masked (blocking: run it in a thread)."""
+
+    def exactly(count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = raw.recv(count - len(data))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            data += chunk
+        return data
+
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(exactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(exactly(8), "big")
+    return first & 0x0F, exactly(length)
+
+
+def close_frame_after_pings(raw: socket.socket) -> tuple[int, bytes, int]:
+    """Read, answering nothing, until the close frame: the pings seen, its reason, its code."""
+    raw.settimeout(20)
+    pings = 0
+    while True:
+        opcode, payload = read_server_frame(raw)
+        if opcode == 0x9:
+            pings += 1
+        elif opcode == 0x8:
+            return pings, payload[2:], int.from_bytes(payload[:2], "big")
+
+
+@pytest.mark.server_settings(ws_ping_interval=1)
+async def test_a_client_that_answers_no_ping_gets_a_1001_close_frame(
+    api: Api, http_port: int, runtime: Any
+) -> None:
+    alice = await api.register()
+    silent = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        # A client that still reads but never answers a ping (a half-open connection).
+        pings, reason, code = await asyncio.to_thread(close_frame_after_pings, silent)
+        assert pings >= 1 and code == 1001, (pings, code, reason)
+        assert reason == b"ping timeout"
+        assert not runtime.hub.is_online(alice["user"]["id"])
+    finally:
+        silent.close()
+
+
 async def test_presence_frames_and_online_in_profiles(api: Api, connect: Any) -> None:
     alice, bob = await api.register(), await api.register()
     await api.direct(alice, bob)

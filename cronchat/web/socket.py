@@ -198,14 +198,15 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self._abort()
 
     def keep_alive(self, heard_since: float) -> None:
-        """Hub callback each ping interval: a client silent since the last round is gone
-        (its connection dropped without a close): drop the socket, else ping it again."""
+        """Hub callback each ping interval: a client silent since the last round is taken for
+        gone: closed with 1001, like a shutdown, so that a half-open client that still reads
+        learns to reconnect and resume (a dropped peer never reads it; the close handshake's
+        own timeout then cuts the connection). Else ping it again."""
         if self._s.closed:
             return
         if self._s.heard < heard_since:
-            log.info("unresponsive client dropped user_id=%s", self.user_id)
-            self._s.closed = True
-            self._abort()
+            log.info("unresponsive client closed user_id=%s", self.user_id)
+            self.close_with(CLOSE_GOING_AWAY, "ping timeout")
             return
         try:
             self.ping()
