@@ -58,28 +58,30 @@ class Runtime:
         self._keep_alive: asyncio.Task[None] | None = None
         self.broker.subscribe(self.hub.deliver)
         self.metrics = Metrics(worker)
-        notify = Notifier(self.broker, self.metrics, self.links)
-        self.services = Services(
-            accounts=Accounts(settings, self.db, self.blocking, self.broker),
-            users=Users(self.db),
-            rooms=Rooms(self.db, notify),
-            messages=Messages(self.db, notify, settings.max_text_length, self.metrics),
-            media=Media(
-                self.db,
-                self.blocking,
-                self.storage,
-                settings.media_max_bytes,
-                settings.media_max_pixels,
-            ),
-        )
-        self.hub.load_events = self.services.messages.stored_events
-        self.hub.load_read_state = self.services.rooms.read_states
         store: PresenceStore = (
             RedisPresence(redis_url, deployment_prefix(settings), self.hub.is_online)
             if redis_url
             else LocalPresence(self.hub.is_online)
         )
         self.presence = Presence(self.db, self.broker, store, self.hub.online_users)
+        notify = Notifier(self.broker, self.metrics, self.links, online=self.presence.online)
+        media = Media(
+            self.db,
+            self.blocking,
+            self.storage,
+            settings.media_max_bytes,
+            settings.media_max_pixels,
+            notify,
+        )
+        self.services = Services(
+            accounts=Accounts(settings, self.db, self.blocking, self.broker),
+            users=Users(self.db, notify),
+            rooms=Rooms(self.db, notify, media),
+            messages=Messages(self.db, notify, settings.max_text_length, self.metrics),
+            media=media,
+        )
+        self.hub.load_events = self.services.messages.stored_events
+        self.hub.load_read_state = self.services.rooms.read_states
         self.hub.on_presence = self.presence.changed
         self.hub.on_delivered = self.metrics.frames_delivered.inc
         self.db.observe_wait = self.metrics.db_wait_seconds.observe

@@ -44,6 +44,10 @@ def user_json(user: User, online: bool = False, links: MediaLinks | None = None)
 
 def signed_user_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
     """A stored user object as sent: ``avatar_media_id`` becomes a signed ``avatar_url``."""
+    return _signed_avatar(shaped, links)
+
+
+def _signed_avatar(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
     signed = dict(shaped)
     avatar_media_id = signed.pop("avatar_media_id", None)
     if avatar_media_id is not None:
@@ -127,10 +131,13 @@ def signed_message_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, 
     return {**shaped, "media": signed_media_json(shaped["media"], links)}
 
 
-def room_json(room: Room, peer: User | None = None) -> dict[str, Any]:
+def room_json(
+    room: Room, peer: User | None = None, links: MediaLinks | None = None
+) -> dict[str, Any]:
     """The room itself, as in room events: the fields every member shares. The member's own
-    fields (``my_role``, ``last_read_seq``, ``unread_count``) are null here."""
-    return {
+    fields (``my_role``, ``last_read_seq``, ``unread_count``) are null here. Without
+    ``links``, the stored form: a group room's avatar named by ``avatar_media_id``."""
+    shaped = {
         "id": room.id,
         "kind": room.kind,
         "name": peer.display_name if peer is not None else room.name,
@@ -145,13 +152,21 @@ def room_json(room: Room, peer: User | None = None) -> dict[str, Any]:
         "created_at": rfc3339(room.created_at),
         "updated_at": rfc3339(room.updated_at),
     }
+    if room.avatar_media_id is not None and room.kind == "group":
+        shaped["avatar_media_id"] = room.avatar_media_id
+    return shaped if links is None else signed_room_json(shaped, links)
+
+
+def signed_room_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
+    """A stored room object as sent: ``avatar_media_id`` becomes a signed ``avatar_url``."""
+    return _signed_avatar(shaped, links)
 
 
 def room_view_json(
     view: RoomView, peer_online: bool = False, links: MediaLinks | None = None
 ) -> dict[str, Any]:
     """The room as one member sees it."""
-    shaped = room_json(view.room, view.peer)
+    shaped = room_json(view.room, view.peer, links)
     shaped.update(
         my_role=view.my_role,
         last_read_seq=view.last_read_seq,
@@ -183,6 +198,8 @@ def event_json(event: Event, links: MediaLinks | None = None) -> dict[str, Any]:
             data = signed_message_json(data, links)
         elif event.type.startswith("member."):
             data = {**data, "user": signed_user_json(data["user"], links)}
+        elif event.type.startswith("room."):
+            data = signed_room_json(data, links)
     return {
         "room_id": event.room_id,
         "seq": event.seq,

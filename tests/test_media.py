@@ -529,6 +529,133 @@ async def test_a_new_avatar_replaces_and_deletes_the_old_one(api: Api, settings:
     assert len([key for key in keys if new_id in key]) == 2  # the avatar and its thumbnail
 
 
+async def test_an_avatar_change_reaches_room_mates_as_user_updated(api: Api, connect: Any) -> None:
+    alice, bob = await api.register(), await api.register()
+    await api.group(alice, bob)
+    bob_ws = await connect(bob["token"])
+    put = await api.put("/api/v1/users/me/avatar", token=alice["token"], body=image_bytes("PNG"))
+    assert put.status == 200, put.body
+    updated = (await bob_ws.expect("user.updated"))["user"]
+    assert updated["id"] == alice["user"]["id"] and "avatar_media_id" not in updated
+    assert media_id_of(updated["avatar_url"]) == media_id_of(put.body["avatar_url"])
+    assert (await api.get(updated["avatar_url"])).status == 200
+    assert (await api.delete("/api/v1/users/me/avatar", alice["token"])).status == 204
+    removed = (await bob_ws.expect("user.updated"))["user"]
+    assert removed["id"] == alice["user"]["id"] and removed["avatar_url"] is None
+
+
+# -- room avatars --------------------------------------------------------------------------
+
+
+async def put_room_avatar(api: Api, user: dict, room_id: str, data: bytes, **kw: Any) -> Any:
+    return await api.put(f"/api/v1/rooms/{room_id}/avatar", token=user["token"], body=data, **kw)
+
+
+async def test_room_avatar_is_set_by_admins_and_owners_as_a_room_updated_event(
+    api: Api, connect: Any
+) -> None:
+    owner, admin, member = await api.register(), await api.register(), await api.register()
+    room = await api.group(owner, admin, member)
+    base = f"/api/v1/rooms/{room['id']}"
+    await api.patch(f"{base}/members/{admin['user']['id']}", {"role": "admin"}, owner["token"])
+    member_ws = await connect(member["token"])
+
+    refused = await put_room_avatar(api, member, room["id"], image_bytes("PNG"))
+    assert (refused.status, refused.error_code) == (403, "forbidden")
+    body, content_type = multipart("file", "room.png", image_bytes("PNG", (300, 200)), "image/png")
+    reply = await put_room_avatar(
+        api, admin, room["id"], body, headers={"Content-Type": content_type}
+    )
+    assert reply.status == 200, reply.body
+    assert reply.body["id"] == room["id"] and reply.body["my_role"] == "admin"
+    assert "avatar_media_id" not in reply.body
+    avatar_url = reply.body["avatar_url"]
+    picture = await api.get(avatar_url)  # signed: loads without a header
+    assert picture.status == 200 and opened(picture.body).size == (200, 200)
+
+    (event,) = await member_ws.events(room["id"], 1)
+    assert (event["type"], event["seq"], event["actor_id"]) == (
+        "room.updated",
+        room["last_seq"] + 2,  # after the role change
+        admin["user"]["id"],
+    )
+    assert event["data"]["last_seq"] == event["seq"] and "avatar_media_id" not in event["data"]
+    assert media_id_of(event["data"]["avatar_url"]) == media_id_of(avatar_url)
+    stored = (await api.get(f"{base}/events?after_seq={event['seq'] - 1}", member["token"])).body
+    assert media_id_of(stored["events"][0]["data"]["avatar_url"]) == media_id_of(avatar_url)
+    # Every room answer carries it, signed.
+    for seen in (
+        (await api.get(base, member["token"])).body,
+        (await api.get("/api/v1/rooms", owner["token"])).body["rooms"][0],
+    ):
+        assert media_id_of(seen["avatar_url"]) == media_id_of(avatar_url)
+        assert (await api.get(seen["avatar_url"])).status == 200
+
+
+async def test_room_avatar_bytes_are_for_members_and_signed_links(api: Api) -> None:
+    owner, member, stranger = await api.register(), await api.register(), await api.register()
+    room = await api.group(owner, member)
+    reply = await put_room_avatar(api, owner, room["id"], image_bytes("JPEG"))
+    assert reply.status == 200, reply.body
+    path = f"/api/v1/media/{media_id_of(reply.body['avatar_url'])}"
+    for variant in (path, path + "/thumbnail"):
+        assert (await api.get(variant, member["token"])).status == 200
+        assert (await api.get(variant, stranger["token"])).status == 404
+    assert (await api.get(reply.body["avatar_url"], stranger["token"])).status == 200
+
+
+async def test_room_avatar_is_refused_to_non_members_direct_rooms_and_non_images(
+    api: Api, settings: Settings
+) -> None:
+    owner, stranger, peer = await api.register(), await api.register(), await api.register()
+    room = await api.group(owner)
+    hidden = await put_room_avatar(api, stranger, room["id"], image_bytes("PNG"))
+    assert (hidden.status, hidden.error_code) == (404, "not_found")
+    assert (await api.delete(f"/api/v1/rooms/{room['id']}/avatar", stranger["token"])).status == 404
+    direct = await api.direct(owner, peer)
+    in_direct = await put_room_avatar(api, owner, direct["id"], image_bytes("PNG"))
+    assert (in_direct.status, in_direct.error_code) == (403, "forbidden")
+    not_an_image = await put_room_avatar(api, owner, room["id"], b"GIF89a but not really")
+    assert (not_an_image.status, not_an_image.error_code) == (415, "unsupported_media_type")
+    empty = await put_room_avatar(api, owner, room["id"], b"")
+    assert empty.status == 400
+    # Nothing changed: no event, no avatar, nothing stored.
+    after = (await api.get(f"/api/v1/rooms/{room['id']}", owner["token"])).body
+    assert (after["last_seq"], after["avatar_url"]) == (room["last_seq"], None)
+    assert stored_keys(settings) == []
+
+
+async def test_a_new_room_avatar_replaces_the_old_and_delete_removes_it(
+    api: Api, settings: Settings
+) -> None:
+    owner, member = await api.register(), await api.register()
+    room = await api.group(owner, member)
+    base = f"/api/v1/rooms/{room['id']}"
+    first = await put_room_avatar(api, owner, room["id"], image_bytes("GIF"))
+    second = await put_room_avatar(api, owner, room["id"], image_bytes("WEBP", (100, 400)))
+    assert (first.status, second.status) == (200, 200)
+    old_id, new_id = media_id_of(first.body["avatar_url"]), media_id_of(second.body["avatar_url"])
+    assert (await api.get(first.body["avatar_url"])).status == 404
+    assert (await api.get(second.body["avatar_url"])).status == 200
+    keys = stored_keys(settings)
+    assert not [key for key in keys if old_id in key]
+    assert len([key for key in keys if new_id in key]) == 2  # the avatar and its thumbnail
+
+    refused = await api.delete(f"{base}/avatar", member["token"])
+    assert (refused.status, refused.error_code) == (403, "forbidden")
+    removed = await api.delete(f"{base}/avatar", owner["token"])
+    assert removed.status == 200, removed.body
+    assert removed.body["avatar_url"] is None and removed.body["id"] == room["id"]
+    assert (await api.get(second.body["avatar_url"])).status == 404
+    assert not [key for key in stored_keys(settings) if new_id in key]
+    events = (await api.get(f"{base}/events?after_seq={room['last_seq']}", owner["token"])).body
+    assert [e["type"] for e in events["events"]] == ["room.updated"] * 3
+    assert events["events"][-1]["data"]["avatar_url"] is None
+    # Removing an avatar that is not there changes nothing and records nothing.
+    again = await api.delete(f"{base}/avatar", owner["token"])
+    assert again.status == 200 and again.body["last_seq"] == events["events"][-1]["seq"]
+
+
 # -- housekeeping and health ---------------------------------------------------------------
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from conftest import Api, unique_name
+import pytest
+from test_scale import Server, client, redis_url, server_env, two_servers  # noqa: F401
+from tornado.httpclient import AsyncHTTPClient
+
+from conftest import Api, Socket, unique_name
 
 pytestmark = pytest.mark.gen_test
 
@@ -153,3 +157,66 @@ async def test_change_password_needs_the_current_one(api: Api) -> None:
         "/api/v1/auth/login", {"username": user["user"]["username"], "password": user["password"]}
     )
     assert login.status == 200
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_profile_change_reaches_room_mates_and_own_devices_not_strangers(
+    api: Api, connect: Any
+) -> None:
+    alice, bob, stranger = await api.register(), await api.register(), await api.register()
+    await api.group(alice, bob)
+    stranger_room = await api.group(stranger, name="elsewhere")
+    bob_ws = await connect(bob["token"])
+    alice_other_device = await connect(alice["token"])
+    stranger_ws = await connect(stranger["token"])
+
+    changed = await api.patch(
+        "/api/v1/users/me", {"display_name": "Alice Renamed", "bio": "new bio"}, alice["token"]
+    )
+    assert changed.status == 200, changed.body
+    for socket in (bob_ws, alice_other_device):
+        frame = await socket.expect("user.updated")
+        user = frame["user"]
+        assert set(user) == PUBLIC_FIELDS, user
+        assert (user["id"], user["display_name"], user["bio"]) == (
+            alice["user"]["id"],
+            "Alice Renamed",
+            "new bio",
+        )
+    # The marker: an event of the stranger's own room, sent after the change.
+    await api.send(stranger, stranger_room["id"], "marker")
+    await stranger_ws.events(stranger_room["id"], 1)
+    assert not [f for f in stranger_ws.backlog if f["type"] == "user.updated"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_profile_patch_that_changes_nothing_sends_nothing(api: Api, connect: Any) -> None:
+    alice, bob = await api.register(), await api.register()
+    room = await api.group(alice, bob)
+    bob_ws = await connect(bob["token"])
+    assert (await api.patch("/api/v1/users/me", {}, alice["token"])).status == 200
+    await api.send(alice, room["id"], "marker")
+    await bob_ws.events(room["id"], 1)
+    assert not [f for f in bob_ws.backlog if f["type"] == "user.updated"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_profile_change_crosses_processes_through_redis(
+    two_servers: tuple[Server, Server],  # noqa: F811 (the fixture imported above)
+    client: AsyncHTTPClient,  # noqa: F811 (the fixture imported above)
+) -> None:
+    first, second = two_servers
+    on_first, on_second = Api(client, first.url), Api(client, second.url)
+    alice, bob = await on_first.register(), await on_second.register()
+    await on_first.group(alice, bob)
+    alice_ws = await Socket.connect(first.url, alice["token"])
+    bob_ws = await Socket.connect(second.url, bob["token"])
+    try:
+        changed = await on_first.patch("/api/v1/users/me", {"bio": "far away"}, alice["token"])
+        assert changed.status == 200, changed.body
+        user = (await bob_ws.expect("user.updated"))["user"]
+        assert (user["id"], user["bio"]) == (alice["user"]["id"], "far away")
+        assert user["online"] is True  # alice's socket is open on the other process
+    finally:
+        alice_ws.close()
+        bob_ws.close()

@@ -221,6 +221,8 @@ class Hub:
             self._to_room(notice["room_id"], frame, skip_user=notice["user_id"])
         elif kind == "presence":
             self._on_presence(notice)
+        elif kind == "user.updated":
+            self._on_user_updated(notice)
         elif kind == "sessions.revoked":
             # Rare (a logout, a password change): a scan of the sockets costs less than an
             # index by session kept for every socket.
@@ -381,6 +383,20 @@ class Hub:
                     data = b"".join(frame for user_id, frame in changes if user_id != recipient)
                 for connection in self._by_user.get(recipient, ()) if data else ():
                     connection.send_frame(data)
+
+    def _on_user_updated(self, notice: Notice) -> None:
+        """A profile changed: one frame to the user's own sockets and to those of the local
+        members of the user's rooms, each socket once however many rooms it shares."""
+        user_id = notice["user"]["id"]
+        recipients = {user_id}
+        for room_id in notice["room_ids"]:
+            stream = self._rooms.get(room_id)
+            if stream is not None:
+                recipients.update(stream.members)
+        frame = encode({"type": "user.updated", "user": notice["user"]})
+        for recipient in recipients:
+            for connection in self._by_user.get(recipient, ()):
+                connection.send_frame(frame)
 
     def _to_room(self, room_id: str, frame: bytes, skip_user: str | None = None) -> None:
         stream = self._rooms.get(room_id)

@@ -41,9 +41,12 @@ def insert_room(
     )
 
 
-def find_room(tx: Tx, room_id: str) -> Room | None:
+def find_room(tx: Tx, room_id: str, lock: bool = False) -> Room | None:
+    """A live room; ``lock`` holds its row until commit."""
     row = tx.one(
-        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = %s AND r.deleted_at IS NULL", (room_id,)
+        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = %s AND r.deleted_at IS NULL"
+        + (tx.dialect.for_update if lock else ""),
+        (room_id,),
     )
     return None if row is None else Room.from_row(row)
 
@@ -276,6 +279,29 @@ def read_states(tx: Tx, user_id: str, room_id: str | None = None) -> dict[str, R
         row["id"]: ReadState(row["last_seq"], int(row["unread_count"]), row["last_read_seq"])
         for row in rows
     }
+
+
+def is_avatar_of_members_room(tx: Tx, media_id: str, user_id: str) -> bool:
+    """Whether the media is the avatar of a live room the user is a member of (read through
+    the user's memberships: rooms have no index by avatar)."""
+    return (
+        tx.scalar(
+            "SELECT 1 FROM room_members m JOIN rooms r ON r.id = m.room_id"
+            " WHERE m.user_id = %s AND r.avatar_media_id = %s AND r.deleted_at IS NULL LIMIT 1",
+            (user_id, media_id),
+        )
+        is not None
+    )
+
+
+def room_ids_of(tx: Tx, user_id: str) -> list[str]:
+    """The live rooms a user is a member of."""
+    rows = tx.all(
+        "SELECT m.room_id FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.user_id = %s AND r.deleted_at IS NULL",
+        (user_id,),
+    )
+    return [row["room_id"] for row in rows]
 
 
 def existing_user_ids(tx: Tx, user_ids: list[str]) -> set[str]:

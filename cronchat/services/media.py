@@ -1,4 +1,5 @@
-"""Media: uploads for image messages, avatars, who may load which image, and pruning.
+"""Media: uploads for image messages, user and room avatars, who may load which image, and
+pruning.
 
 The image work (decoding, re-encoding, thumbnails) and every storage call run in the
 blocking pool, never on the IOLoop. Bytes go to the store before the record is committed and
@@ -19,13 +20,14 @@ from cronchat.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
 from cronchat.ids import new_id
 from cronchat.media_links import THUMBNAIL
 from cronchat.models import MediaRecord, User
-from cronchat.repos import media, users
+from cronchat.repos import media, rooms, users
+from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 from storage import MissingObject, Storage, StorageError
 
 log = logging.getLogger("cronchat.media")
 
-MESSAGE, AVATAR = "message", "avatar"
+MESSAGE, AVATAR, ROOM_AVATAR = "message", "avatar", "room_avatar"
 PRUNE_BATCH = 500
 READY_TIMEOUT_SECONDS = 10
 
@@ -46,12 +48,14 @@ class Media:
         storage: Storage,
         max_bytes: int,
         max_pixels: int,
+        notify: Notifier,
     ) -> None:
         self.db = db
         self.blocking = blocking
         self.storage = storage
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self.notify = notify
 
     # -- uploading -----------------------------------------------------------------------
 
@@ -68,27 +72,40 @@ class Media:
         return record
 
     async def set_avatar(self, user: User, data: bytes) -> User:
-        """Replace the user's avatar; the old one is deleted."""
-        encoded = await self._prepare(images.prepare_avatar, data)
-        record = await self._store(user.id, AVATAR, encoded, used_at=now_ms())
+        """Replace the user's avatar; the old one is deleted. The user's rooms hear of it."""
+        record = await self.store_avatar(user.id, AVATAR, data)
         try:
-            updated, old = await self.db.run(self._set_avatar_tx, user.id, record)
+            updated, old, room_ids = await self.db.run(self._set_avatar_tx, user.id, record)
         except BaseException:
             await self._delete_objects(record)
             raise
+        await self.notify.user_updated(updated, room_ids)
         if old is not None:
             await self._delete_objects(old)
         return updated
 
     async def remove_avatar(self, user: User) -> None:
-        _, old = await self.db.run(self._set_avatar_tx, user.id, None)
+        updated, old, room_ids = await self.db.run(self._set_avatar_tx, user.id, None)
         if old is not None:
+            await self.notify.user_updated(updated, room_ids)
             await self._delete_objects(old)
+
+    async def store_avatar(self, owner_id: str, purpose: str, data: bytes) -> MediaRecord:
+        """An avatar image checked, re-encoded and put in the store. Its record is not
+        written: the transaction that puts the avatar in place writes it, and whoever called
+        this calls :meth:`discard` if that transaction fails."""
+        encoded = await self._prepare(images.prepare_avatar, data)
+        return await self._store(owner_id, purpose, encoded, used_at=now_ms())
+
+    async def discard(self, record: MediaRecord) -> None:
+        """Remove an image's bytes from the store once its record is gone (or was never
+        written); a failure is logged and leaves an orphan, not an error."""
+        await self._delete_objects(record)
 
     @staticmethod
     def _set_avatar_tx(
         tx: Tx, user_id: str, record: MediaRecord | None
-    ) -> tuple[User, MediaRecord | None]:
+    ) -> tuple[User, MediaRecord | None, list[str]]:
         # The user's row stays locked, so that two avatar changes at once cannot both
         # replace the same old avatar and leave one new avatar behind.
         current = users.find_user(tx, user_id, lock=True)
@@ -108,7 +125,7 @@ class Media:
             media.delete_media(tx, [old.id])
         updated = users.find_user(tx, user_id)
         assert updated is not None
-        return updated, old
+        return updated, old, rooms.room_ids_of(tx, user_id)
 
     async def _prepare(self, prepare: images.Prepare, data: bytes) -> images.EncodedImage:
         if not data:
@@ -153,8 +170,9 @@ class Media:
     # -- loading -------------------------------------------------------------------------
 
     async def viewable(self, user: User, media_id: str) -> MediaRecord:
-        """The record, if the user may see it: their own upload, an avatar, or an image sent
-        in one of their rooms. Anything else does not exist for them."""
+        """The record, if the user may see it: their own upload, a user's avatar, the avatar
+        of one of their rooms, or an image sent in one of their rooms. Anything else does
+        not exist for them."""
         return await self.db.read(self._viewable_tx, user.id, media_id)
 
     @staticmethod
@@ -163,6 +181,10 @@ class Media:
         if record is None or not (
             record.owner_id == user_id
             or record.purpose == AVATAR
+            or (
+                record.purpose == ROOM_AVATAR
+                and rooms.is_avatar_of_members_room(tx, media_id, user_id)
+            )
             or media.is_shared_with(tx, media_id, user_id)
         ):
             raise NotFound("no such media")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
-from cronchat.models import Event, Message, Summary
+from cronchat.models import Event, Message, Summary, User
 from cronchat.realtime.broker import Broker
-from cronchat.views import event_json, shared_message_json, summary_json
+from cronchat.views import event_json, shared_message_json, summary_json, user_json
+
+# Which of these users have a socket open, on any process.
+OnlineLookup = Callable[[Iterable[str]], Awaitable[set[str]]]
 
 
 class Notifier:
@@ -17,10 +21,17 @@ class Notifier:
     Notices carry JSON as sent, media URLs signed here once per notice, so that every
     recipient gets the same bytes."""
 
-    def __init__(self, broker: Broker, metrics: Metrics, links: MediaLinks) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        metrics: Metrics,
+        links: MediaLinks,
+        online: OnlineLookup,
+    ) -> None:
         self.broker = broker
         self.metrics = metrics
         self.links = links
+        self.online = online
 
     def live_event_json(self, event: Event) -> dict[str, Any]:
         """An event as live delivery sends it: its media URLs signed."""
@@ -62,6 +73,18 @@ class Notifier:
                 "user_id": user_id,
                 "seq": summary.last_read_seq,
                 "summary": summary_json(summary, self.links),
+            }
+        )
+
+    async def user_updated(self, user: User, room_ids: list[str]) -> None:
+        """A profile changed: the user's public profile, for their own sockets and those of
+        everyone in ``room_ids`` (their rooms), who may all see its presence fields."""
+        online = user.id in await self.online([user.id])
+        await self.broker.publish(
+            {
+                "kind": "user.updated",
+                "user": user_json(user, online, self.links),
+                "room_ids": room_ids,
             }
         )
 

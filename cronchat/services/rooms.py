@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
-from cronchat.models import Event, Member, Membership, ReadState, Room, RoomView, User
-from cronchat.repos import events, messages, rooms, users
+from cronchat.models import (
+    Event,
+    MediaRecord,
+    Member,
+    Membership,
+    ReadState,
+    Room,
+    RoomView,
+    User,
+)
+from cronchat.repos import events, media, messages, rooms, users
+from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
 from cronchat.views import room_json, user_json
@@ -95,13 +105,32 @@ def authority(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> str:
     return require_member(tx, room_id, actor_id, lock).role
 
 
-def require_group(tx: Tx, room_id: str) -> Room:
-    room = rooms.find_room(tx, room_id)
+def require_group(tx: Tx, room_id: str, lock: bool = False) -> Room:
+    room = rooms.find_room(tx, room_id, lock)
     if room is None:
         raise NotFound("no such room")
     if room.kind != "group":
         raise Forbidden("direct rooms have exactly their two members and no settings")
     return room
+
+
+def require_room_admin(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> Room:
+    """The group room whose settings an owner or admin changes; ``lock`` holds its row."""
+    role = authority(tx, room_id, actor_id)
+    room = require_group(tx, room_id, lock)
+    if role not in ("owner", "admin"):
+        raise Forbidden("only an owner or admin may change the room")
+    return room
+
+
+def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
+    """Record ``room.updated`` with the room as it now stands."""
+    room = rooms.find_room(tx, room_id)
+    assert room is not None
+    # The event's room object shows the seq of the event itself.
+    seq = rooms.next_seq(tx, room_id, now)
+    data = room_json(room) | {"last_seq": seq}
+    return events.insert_event(tx, room_id, seq, "room.updated", actor_id, now, data)
 
 
 def _member_data(user: User, role: str) -> dict:
@@ -122,9 +151,10 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 class Rooms:
-    def __init__(self, db: Database, notify: Notifier) -> None:
+    def __init__(self, db: Database, notify: Notifier, media: Media) -> None:
         self.db = db
         self.notify = notify
+        self.media = media
 
     # -- reading -------------------------------------------------------------------------
 
@@ -279,20 +309,57 @@ class Rooms:
 
     @staticmethod
     def _update_tx(tx: Tx, user_id: str, room_id: str, changes: dict) -> list[Event]:
-        role = authority(tx, room_id, user_id)
-        require_group(tx, room_id)
-        if role not in ("owner", "admin"):
-            raise Forbidden("only an owner or admin may change the room")
+        require_room_admin(tx, room_id, user_id)
         if not changes:
             return []
         now = now_ms()
         rooms.update_room(tx, room_id, changes, now)
-        room = rooms.find_room(tx, room_id)
-        assert room is not None
-        # The event's room object shows the seq of the event itself.
-        seq = rooms.next_seq(tx, room_id, now)
-        data = room_json(room) | {"last_seq": seq}
-        return [events.insert_event(tx, room_id, seq, "room.updated", user_id, now, data)]
+        return [_room_updated_tx(tx, room_id, user_id, now)]
+
+    async def set_avatar(self, user: User, room_id: str, data: bytes) -> RoomView:
+        """Replace a group room's avatar (owners and admins), as a ``room.updated`` event.
+        The old image leaves the store once the change is committed."""
+        # Who may is checked before the image is decoded, and again in the transaction.
+        await self.db.read(require_room_admin, room_id, user.id)
+        record = await self.media.store_avatar(user.id, ROOM_AVATAR, data)
+        try:
+            updated, old = await self.db.run(self._set_avatar_tx, user.id, room_id, record)
+        except BaseException:
+            await self.media.discard(record)
+            raise
+        await self._avatar_changed(updated, old)
+        return await self.get_room(user, room_id)
+
+    async def remove_avatar(self, user: User, room_id: str) -> RoomView:
+        """Remove a group room's avatar (owners and admins); without one, nothing happens."""
+        updated, old = await self.db.run(self._set_avatar_tx, user.id, room_id, None)
+        await self._avatar_changed(updated, old)
+        return await self.get_room(user, room_id)
+
+    async def _avatar_changed(self, updated: list[Event], old: MediaRecord | None) -> None:
+        await self.notify.events(updated)
+        if old is not None:
+            await self.media.discard(old)
+
+    @staticmethod
+    def _set_avatar_tx(
+        tx: Tx, user_id: str, room_id: str, record: MediaRecord | None
+    ) -> tuple[list[Event], MediaRecord | None]:
+        # The room's row stays locked, so that two avatar changes at once cannot both
+        # replace the same old avatar and leave one new avatar behind.
+        room = require_room_admin(tx, room_id, user_id, lock=True)
+        if record is None and room.avatar_media_id is None:
+            return [], None
+        old = (
+            media.find_media(tx, room.avatar_media_id, lock=True) if room.avatar_media_id else None
+        )
+        if record is not None:
+            media.insert_media(tx, record)
+        now = now_ms()
+        rooms.update_room(tx, room_id, {"avatar_media_id": record.id if record else None}, now)
+        if old is not None:
+            media.delete_media(tx, [old.id])
+        return [_room_updated_tx(tx, room_id, user_id, now)], old
 
     async def delete_room(self, user: User | None, room_id: str) -> None:
         """Delete a group room (its owner, or the administrator when ``user`` is None)."""

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid, NotFound
 from cronchat.models import User
-from cronchat.repos import users
+from cronchat.repos import rooms, users
 from cronchat.services.accounts import check_display_name
+from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 
 BIO_MAX = 500
@@ -22,8 +23,9 @@ class UpdateProfile:
 
 
 class Users:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, notify: Notifier) -> None:
         self.db = db
+        self.notify = notify
 
     async def get_user(self, user_id: str) -> User:
         user = await self.db.read(users.find_user, user_id)
@@ -42,14 +44,16 @@ class Users:
             changes["bio"] = bio
         if not changes:
             return await self.get_user(user.id)
-        return await self.db.run(self._update_profile_tx, user.id, changes)
+        updated, room_ids = await self.db.run(self._update_profile_tx, user.id, changes)
+        await self.notify.user_updated(updated, room_ids)
+        return updated
 
     @staticmethod
-    def _update_profile_tx(tx: Tx, user_id: str, changes: dict[str, str]) -> User:
+    def _update_profile_tx(tx: Tx, user_id: str, changes: dict[str, str]) -> tuple[User, list[str]]:
         users.update_profile(tx, user_id, changes, now_ms())
         user = users.find_user(tx, user_id)
         assert user is not None
-        return user
+        return user, rooms.room_ids_of(tx, user_id)
 
     async def search(self, prefix: str, limit: int = 20) -> list[User]:
         prefix = prefix.strip()

@@ -35,6 +35,7 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/rooms/([^/]+)", rooms.RoomHandler),
         (API + r"/rooms/([^/]+)/members", rooms.MembersHandler),
         (API + r"/rooms/([^/]+)/members/([^/]+)", rooms.MemberHandler),
+        (API + r"/rooms/([^/]+)/avatar", media.RoomAvatarHandler),
         (API + r"/rooms/([^/]+)/messages", messages.MessagesHandler),
         (API + r"/rooms/([^/]+)/messages/([^/]+)", messages.MessageHandler),
         (API + r"/rooms/([^/]+)/messages/([^/]+)/reactions/([^/]+)", messages.ReactionHandler),

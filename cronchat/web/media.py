@@ -1,4 +1,5 @@
-"""REST handlers of /media and /users/me/avatar: image bodies in, image bytes out."""
+"""REST handlers of /media, /users/me/avatar and /rooms/{id}/avatar: image bodies in, image
+bytes out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tornado.httputil import HTTPInputError, parse_body_arguments
 from cronchat.errors import Invalid, PayloadTooLarge
 from cronchat.media_links import ORIGINAL, THUMBNAIL
 from cronchat.models import MediaRecord
-from cronchat.views import media_json
+from cronchat.views import media_json, room_view_json
 from cronchat.web.base import BaseHandler
 
 # Room for a multipart body's boundaries and part headers around the image itself.
@@ -77,6 +78,16 @@ class AvatarHandler(ImageBodyHandler):
     async def delete(self) -> None:
         await self.services.media.remove_avatar(self.principal.user)
         self.no_content()
+
+
+class RoomAvatarHandler(ImageBodyHandler):
+    async def put(self, room_id: str) -> None:
+        view = await self.services.rooms.set_avatar(self.principal.user, room_id, self.image_body())
+        self.write_json(room_view_json(view, links=self.links))
+
+    async def delete(self, room_id: str) -> None:
+        view = await self.services.rooms.remove_avatar(self.principal.user, room_id)
+        self.write_json(room_view_json(view, links=self.links))
 
 
 class MediaFileHandler(BaseHandler):
