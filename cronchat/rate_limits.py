@@ -32,7 +32,7 @@ UPLOADS = "uploads"
 SOCKET_FRAMES = "socket_frames"
 
 MAX_KEYS = 200_000  # buckets kept at most, all rules together (about 200 bytes each)
-BUSY_RETRY_MS = 1000  # what a login refused by the bound on hashes is told to wait
+BUSY_RETRY_MS = 1000  # what a login or registration refused by the bound on hashes waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,11 @@ class RateLimits:
         """Spend one token, or raise :class:`RateLimited` with the time to wait."""
         retry_after_ms = self.take(rule_name, key)
         if retry_after_ms:
-            raise RateLimited(self.rules[rule_name].message, retry_after_ms)
+            raise self.refusal(rule_name, retry_after_ms)
+
+    def refusal(self, rule_name: str, retry_after_ms: int) -> RateLimited:
+        """The error of a request refused by ``rule_name``."""
+        return RateLimited(self.rules[rule_name].message, retry_after_ms)
 
     def forget(self, rule_name: str, key: Hashable) -> None:
         """Refill ``key``'s bucket (a login that succeeded; a socket that closed)."""
@@ -169,7 +173,7 @@ class PasswordHashSlots:
             return
         if self._admitted >= self._admitted_max:
             raise Unavailable(
-                "too many logins at once; try again shortly", retry_after_ms=BUSY_RETRY_MS
+                "too many password checks at once; try again shortly", retry_after_ms=BUSY_RETRY_MS
             )
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._running)

@@ -258,6 +258,26 @@ async def test_a_login_flood_from_many_addresses_is_refused_and_an_upload_still_
     assert (await login(api, alice["user"]["username"], alice["password"])).status == 200
 
 
+@pytest.mark.server_settings(
+    rate_limits=True, trusted_proxies=LOOPBACK, rate_login_address=Rate(10, HOURLY)
+)
+async def test_a_login_flood_from_one_address_leaves_other_addresses_logging_in(
+    api: Api,
+) -> None:
+    alice = await api.register()
+    attacker = {"X-Forwarded-For": "198.51.100.66"}
+    flood = [
+        await login(api, unique_name("nobody"), "wrong password", headers=attacker)
+        for _ in range(30)
+    ]
+    assert statuses(flood[:10]) == [401] * 10
+    for reply in flood[10:]:
+        assert_rate_limited(reply)
+    elsewhere = {"X-Forwarded-For": "203.0.113.5"}
+    reply = await login(api, alice["user"]["username"], alice["password"], headers=elsewhere)
+    assert reply.status == 200, reply.body
+
+
 # -- the client address behind a proxy --------------------------------------------------
 
 

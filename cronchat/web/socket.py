@@ -358,8 +358,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self._s.refused_in_a_row > FLOOD_LIMIT:
             self.close_with(CLOSE_POLICY, "rate limit exceeded")
         else:
-            message = self.runtime.rate_limits.rules[SOCKET_FRAMES].message
-            self.error(frame_id, RateLimited(message, retry_after_ms))
+            self.error(frame_id, self.runtime.rate_limits.refusal(SOCKET_FRAMES, retry_after_ms))
         return False
 
     # -- frames --------------------------------------------------------------------------
