@@ -21,7 +21,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from conftest import Api, Reply, unique_name
 from cronchat.config import ConfigError, Rate, load_settings
-from cronchat.rate_limits import RateLimits
+from cronchat.rate_limits import RateLimits, address_key, client_address
 
 pytestmark = pytest.mark.gen_test(timeout=60)
 
@@ -420,3 +420,26 @@ def test_every_limited_operation_documents_429_with_retry_after() -> None:
             )
         else:
             assert documented is None, f"{method.upper()} {path}: a 429 it never answers"
+
+
+def test_an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_one_by_its_ipv4() -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:198.51.100.7") == address_key("198.51.100.7") == "198.51.100.7"
+
+
+@pytest.mark.parametrize(
+    "peer, forwarded_for, client",
+    [
+        ("203.0.113.1", ["198.51.100.1"], "203.0.113.1"),  # untrusted peer: its own address
+        ("127.0.0.1", [], "127.0.0.1"),  # a trusted proxy that names no one
+        ("127.0.0.1", ["garbage, 198.51.100.1"], "198.51.100.1"),
+        ("127.0.0.1", ["198.51.100.1", "198.51.100.2"], "198.51.100.2"),  # two headers
+        ("127.0.0.1", ["198.51.100.1, 127.0.0.5"], "198.51.100.1"),  # a chain of proxies
+        ("127.0.0.1", ["not an address"], "127.0.0.1"),
+    ],
+)
+def test_the_client_address_is_the_rightmost_untrusted_hop(
+    peer: str, forwarded_for: list[str], client: str
+) -> None:
+    assert client_address(peer, forwarded_for, LOOPBACK) == client
