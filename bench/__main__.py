@@ -73,8 +73,9 @@ def parser() -> argparse.ArgumentParser:
         "--keep-rate-limit",
         action="store_true",
         help="keep the server's default rate limit (20 frames/s per socket) and pace senders "
-        "at 19/s; by default CRONCHAT_WS_RATE_PER_SECOND/_BURST lift it so that the server, "
-        "not its limit, is measured",
+        "at 19/s (the REST limits are opened for the setup); by default "
+        "CRONCHAT_RATE_LIMITS=false lifts every limit so that the server, not its limit, "
+        "is measured",
     )
     p.add_argument(
         "--quiet-wait",

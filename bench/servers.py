@@ -95,7 +95,18 @@ class MysqlDatabase:
 
 # A socket may send this many frames per second (and in a burst) when the limit is lifted:
 # far more than any sender here sends, so that the server, not its limit, is measured.
+# CRONCHAT_RATE_LIMITS=false lifts every limit of a current server; these lift the socket's
+# limit of a server from before it.
 LIFTED_RATE = "1000000"
+# The setup registers thousands of users and fills rooms over REST from one address: with
+# the socket's limit kept (--keep-rate-limit), the REST limits are opened for it.
+SETUP_RATES = {
+    **{
+        f"CRONCHAT_RATE_{name}": "1000000/s"
+        for name in ("REGISTER", "LOGIN_ADDRESS", "REFRESH", "READS", "WRITES", "SENDS", "UPLOADS")
+    },
+    "CRONCHAT_RATE_PASSWORD_QUEUE": "10000",  # the setup's registrations run side by side
+}
 
 
 def rate_limit_configurable() -> bool:
@@ -136,8 +147,11 @@ class CronchatServer:
             CRONCHAT_LOG_LEVEL="WARNING",
         )
         if self.lift_rate_limit:
+            env["CRONCHAT_RATE_LIMITS"] = "false"
             env["CRONCHAT_WS_RATE_PER_SECOND"] = LIFTED_RATE
             env["CRONCHAT_WS_RATE_BURST"] = LIFTED_RATE
+        else:
+            env.update(SETUP_RATES)
         if self.workers > 1:
             env["CRONCHAT_REDIS_URL"] = REDIS_URL
         return env

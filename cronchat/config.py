@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -88,6 +90,48 @@ class DatabaseUrl:
         return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600}
+_RATE = re.compile(r"(\d+)/(\d*)([smh]?)")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``count`` requests per ``seconds``: a bucket of ``count`` tokens, refilled evenly over
+    ``seconds``. Written ``COUNT/PERIOD``: ``5/m``, ``10/h``, ``30/10m``, ``20/s``, ``600/60``."""
+
+    count: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, name: str, value: str) -> Rate:
+        match = _RATE.fullmatch(value.strip().lower())
+        if match is None or (not match.group(2) and not match.group(3)):
+            raise ConfigError(f"{name}: expected COUNT/PERIOD such as 5/m or 30/10m, got {value!r}")
+        count = int(match.group(1))
+        seconds = int(match.group(2) or 1) * _PERIOD_UNITS[match.group(3) or "s"]
+        if count < 1 or seconds < 1:
+            raise ConfigError(f"{name}: the count and the period must be at least 1")
+        return cls(count, seconds)
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}s"
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(name: str, value: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated addresses or CIDR blocks: ``10.0.0.0/8,::1``."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in value.split(",")
+            if part.strip()
+        )
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None
+
+
 def _bool(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -139,6 +183,19 @@ class Settings:
     ws_buffer_bytes: int = 1024 * 1024
     ws_rate_per_second: int = 20
     ws_rate_burst: int = 60
+    # Rate limits (cronchat.rate_limits): per client address before login, per user after.
+    rate_limits: bool = True
+    rate_login_address: Rate = Rate(30, 60)
+    rate_login_username: Rate = Rate(5, 60)
+    rate_register: Rate = Rate(10, 3600)
+    rate_refresh: Rate = Rate(60, 60)
+    rate_reads: Rate = Rate(600, 60)
+    rate_writes: Rate = Rate(120, 60)
+    rate_sends: Rate = Rate(60, 60)
+    rate_uploads: Rate = Rate(30, 600)
+    rate_password_hashes: int = 2
+    rate_password_queue: int = 8
+    trusted_proxies: tuple[IpNetwork, ...] = ()
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
@@ -176,6 +233,18 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "WS_BUFFER_BYTES": ("ws_buffer_bytes", lambda n, v: _int(n, v, 4096)),
     "WS_RATE_PER_SECOND": ("ws_rate_per_second", lambda n, v: _int(n, v, 1)),
     "WS_RATE_BURST": ("ws_rate_burst", lambda n, v: _int(n, v, 1)),
+    "RATE_LIMITS": ("rate_limits", _bool),
+    "RATE_LOGIN_ADDRESS": ("rate_login_address", Rate.parse),
+    "RATE_LOGIN_USERNAME": ("rate_login_username", Rate.parse),
+    "RATE_REGISTER": ("rate_register", Rate.parse),
+    "RATE_REFRESH": ("rate_refresh", Rate.parse),
+    "RATE_READS": ("rate_reads", Rate.parse),
+    "RATE_WRITES": ("rate_writes", Rate.parse),
+    "RATE_SENDS": ("rate_sends", Rate.parse),
+    "RATE_UPLOADS": ("rate_uploads", Rate.parse),
+    "RATE_PASSWORD_HASHES": ("rate_password_hashes", lambda n, v: _int(n, v, 1, 64)),
+    "RATE_PASSWORD_QUEUE": ("rate_password_queue", lambda n, v: _int(n, v, 0, 10_000)),
+    "TRUSTED_PROXIES": ("trusted_proxies", _networks),
     "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
     "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),

@@ -14,6 +14,7 @@ from cronchat.db import Database
 from cronchat.db.migrations import require_current_schema
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
+from cronchat.rate_limits import RateLimits
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.hub import Hub
 from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
@@ -48,6 +49,7 @@ class Runtime:
         self.blocking = BlockingPool()
         self.storage = open_storage(settings)
         self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
+        self.rate_limits = RateLimits(settings)
         redis_url = settings.redis_url.reveal()
         self.broker: Broker = (
             RedisBroker(redis_url, f"{deployment_prefix(settings)}:notices")
@@ -74,7 +76,7 @@ class Runtime:
             notify,
         )
         self.services = Services(
-            accounts=Accounts(settings, self.db, self.blocking, self.broker),
+            accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
             messages=Messages(self.db, notify, settings.max_text_length, self.metrics),

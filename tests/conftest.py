@@ -88,7 +88,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 def cronchat_env(database_url: str, data_dir: Any, **extra: str) -> dict[str, str]:
     """The environment of a `cronchat` process of the tests: this run's database, a data dir,
-    the tests' JWT secret, cheap password hashing, and no CRONCHAT_* of the caller."""
+    the tests' JWT secret, cheap password hashing, rate limits lifted (the tests register
+    many users from one address), and no CRONCHAT_* of the caller."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CRONCHAT_")}
     env.update(
         CRONCHAT_DATABASE_URL=database_url,
@@ -96,18 +97,22 @@ def cronchat_env(database_url: str, data_dir: Any, **extra: str) -> dict[str, st
         CRONCHAT_JWT_SECRET=JWT_SECRET,
         CRONCHAT_ARGON2_TIME_COST="1",
         CRONCHAT_ARGON2_MEMORY_KIB="1024",
+        CRONCHAT_RATE_LIMITS="false",
     )
     env.update(extra)
     return env
 
 
 def make_settings(database_url: str, data_dir: Any, **overrides: Any) -> Settings:
+    """Settings of a test server: rate limits lifted unless the test turns them on
+    (``@pytest.mark.server_settings(rate_limits=True, ...)``)."""
     values: dict[str, Any] = {
         "database_url": database_url,
         "data_dir": str(data_dir),
         "jwt_secret": JWT_SECRET,
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
+        "rate_limits": False,
     }
     values.update(overrides)
     return load_settings({}, **values)

@@ -511,6 +511,7 @@ async def test_oversize_frame_closes_with_1009(api: Api, connect: Any) -> None:
     assert await ws.closed() == 1009
 
 
+@pytest.mark.server_settings(rate_limits=True)
 async def test_flood_is_limited_then_closed_with_1008(api: Api, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
@@ -691,6 +692,7 @@ async def test_socket_closes_with_4003_when_its_token_expires(api: Api, connect:
     assert await ws.closed(timeout=15) == 4003
 
 
+@pytest.mark.server_settings(rate_limits=True)
 async def test_rate_limited_error_names_the_refused_frame(api: Api, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])

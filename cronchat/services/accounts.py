@@ -13,6 +13,7 @@ from cronchat.errors import Conflict, Forbidden, Invalid, InvalidCredentials, No
 from cronchat.ids import new_id
 from cronchat.models import AuthResult, Principal, User
 from cronchat.passwords import PasswordHasher
+from cronchat.rate_limits import LOGIN_USERNAME, RateLimits
 from cronchat.realtime.broker import Broker
 from cronchat.repos import sessions, users
 from cronchat.times import now_ms
@@ -79,11 +80,13 @@ class Accounts:
         db: Database,
         blocking: BlockingPool,
         broker: Broker,
+        limits: RateLimits,
     ) -> None:
         self.settings = settings
         self.db = db
         self.blocking = blocking
         self.broker = broker
+        self.limits = limits
         self.passwords = PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib)
         self.tokens = TokenIssuer(settings.jwt_secret, settings.access_token_ttl)
 
@@ -106,7 +109,8 @@ class Accounts:
         username = check_username(username)
         check_password(password)
         display_name = check_display_name(display_name if display_name is not None else username)
-        password_hash = await self.blocking.run(self.passwords.hash, password)
+        async with self.limits.password_hashes.slot():
+            password_hash = await self.blocking.run(self.passwords.hash, password)
         user_id = new_id()
         try:
             return await self.db.run(
@@ -130,12 +134,19 @@ class Accounts:
         return user
 
     async def login(self, cmd: Login, user_agent: str = "") -> AuthResult:
+        """Check the password; each attempt costs a token of the username's bucket before
+        the hash runs (so that a password cannot be guessed at speed, even while right), and
+        a success refills it: what is counted is failures, and attempts still running."""
+        username_key = cmd.username[:64].lower()  # longer than any username: a bounded key
+        self.limits.require(LOGIN_USERNAME, username_key)
         found = await self.db.read(users.find_credentials, cmd.username)
         user, password_hash = found if found else (None, None)
         # Always verify, against a dummy hash for an unknown user: equal time either way.
-        matches = await self.blocking.run(self.passwords.verify, password_hash, cmd.password)
+        async with self.limits.password_hashes.slot():
+            matches = await self.blocking.run(self.passwords.verify, password_hash, cmd.password)
         if user is None or not matches:
             raise InvalidCredentials("wrong username or password")
+        self.limits.forget(LOGIN_USERNAME, username_key)
         if user.disabled:
             raise InvalidCredentials("this account is disabled")
         return await self._open_session(user, user_agent)

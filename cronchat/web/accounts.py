@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cronchat.errors import Invalid
+from cronchat.rate_limits import LOGIN_ADDRESS, REFRESH, REGISTER
 from cronchat.services.accounts import ChangePassword, Login, Refresh, Register
 from cronchat.services.users import UpdateProfile
 from cronchat.views import auth_json
@@ -11,6 +12,7 @@ from cronchat.web.base import BaseHandler
 
 class RegisterHandler(BaseHandler):
     public = True
+    rate_rules = {"POST": REGISTER}
 
     async def post(self) -> None:
         body = self.json_body(Register)
@@ -22,6 +24,8 @@ class RegisterHandler(BaseHandler):
 
 
 class LoginHandler(RegisterHandler):
+    rate_rules = {"POST": LOGIN_ADDRESS}  # and per username, in the service
+
     async def post(self) -> None:
         body = self.json_body(Login)
         result = await self.services.accounts.login(body, self.user_agent())
@@ -30,6 +34,7 @@ class LoginHandler(RegisterHandler):
 
 class RefreshHandler(BaseHandler):
     public = True
+    rate_rules = {"POST": REFRESH}
 
     async def post(self) -> None:
         body = self.json_body(Refresh)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import tornado.web
 from tornado import httputil
@@ -19,10 +19,12 @@ from cronchat.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
+    Unavailable,
     UnsupportedMediaType,
 )
 from cronchat.media_links import MediaLinks
 from cronchat.models import Principal, User
+from cronchat.rate_limits import READS, WRITES, address_key, client_address
 from cronchat.views import user_json
 
 if TYPE_CHECKING:
@@ -46,6 +48,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     public = False
     principal: Principal
+    # The rate-limit rule (a name of cronchat.rate_limits) of each method. An authenticated
+    # endpoint is limited per user, by ``reads`` for GET and ``writes`` otherwise unless it
+    # names its own; a public one per client address, and only by a rule it names here.
+    rate_rules: ClassVar[Mapping[str, str]] = {}
 
     @property
     def runtime(self) -> Runtime:
@@ -64,8 +70,26 @@ class BaseHandler(tornado.web.RequestHandler):
         length = self.request.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > self.body_limit():
             raise PayloadTooLarge(f"the body is larger than {self.body_limit()} bytes")
-        if not self.public:
+        if self.public:
+            rule = self.rate_rules.get(self.request.method or "")
+            if rule is not None:
+                self.runtime.rate_limits.require(rule, address_key(self.client_address()))
+        else:
             self.principal = await self.services.accounts.authenticate(self.bearer_token())
+            self.runtime.rate_limits.require(self.rate_rule(), self.principal.user.id)
+
+    def rate_rule(self) -> str:
+        method = self.request.method or "GET"
+        default = READS if method in ("GET", "HEAD") else WRITES
+        return self.rate_rules.get(method, default)
+
+    def client_address(self) -> str:
+        """The peer's address, or the client's behind a trusted proxy (X-Forwarded-For)."""
+        return client_address(
+            self.request.remote_ip or "",
+            self.request.headers.get_list("X-Forwarded-For"),
+            self.runtime.settings.trusted_proxies,
+        )
 
     def body_limit(self) -> int:
         return self.runtime.settings.max_body_bytes
@@ -123,8 +147,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = _as_domain_error(status_code, kwargs.get("exc_info"))
-        if isinstance(error, RateLimited):
-            self.set_header("Retry-After", str(max(1, -(-error.retry_after_ms // 1000))))
+        retry_after_ms = error.details.get("retry_after_ms")
+        if isinstance(error, RateLimited | Unavailable) and isinstance(retry_after_ms, int):
+            self.set_header("Retry-After", str(max(1, -(-retry_after_ms // 1000))))
         if isinstance(error, Unauthorized):
             self.set_header("WWW-Authenticate", 'Bearer realm="cronchat"')
         self.set_header("Content-Type", "application/json; charset=utf-8")

@@ -11,6 +11,7 @@ from tornado.httputil import HTTPInputError, parse_body_arguments
 from cronchat.errors import Invalid, PayloadTooLarge
 from cronchat.media_links import ORIGINAL, THUMBNAIL
 from cronchat.models import MediaRecord
+from cronchat.rate_limits import UPLOADS
 from cronchat.views import media_json, room_view_json
 from cronchat.web.base import BaseHandler
 
@@ -24,6 +25,8 @@ class ImageBodyHandler(BaseHandler):
 
     The body is counted as it arrives: past the limit, the answer is 413 at once and the
     rest is never read (a Content-Length over the limit is refused before any of it)."""
+
+    rate_rules = {"POST": UPLOADS, "PUT": UPLOADS}
 
     def body_limit(self) -> int:
         return self.runtime.settings.media_max_bytes + MULTIPART_OVERHEAD

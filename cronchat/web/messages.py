@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from cronchat.rate_limits import SENDS
 from cronchat.services.messages import EditMessage, MarkRead, SendMessage
 from cronchat.views import event_json, message_json
 from cronchat.web.base import BaseHandler
 
 
 class MessagesHandler(BaseHandler):
+    rate_rules = {"POST": SENDS}
+
     async def get(self, room_id: str) -> None:
         found, has_more = await self.services.messages.history(
             self.principal.user,

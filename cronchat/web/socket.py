@@ -8,6 +8,7 @@ reading is dropped once its buffer is full, and catches up by seq when it return
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from cronchat import validation
 from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
 from cronchat.models import Principal
+from cronchat.rate_limits import SOCKET_FRAMES
 from cronchat.realtime.frames import encode
 from cronchat.services.messages import EditMessage, MarkRead, SendMessage
 from cronchat.times import rfc3339
@@ -41,6 +43,8 @@ FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
 RESUME_MAX_EVENTS = 500
 RESUME_MAX_ROOMS = 1000
 SENDS_IN_FLIGHT = 32  # per socket; past it, the next frame is read once one completes
+
+_rate_keys = itertools.count(1)  # each socket's key of the frames rule (never reused)
 
 
 Action = Callable[["ChatSocket", dict, Any], Awaitable[None]]
@@ -81,8 +85,7 @@ class _State:
 
     __slots__ = (
         "principal",
-        "tokens",
-        "refilled_at",
+        "rate_key",
         "refused_in_a_row",
         "heard",
         "timer",
@@ -94,13 +97,12 @@ class _State:
         "closed",
     )
 
-    def __init__(self, burst: float) -> None:
+    def __init__(self) -> None:
         self.principal: Principal | None = None
-        # The token bucket of the rate limit.
-        self.tokens = burst
-        self.refilled_at = time.monotonic()
+        # The socket's own bucket of the rate limiter's frames rule.
+        self.rate_key = next(_rate_keys)
         self.refused_in_a_row = 0
-        self.heard = self.refilled_at  # the last pong or frame from the client
+        self.heard = time.monotonic()  # the last pong or frame from the client
         self.timer: asyncio.TimerHandle | None = None  # auth deadline, then token expiry
         # Per room: the highest seq sent on this socket, and the first one sent live (the
         # live stream has no holes from there on).
@@ -136,7 +138,7 @@ class Outbox:
 
 class ChatSocket(tornado.websocket.WebSocketHandler):
     def initialize(self) -> None:
-        self._s = _State(float(self.runtime.settings.ws_rate_burst))
+        self._s = _State()
 
     @property
     def principal(self) -> Principal | None:
@@ -180,6 +182,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._s.closed = True
+        self.runtime.rate_limits.forget(SOCKET_FRAMES, self._s.rate_key)
         if self._s.timer is not None:
             self._s.timer.cancel()
         if self.principal is not None:
@@ -346,21 +349,17 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self.error(frame_id, internal)
 
     def _take_token(self, frame_id: Any) -> bool:
-        """A token bucket per socket; a client that keeps flooding is closed with 1008."""
-        now = time.monotonic()
-        rate, burst = self.runtime.settings.ws_rate_per_second, self.runtime.settings.ws_rate_burst
-        self._s.tokens = min(burst, self._s.tokens + (now - self._s.refilled_at) * rate)
-        self._s.refilled_at = now
-        if self._s.tokens >= 1:
-            self._s.tokens -= 1
+        """A token of the socket's own bucket of the rate limiter (``CRONCHAT_WS_RATE_*``);
+        a client that keeps flooding is closed with 1008."""
+        retry_after_ms = self.runtime.rate_limits.take(SOCKET_FRAMES, self._s.rate_key)
+        if not retry_after_ms:
             self._s.refused_in_a_row = 0
             return True
         self._s.refused_in_a_row += 1
         if self._s.refused_in_a_row > FLOOD_LIMIT:
             self.close_with(CLOSE_POLICY, "rate limit exceeded")
         else:
-            retry_after_ms = int(1000 * (1 - self._s.tokens) / rate) + 1
-            self.error(frame_id, RateLimited("too many frames; slow down", retry_after_ms))
+            self.error(frame_id, self.runtime.rate_limits.refusal(SOCKET_FRAMES, retry_after_ms))
         return False
 
     # -- frames --------------------------------------------------------------------------
