@@ -59,18 +59,19 @@ class Runtime:
         self.broker.subscribe(self.hub.deliver)
         self.metrics = Metrics(worker)
         notify = Notifier(self.broker, self.metrics, self.links)
+        media = Media(
+            self.db,
+            self.blocking,
+            self.storage,
+            settings.media_max_bytes,
+            settings.media_max_pixels,
+        )
         self.services = Services(
             accounts=Accounts(settings, self.db, self.blocking, self.broker),
             users=Users(self.db),
             rooms=Rooms(self.db, notify),
-            messages=Messages(self.db, notify, settings.max_text_length, self.metrics),
-            media=Media(
-                self.db,
-                self.blocking,
-                self.storage,
-                settings.media_max_bytes,
-                settings.media_max_pixels,
-            ),
+            messages=Messages(self.db, notify, settings.max_text_length, self.metrics, media),
+            media=media,
         )
         self.hub.load_events = self.services.messages.stored_events
         self.hub.load_read_state = self.services.rooms.read_states

@@ -6,8 +6,10 @@ cached by ETag. Media tests run on local disk and on S3 (moto), as in test_media
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
+import pymysql
 import pytest
 from test_media import (  # noqa: F401  (fixtures of the media backends, used by name)
     image_bytes,
@@ -18,8 +20,10 @@ from test_media import (  # noqa: F401  (fixtures of the media backends, used by
     uploaded,
 )
 
-from conftest import Api, unique_name
+from conftest import MYSQL_HOST, MYSQL_PORT, Api, make_settings, missing_service, unique_name
 from cronchat.config import Settings
+from cronchat.db import Database, Tx
+from cronchat.db.migrations import Migration, migrate, pending
 
 pytestmark = pytest.mark.gen_test(timeout=60)
 
@@ -354,3 +358,89 @@ async def test_if_none_match_from_someone_who_may_not_see_the_image_is_not_304(a
     assert anonymous.status == 401
     forged = media["url"].replace("signature=", "signature=x")
     assert (await api.get(forged, headers={"If-None-Match": etag})).status == 403
+
+
+# -- messages deleted before redaction existed ---------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A database of the test's own, with no migration applied yet."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'legacy.sqlite3'}"
+        return
+    try:
+        admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", connect_timeout=3)
+    except pymysql.err.MySQLError as error:
+        missing_service(f"MariaDB is not reachable at {MYSQL_HOST}:{MYSQL_PORT}: {error}")
+    name = f"cronchat_legacy_{secrets.token_hex(4)}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.close()
+
+
+def _legacy_rows_tx(tx: Tx) -> None:
+    """A room as the server before redaction left it: message a deleted (its row a
+    tombstone) but its created and edited events holding its text; b replying to it."""
+    tx.execute(
+        "INSERT INTO rooms (id, kind, created_by, created_at, updated_at, last_activity_at)"
+        " VALUES ('r', 'group', 'u', 1, 1, 1)"
+    )
+    tx.execute(
+        "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, reply_to_id,"
+        " created_at, deleted_at) VALUES ('a', 'r', 1, 'u', 'text', NULL, NULL, 1, 4),"
+        " ('b', 'r', 2, 'u', 'text', 'so it is', 'a', 2, NULL),"
+        " ('c', 'r', 3, 'u', 'text', 'kept', NULL, 3, NULL)"
+    )
+    message = {"id": "a", "text": SECRET, "media": None, "deleted": False, "reactions": []}
+    reply_to = {"id": "a", "sender_id": "u", "excerpt": SECRET, "deleted": False}
+    logged = [
+        (1, "message.created", message),
+        (2, "message.created", {"id": "b", "text": "so it is", "reply_to": reply_to}),
+        (3, "message.created", {"id": "c", "text": "kept", "reply_to": None}),
+        (4, "message.edited", {**message, "text": EDITED}),
+        (5, "message.deleted", {**message, "text": None, "deleted": True}),
+        (6, "reaction.added", {"message_id": "c", "emoji": ":+1:", "user_id": "u"}),
+    ]
+    tx.executemany(
+        "INSERT INTO room_events (room_id, seq, type, actor_id, at, data)"
+        " VALUES ('r', %s, %s, 'u', 1, %s)",
+        [(seq, kind, json.dumps(data)) for seq, kind, data in logged],
+    )
+
+
+def _apply_tx(tx: Tx, migration: Migration) -> None:
+    for statement in migration.statements():
+        tx.execute(statement)
+    tx.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, 0)",
+        (migration.version, migration.name),
+    )
+
+
+async def test_the_migration_redacts_messages_deleted_before_it(
+    unmigrated_url: str, tmp_path: Any
+) -> None:
+    settings = make_settings(unmigrated_url, tmp_path / "data")
+    db = Database(settings.database, 1)
+    try:
+        for migration in pending(db):
+            if migration.version < 4:
+                db.run_sync(_apply_tx, migration)
+        db.run_sync(_legacy_rows_tx)
+        migrate(db)
+        rows = db.run_sync(
+            lambda tx: tx.all("SELECT seq, message_id, data FROM room_events ORDER BY seq")
+        )
+    finally:
+        db.close()
+    data = {row["seq"]: json.loads(row["data"]) for row in rows}
+    assert leaks(list(data.values()), SECRET, EDITED) == [], data
+    for seq in (1, 4, 5):
+        assert (data[seq]["deleted"], data[seq]["text"]) == (True, None), data[seq]
+    assert data[2]["reply_to"] == {"id": "a", "sender_id": "u", "excerpt": None, "deleted": True}
+    assert (data[2]["text"], data[3]["text"]) == ("so it is", "kept")
+    assert [row["message_id"] for row in rows] == ["a", "b", "c", "a", "a", None]

@@ -4,16 +4,17 @@ read markers, catch-up by events, and typing. REST and WebSocket both call these
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.db.group_commit import GroupCommit
 from cronchat.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
-from cronchat.models import Event, Message, Summary, User
+from cronchat.models import Event, MediaRecord, Message, Summary, User
 from cronchat.repos import events, media, messages, rooms
 from cronchat.services.emoji import is_emoji
+from cronchat.services.media import Media
 from cronchat.services.notify import Notifier
 from cronchat.services.rooms import require_member
 from cronchat.times import now_ms
@@ -65,10 +66,16 @@ class _Sent:
 
 class Messages:
     def __init__(
-        self, db: Database, notify: Notifier, max_text_length: int, metrics: Metrics
+        self,
+        db: Database,
+        notify: Notifier,
+        max_text_length: int,
+        metrics: Metrics,
+        media: Media,
     ) -> None:
         self.db = db
         self.notify = notify
+        self.media = media
         self.metrics = metrics
         self.max_text_length = max_text_length
         self._sends: GroupCommit[_Send, _Sent] = GroupCommit(
@@ -210,30 +217,24 @@ class Messages:
         return message, [event]
 
     async def delete(self, user: User, room_id: str, message_id: str) -> None:
-        """Delete (sender, admin or owner), leaving a tombstone; deleting twice is harmless."""
-        deleted, last = await self.db.run(self._delete_tx, user.id, room_id, message_id)
-        if deleted:
-            await self.notify.summary_events(deleted, last)
+        """Delete (sender, admin or owner) as redaction, leaving a tombstone; deleting twice
+        is harmless. The media's files leave the store once the deletion has committed."""
+        redacted = await self.db.run(self._delete_tx, user.id, room_id, message_id)
+        if redacted is None:
+            return
+        if redacted.released_media is not None:
+            await self.media.remove_files(redacted.released_media)
+        await self.notify.summary_events([redacted.event], redacted.last_message)
 
     @staticmethod
-    def _delete_tx(
-        tx: Tx, user_id: str, room_id: str, message_id: str
-    ) -> tuple[list[Event], Message | None]:
+    def _delete_tx(tx: Tx, user_id: str, room_id: str, message_id: str) -> Redacted | None:
         membership = require_member(tx, room_id, user_id)
         owner = _require_message(tx, room_id, message_id)
         if owner["sender_id"] != user_id and membership.role not in ("owner", "admin"):
             raise Forbidden("only the sender, an admin or the owner may delete a message")
         if owner["deleted_at"] is not None:
-            return [], None
-        now = now_ms()
-        messages.mark_deleted(tx, message_id, now)
-        message = messages.find_message(tx, room_id, message_id, user_id)
-        assert message is not None
-        event = events.append(
-            tx, room_id, "message.deleted", user_id, shared_message_json(message), now
-        )
-        last = messages.last_messages(tx, [room_id], user_id).get(room_id)
-        return [event], last
+            return None
+        return redact_tx(tx, room_id, message_id, owner["media_id"], user_id, now_ms())
 
     async def react(self, user: User, room_id: str, message_id: str, emoji: str, add: bool) -> None:
         """Add or remove the caller's reaction; idempotent, an event only when it changes."""
@@ -363,6 +364,51 @@ def _original_tx(tx: Tx, send: _Send) -> _Sent:
     if original is None or original.room_id != send.room_id:
         raise Conflict("client_msg_id was used in another room", field="client_msg_id")
     return _Sent(original, False)
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """A deletion as committed: its event, the room's last message after it, and the media
+    record it released, whose files are to be removed from the store after commit."""
+
+    event: Event
+    last_message: Message | None
+    released_media: MediaRecord | None
+
+
+def redact_tx(
+    tx: Tx, room_id: str, message_id: str, media_id: str | None, actor_id: str, now: int
+) -> Redacted:
+    """Delete a message as redaction; every deletion goes through here. In the caller's
+    transaction: the row becomes a tombstone, every stored event of the message carries the
+    tombstone from then on, the replies quoting it lose their excerpt in their events too,
+    and its media record goes once nothing refers to it, so that its links stop loading.
+
+    The deletion's seq is taken first: that locks the room row, which every send and edit
+    of the room holds until commit too, so that a reply sent meanwhile has either committed
+    (and is rewritten here) or reads the tombstone once this commits."""
+    seq = rooms.next_seq(tx, room_id, now)
+    messages.mark_deleted(tx, message_id, now)
+    tombstone_message = messages.find_message(tx, room_id, message_id, actor_id)
+    assert tombstone_message is not None
+    tombstone = shared_message_json(tombstone_message)
+    quoted = {
+        "id": message_id,
+        "sender_id": tombstone_message.sender_id,
+        "excerpt": None,
+        "deleted": True,
+    }
+    changed = []
+    for event in events.events_of_messages(tx, [message_id, *messages.replies_to(tx, message_id)]):
+        if event.data["id"] == message_id:
+            changed.append(replace(event, data=tombstone))
+        elif (event.data.get("reply_to") or {}).get("id") == message_id:
+            changed.append(replace(event, data={**event.data, "reply_to": quoted}))
+    events.replace_data(tx, changed)
+    event = events.insert_event(tx, room_id, seq, "message.deleted", actor_id, now, tombstone)
+    released = media.release(tx, media_id) if media_id is not None else None
+    last = messages.last_messages(tx, [room_id], actor_id).get(room_id)
+    return Redacted(event, last, released)
 
 
 def _require_message(tx: Tx, room_id: str, message_id: str) -> dict:
