@@ -391,9 +391,10 @@ def _legacy_rows_tx(tx: Tx) -> None:
     )
     tx.execute(
         "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, reply_to_id,"
-        " created_at, deleted_at) VALUES ('a', 'r', 1, 'u', 'text', NULL, NULL, 1, 4),"
-        " ('b', 'r', 2, 'u', 'text', 'so it is', 'a', 2, NULL),"
-        " ('c', 'r', 3, 'u', 'text', 'kept', NULL, 3, NULL)"
+        " client_msg_id, created_at, deleted_at) VALUES"
+        " ('a', 'r', 1, 'u', 'text', NULL, NULL, 'ca', 1, 4),"
+        " ('b', 'r', 2, 'u', 'text', 'so it is', 'a', 'cb', 2, NULL),"
+        " ('c', 'r', 3, 'u', 'text', 'kept', NULL, 'cc', 3, NULL)"
     )
     message = {"id": "a", "text": SECRET, "media": None, "deleted": False, "reactions": []}
     reply_to = {"id": "a", "sender_id": "u", "excerpt": SECRET, "deleted": False}
@@ -421,7 +422,7 @@ def _apply_tx(tx: Tx, migration: Migration) -> None:
     )
 
 
-async def test_the_migration_redacts_messages_deleted_before_it(
+async def test_the_migration_redacts_messages_deleted_before_it_and_adds_client_msg_id(
     unmigrated_url: str, tmp_path: Any
 ) -> None:
     settings = make_settings(unmigrated_url, tmp_path / "data")
@@ -444,3 +445,5 @@ async def test_the_migration_redacts_messages_deleted_before_it(
     assert data[2]["reply_to"] == {"id": "a", "sender_id": "u", "excerpt": None, "deleted": True}
     assert (data[2]["text"], data[3]["text"]) == ("so it is", "kept")
     assert [row["message_id"] for row in rows] == ["a", "b", "c", "a", "a", None]
+    assert [data[seq]["client_msg_id"] for seq in range(1, 6)] == ["ca", "cb", "cc", "ca", "ca"]
+    assert "client_msg_id" not in data[6]

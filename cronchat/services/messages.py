@@ -4,18 +4,19 @@ read markers, catch-up by events, and typing. REST and WebSocket both call these
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.db.group_commit import GroupCommit
 from cronchat.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
-from cronchat.models import Event, MediaRecord, Message, Summary, User
+from cronchat.models import Event, Message, Summary, User
 from cronchat.repos import events, media, messages, rooms
 from cronchat.services.emoji import is_emoji
 from cronchat.services.media import Media
 from cronchat.services.notify import Notifier
+from cronchat.services.redaction import Redacted, redact_tx
 from cronchat.services.rooms import require_member
 from cronchat.times import now_ms
 from cronchat.views import shared_message_json
@@ -222,9 +223,9 @@ class Messages:
         redacted = await self.db.run(self._delete_tx, user.id, room_id, message_id)
         if redacted is None:
             return
+        await self.notify.summary_events([redacted.event], redacted.last_message)
         if redacted.released_media is not None:
             await self.media.remove_files(redacted.released_media)
-        await self.notify.summary_events([redacted.event], redacted.last_message)
 
     @staticmethod
     def _delete_tx(tx: Tx, user_id: str, room_id: str, message_id: str) -> Redacted | None:
@@ -364,51 +365,6 @@ def _original_tx(tx: Tx, send: _Send) -> _Sent:
     if original is None or original.room_id != send.room_id:
         raise Conflict("client_msg_id was used in another room", field="client_msg_id")
     return _Sent(original, False)
-
-
-@dataclass(frozen=True, slots=True)
-class Redacted:
-    """A deletion as committed: its event, the room's last message after it, and the media
-    record it released, whose files are to be removed from the store after commit."""
-
-    event: Event
-    last_message: Message | None
-    released_media: MediaRecord | None
-
-
-def redact_tx(
-    tx: Tx, room_id: str, message_id: str, media_id: str | None, actor_id: str, now: int
-) -> Redacted:
-    """Delete a message as redaction; every deletion goes through here. In the caller's
-    transaction: the row becomes a tombstone, every stored event of the message carries the
-    tombstone from then on, the replies quoting it lose their excerpt in their events too,
-    and its media record goes once nothing refers to it, so that its links stop loading.
-
-    The deletion's seq is taken first: that locks the room row, which every send and edit
-    of the room holds until commit too, so that a reply sent meanwhile has either committed
-    (and is rewritten here) or reads the tombstone once this commits."""
-    seq = rooms.next_seq(tx, room_id, now)
-    messages.mark_deleted(tx, message_id, now)
-    tombstone_message = messages.find_message(tx, room_id, message_id, actor_id)
-    assert tombstone_message is not None
-    tombstone = shared_message_json(tombstone_message)
-    quoted = {
-        "id": message_id,
-        "sender_id": tombstone_message.sender_id,
-        "excerpt": None,
-        "deleted": True,
-    }
-    changed = []
-    for event in events.events_of_messages(tx, [message_id, *messages.replies_to(tx, message_id)]):
-        if event.data["id"] == message_id:
-            changed.append(replace(event, data=tombstone))
-        elif (event.data.get("reply_to") or {}).get("id") == message_id:
-            changed.append(replace(event, data={**event.data, "reply_to": quoted}))
-    events.replace_data(tx, changed)
-    event = events.insert_event(tx, room_id, seq, "message.deleted", actor_id, now, tombstone)
-    released = media.release(tx, media_id) if media_id is not None else None
-    last = messages.last_messages(tx, [room_id], actor_id).get(room_id)
-    return Redacted(event, last, released)
 
 
 def _require_message(tx: Tx, room_id: str, message_id: str) -> dict:

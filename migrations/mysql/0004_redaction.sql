@@ -6,6 +6,9 @@ UPDATE room_events SET message_id = JSON_UNQUOTE(JSON_EXTRACT(data, '$.id'))
   WHERE type IN ('message.created', 'message.edited', 'message.deleted');
 CREATE INDEX room_events_message ON room_events (message_id);
 CREATE INDEX messages_reply_to ON messages (reply_to_id);
+-- Message objects carry client_msg_id: so do the message events stored before they did.
+UPDATE room_events e JOIN messages m ON m.id = e.message_id
+  SET e.data = JSON_SET(e.data, '$.client_msg_id', m.client_msg_id);
 -- Messages deleted before redaction existed: their earlier events become tombstones, and
 -- replies quoting them lose the excerpt.
 UPDATE room_events SET data = JSON_SET(data, '$.text', NULL, '$.media', NULL,

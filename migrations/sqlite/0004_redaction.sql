@@ -6,6 +6,10 @@ UPDATE room_events SET message_id = json_extract(data, '$.id')
   WHERE type IN ('message.created', 'message.edited', 'message.deleted');
 CREATE INDEX room_events_message ON room_events (message_id);
 CREATE INDEX messages_reply_to ON messages (reply_to_id);
+-- Message objects carry client_msg_id: so do the message events stored before they did.
+UPDATE room_events SET data = json_set(data, '$.client_msg_id',
+  (SELECT m.client_msg_id FROM messages m WHERE m.id = room_events.message_id))
+  WHERE message_id IS NOT NULL;
 -- Messages deleted before redaction existed: their earlier events become tombstones, and
 -- replies quoting them lose the excerpt.
 UPDATE room_events SET data = json_set(data, '$.text', NULL, '$.media', NULL,
