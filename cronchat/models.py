@@ -203,6 +203,8 @@ class Message:
     created_at: int
     edited_at: int | None
     deleted: bool
+    # Chosen by the sending client, so that the sender's devices match their local echo.
+    client_msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

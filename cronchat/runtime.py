@@ -79,7 +79,7 @@ class Runtime:
             accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
-            messages=Messages(self.db, notify, settings.max_text_length, self.metrics),
+            messages=Messages(self.db, notify, settings.max_text_length, self.metrics, media),
             media=media,
         )
         self.hub.load_events = self.services.messages.stored_events

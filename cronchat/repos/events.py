@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cronchat.db import Tx
+from cronchat.db import Tx, in_list
 from cronchat.models import Event
 from cronchat.repos.rooms import next_seq
 
+# The events whose ``data`` is a message object.
+MESSAGE_EVENTS = ("message.created", "message.edited", "message.deleted")
+
 
 def insert_events(tx: Tx, new: list[Event]) -> list[Event]:
-    """Record events in one statement, in the caller's transaction."""
+    """Record events in one statement, in the caller's transaction. A message event also
+    names its message, so that redaction finds every event of a message by index."""
     tx.executemany(
-        "INSERT INTO room_events (room_id, seq, type, actor_id, at, data)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
+        "INSERT INTO room_events (room_id, seq, type, actor_id, at, data, message_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         [
             (
                 event.room_id,
@@ -22,7 +26,8 @@ def insert_events(tx: Tx, new: list[Event]) -> list[Event]:
                 event.type,
                 event.actor_id,
                 event.at,
-                json.dumps(event.data, ensure_ascii=False, separators=(",", ":")),
+                _dumps(event.data),
+                event.data["id"] if event.type in MESSAGE_EVENTS else None,
             )
             for event in new
         ],
@@ -59,6 +64,32 @@ def events_between(tx: Tx, room_id: str, after_seq: int, up_to_seq: int) -> list
         (room_id, after_seq, up_to_seq),
     )
     return [_event(row) for row in rows]
+
+
+def events_of_messages(tx: Tx, message_ids: list[str]) -> list[Event]:
+    """Every stored event of these messages, in seq order per room."""
+    if not message_ids:
+        return []
+    marks, params = in_list(message_ids)
+    rows = tx.all(
+        "SELECT room_id, seq, type, actor_id, at, data FROM room_events"
+        f" WHERE message_id IN ({marks}) ORDER BY room_id, seq",
+        params,
+    )
+    return [_event(row) for row in rows]
+
+
+def replace_data(tx: Tx, changed: list[Event]) -> None:
+    """Store new ``data`` for events already recorded: redaction rewrites history."""
+    if changed:
+        tx.executemany(
+            "UPDATE room_events SET data = %s WHERE room_id = %s AND seq = %s",
+            [(_dumps(event.data), event.room_id, event.seq) for event in changed],
+        )
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _event(row: dict[str, Any]) -> Event:

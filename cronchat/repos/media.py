@@ -49,6 +49,31 @@ def is_shared_with(tx: Tx, media_id: str, user_id: str) -> bool:
     )
 
 
+def is_carried(tx: Tx, media_id: str) -> bool:
+    """Whether a live message carries the media (a deleted one carries none)."""
+    return tx.scalar("SELECT 1 FROM messages WHERE media_id = %s LIMIT 1", (media_id,)) is not None
+
+
+def release(tx: Tx, media_id: str) -> MediaRecord | None:
+    """Delete the record of media that nothing refers to any more (no live message, no user
+    or room avatar), in the caller's transaction; answers it, for its files to be removed
+    once committed. The record is locked first, as a send claiming it locks it, so that a
+    concurrent send either commits first and is seen here, or finds the record gone."""
+    record = find_media(tx, media_id, lock=True)
+    if record is None:
+        return None
+    referred = tx.scalar(
+        "SELECT 1 FROM messages WHERE media_id = %s"
+        " UNION ALL SELECT 1 FROM users WHERE avatar_media_id = %s"
+        " UNION ALL SELECT 1 FROM rooms WHERE avatar_media_id = %s LIMIT 1",
+        (media_id, media_id, media_id),
+    )
+    if referred is not None:
+        return None
+    delete_media(tx, [media_id])
+    return record
+
+
 def mark_used(tx: Tx, media_id: str, now: int) -> None:
     tx.execute("UPDATE media SET used_at = %s WHERE id = %s AND used_at IS NULL", (now, media_id))
 

@@ -13,7 +13,7 @@ EXCERPT_LENGTH = 100
 
 _COLUMNS = (
     "x.id, x.room_id, x.seq, x.sender_id, x.kind, x.text, x.media_id, x.reply_to_id,"
-    " x.created_at, x.edited_at, x.deleted_at"
+    " x.client_msg_id, x.created_at, x.edited_at, x.deleted_at"
 )
 
 
@@ -157,6 +157,7 @@ def hydrate(tx: Tx, rows: list[Row], viewer_id: str | None) -> list[Message]:
                 created_at=row["created_at"],
                 edited_at=row["edited_at"],
                 deleted=deleted,
+                client_msg_id=row["client_msg_id"],
             )
         )
     return messages
@@ -224,12 +225,19 @@ def rooms_of_messages(tx: Tx, message_ids: set[str]) -> dict[str, str]:
 
 
 def message_owner(tx: Tx, room_id: str, message_id: str) -> Row | None:
-    """Sender, seq and deletion of a message of this room, locked for the change to come."""
+    """Sender, seq, media and deletion of a message of this room, locked for the change to
+    come."""
     return tx.one(
-        "SELECT sender_id, seq, deleted_at FROM messages WHERE id = %s AND room_id = %s"
+        "SELECT sender_id, seq, media_id, deleted_at FROM messages WHERE id = %s AND room_id = %s"
         + tx.dialect.for_update,
         (message_id, room_id),
     )
+
+
+def replies_to(tx: Tx, message_id: str) -> list[str]:
+    """The ids of the messages that quote this one."""
+    rows = tx.all("SELECT id FROM messages WHERE reply_to_id = %s", (message_id,))
+    return [row["id"] for row in rows]
 
 
 def set_text(tx: Tx, message_id: str, text: str, now: int) -> None:

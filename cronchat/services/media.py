@@ -179,21 +179,26 @@ class Media:
     def _viewable_tx(tx: Tx, user_id: str, media_id: str) -> MediaRecord:
         record = media.find_media(tx, media_id)
         if record is None or not (
-            record.owner_id == user_id
-            or record.purpose == AVATAR
+            record.purpose == AVATAR
             or (
                 record.purpose == ROOM_AVATAR
                 and rooms.is_avatar_of_members_room(tx, media_id, user_id)
             )
             or media.is_shared_with(tx, media_id, user_id)
+            or (record.owner_id == user_id and _is_live(tx, record))
         ):
             raise NotFound("no such media")
         return record
 
     async def get_media(self, media_id: str) -> MediaRecord:
-        """The record, with no access check: for a signed link, which is the grant itself."""
-        record = await self.db.read(media.find_media, media_id)
-        if record is None:
+        """The record, with no access check: for a signed link, which is the grant itself
+        while the media lives (an upload of a deleted message loads no more)."""
+        return await self.db.read(self._linked_tx, media_id)
+
+    @staticmethod
+    def _linked_tx(tx: Tx, media_id: str) -> MediaRecord:
+        record = media.find_media(tx, media_id)
+        if record is None or not _is_live(tx, record):
             raise NotFound("no such media")
         return record
 
@@ -237,6 +242,12 @@ class Media:
         media.delete_media(tx, [record.id for record in removed])
         return removed
 
+    async def remove_files(self, record: MediaRecord) -> None:
+        """Remove the image and its thumbnail of a record already deleted (a redacted
+        message's media); a failure leaves orphans, logged."""
+        failed = await self._delete_objects(record)
+        log.info("media removed media_id=%s orphaned=%d", record.id, len(failed))
+
     async def _delete_objects(self, record: MediaRecord) -> list[str]:
         """Delete the image and its thumbnail from the store; answers the keys that failed
         (logged, not raised: the record is gone, and the bytes are only orphans now)."""
@@ -257,3 +268,10 @@ class Media:
             log.warning("media storage not ready reason=%s", error or "timeout")
             return False
         return True
+
+
+def _is_live(tx: Tx, record: MediaRecord) -> bool:
+    """Whether media may still load: anything but a message upload, an upload not yet sent,
+    or one that a live message carries. A redacted message's media record is deleted with
+    it; this also holds for one deleted before redaction existed."""
+    return record.purpose != MESSAGE or record.used_at is None or media.is_carried(tx, record.id)

@@ -14,7 +14,9 @@ from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, Summary, User
 from cronchat.repos import events, media, messages, rooms
 from cronchat.services.emoji import is_emoji
+from cronchat.services.media import Media
 from cronchat.services.notify import Notifier
+from cronchat.services.redaction import Redacted, redact_tx
 from cronchat.services.rooms import require_member
 from cronchat.times import now_ms
 from cronchat.views import shared_message_json
@@ -65,10 +67,16 @@ class _Sent:
 
 class Messages:
     def __init__(
-        self, db: Database, notify: Notifier, max_text_length: int, metrics: Metrics
+        self,
+        db: Database,
+        notify: Notifier,
+        max_text_length: int,
+        metrics: Metrics,
+        media: Media,
     ) -> None:
         self.db = db
         self.notify = notify
+        self.media = media
         self.metrics = metrics
         self.max_text_length = max_text_length
         self._sends: GroupCommit[_Send, _Sent] = GroupCommit(
@@ -210,30 +218,24 @@ class Messages:
         return message, [event]
 
     async def delete(self, user: User, room_id: str, message_id: str) -> None:
-        """Delete (sender, admin or owner), leaving a tombstone; deleting twice is harmless."""
-        deleted, last = await self.db.run(self._delete_tx, user.id, room_id, message_id)
-        if deleted:
-            await self.notify.summary_events(deleted, last)
+        """Delete (sender, admin or owner) as redaction, leaving a tombstone; deleting twice
+        is harmless. The media's files leave the store once the deletion has committed."""
+        redacted = await self.db.run(self._delete_tx, user.id, room_id, message_id)
+        if redacted is None:
+            return
+        await self.notify.summary_events([redacted.event], redacted.last_message)
+        if redacted.released_media is not None:
+            await self.media.remove_files(redacted.released_media)
 
     @staticmethod
-    def _delete_tx(
-        tx: Tx, user_id: str, room_id: str, message_id: str
-    ) -> tuple[list[Event], Message | None]:
+    def _delete_tx(tx: Tx, user_id: str, room_id: str, message_id: str) -> Redacted | None:
         membership = require_member(tx, room_id, user_id)
         owner = _require_message(tx, room_id, message_id)
         if owner["sender_id"] != user_id and membership.role not in ("owner", "admin"):
             raise Forbidden("only the sender, an admin or the owner may delete a message")
         if owner["deleted_at"] is not None:
-            return [], None
-        now = now_ms()
-        messages.mark_deleted(tx, message_id, now)
-        message = messages.find_message(tx, room_id, message_id, user_id)
-        assert message is not None
-        event = events.append(
-            tx, room_id, "message.deleted", user_id, shared_message_json(message), now
-        )
-        last = messages.last_messages(tx, [room_id], user_id).get(room_id)
-        return [event], last
+            return None
+        return redact_tx(tx, room_id, message_id, owner["media_id"], user_id, now_ms())
 
     async def react(self, user: User, room_id: str, message_id: str, emoji: str, add: bool) -> None:
         """Add or remove the caller's reaction; idempotent, an event only when it changes."""

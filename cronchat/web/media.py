@@ -97,7 +97,10 @@ class MediaFileHandler(BaseHandler):
     """The bytes of an image, to a signed link or to a Bearer token of someone who may see it.
 
     ``public`` since a signed link needs no token; without a signature, the token is
-    required here instead of in ``prepare``."""
+    required here instead of in ``prepare``. The bytes of an id never change, so the
+    client's own cache may keep them (``private``, ``immutable``): for a link, until it
+    expires; for a token, as long as a link would live. The grant is checked before the
+    ETag, so that a 304 tells nobody more than a 200 would."""
 
     public = True
     signed_links = True
@@ -109,14 +112,13 @@ class MediaFileHandler(BaseHandler):
         if expires is None and signature is None:
             principal = await self.services.accounts.authenticate(self.bearer_token())
             record = await self.services.media.viewable(principal.user, media_id)
-            # Each use asks again, with the ETag, whether the caller may still see it.
-            cache_control = "private, no-cache"
+            max_age = self.links.ttl
         else:
             expires_at = self.links.verify(media_id, self.variant, expires, signature)
             record = await self.services.media.get_media(media_id)
-            cache_control = f"private, max-age={max(0, expires_at - int(time.time()))}"
+            max_age = max(0, expires_at - int(time.time()))
         self.set_header("Content-Type", record.content_type)
-        self.set_header("Cache-Control", cache_control)
+        self.set_header("Cache-Control", f"private, max-age={max_age}, immutable")
         self.set_header("Etag", self.etag_of(record))
         if self.check_etag_header():
             self.set_status(304)
