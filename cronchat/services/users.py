@@ -10,6 +10,7 @@ from cronchat.models import User
 from cronchat.repos import users
 from cronchat.services.accounts import check_display_name
 from cronchat.times import now_ms
+from cronchat.validation import check_shown_text
 
 BIO_MAX = 500
 SEARCH_LIMIT_MAX = 50
@@ -19,6 +20,17 @@ SEARCH_LIMIT_MAX = 50
 class UpdateProfile:
     display_name: str | None = None
     bio: str | None = None
+
+
+def check_bio(bio: str) -> str:
+    """The bio trimmed, its line ends made ``\\n``; lines and direction marks are allowed,
+    control and bidirectional override characters are not; empty clears it (400 otherwise)."""
+    bio = bio.replace("\r\n", "\n")
+    check_shown_text("bio", bio, lines=True)
+    bio = bio.strip()
+    if len(bio) > BIO_MAX:
+        raise Invalid(f"bio must be at most {BIO_MAX} characters", field="bio")
+    return bio
 
 
 class Users:
@@ -36,10 +48,7 @@ class Users:
         if cmd.display_name is not None:
             changes["display_name"] = check_display_name(cmd.display_name)
         if cmd.bio is not None:
-            bio = cmd.bio.strip()
-            if len(bio) > BIO_MAX:
-                raise Invalid(f"bio must be at most {BIO_MAX} characters", field="bio")
-            changes["bio"] = bio
+            changes["bio"] = check_bio(cmd.bio)
         if not changes:
             return await self.get_user(user.id)
         return await self.db.run(self._update_profile_tx, user.id, changes)
