@@ -1,13 +1,15 @@
-"""Profiles: reading and editing one's own, reading others', finding users by prefix."""
+"""Profiles: reading and editing one's own, reading others', finding users by prefix, and
+whose presence a user may see."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid, NotFound
 from cronchat.models import User
-from cronchat.repos import users
+from cronchat.repos import rooms, users
 from cronchat.services.accounts import check_display_name
 from cronchat.times import now_ms
 from cronchat.validation import check_shown_text
@@ -59,6 +61,15 @@ class Users:
         user = users.find_user(tx, user_id)
         assert user is not None
         return user
+
+    async def presence_visible(self, viewer_id: str, user_ids: Iterable[str]) -> set[str]:
+        """Of these users, those whose ``online`` and ``last_seen_at`` the viewer may see:
+        themselves, and whoever shares a live room with them (one query for all)."""
+        others = set(user_ids) - {viewer_id}
+        visible = {viewer_id}
+        if others:
+            visible |= await self.db.read(rooms.sharing_a_room, viewer_id, others)
+        return visible
 
     async def search(self, prefix: str, limit: int = 20) -> list[User]:
         prefix = prefix.strip()

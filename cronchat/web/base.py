@@ -106,8 +106,18 @@ class BaseHandler(tornado.web.RequestHandler):
         return await self.runtime.presence.online(user_ids)
 
     async def profiles_json(self, users: list[User]) -> list[dict[str, Any]]:
-        online = await self.online(user.id for user in users)
-        return [user_json(user, online=user.id in online, links=self.links) for user in users]
+        """Profiles as the caller may see them: presence only of users who share a room with
+        them (and their own), null for everyone else."""
+        visible = await self.services.users.presence_visible(
+            self.principal.user.id, [user.id for user in users]
+        )
+        online = await self.online(user.id for user in users if user.id in visible)
+        return [
+            user_json(
+                user, online=user.id in online if user.id in visible else None, links=self.links
+            )
+            for user in users
+        ]
 
     async def profile_json(self, user: User) -> dict[str, Any]:
         return (await self.profiles_json([user]))[0]
