@@ -151,9 +151,9 @@ def room_json(room: Room, peer: User | None = None) -> dict[str, Any]:
 
 
 def room_view_json(
-    view: RoomView, peer_online: bool = False, links: MediaLinks | None = None
+    view: RoomView, peer_online: bool | None = False, links: MediaLinks | None = None
 ) -> dict[str, Any]:
-    """The room as one member sees it."""
+    """The room as one member sees it; ``peer_online`` None hides the peer's presence."""
     shaped = room_json(view.room, view.peer)
     shaped.update(
         my_role=view.my_role,

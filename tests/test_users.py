@@ -142,6 +142,28 @@ async def test_presence_is_hidden_again_once_no_live_room_is_shared(api: Api, co
         assert (mutual.body["online"], mutual.body["last_seen_at"]) == (None, None), mutual.body
 
 
+async def test_a_direct_room_shows_no_presence_of_a_peer_who_left_it(
+    api: Api, connect: Any
+) -> None:
+    alice, bob = await api.register(), await api.register()
+    room = await api.direct(alice, bob)
+    alice_ws = await connect(alice["token"])
+    await connect(bob["token"])
+    await alice_ws.expect("presence", user_id=bob["user"]["id"], online=True)
+    shown = await api.get(f"/api/v1/rooms/{room['id']}", alice["token"])
+    assert shown.body["peer"]["online"] is True
+    assert (
+        await api.delete(f"/api/v1/rooms/{room['id']}/members/{bob['user']['id']}", bob["token"])
+    ).status == 204
+    for reply in (
+        await api.get(f"/api/v1/rooms/{room['id']}", alice["token"]),
+        await api.get("/api/v1/rooms", alice["token"]),
+    ):
+        view = reply.body if "peer" in reply.body else reply.body["rooms"][0]
+        peer = view["peer"]
+        assert peer is None or (peer["online"], peer["last_seen_at"]) == (None, None), peer
+
+
 async def test_search_by_username_or_display_name_prefix(api: Api) -> None:
     stem = unique_name("srch")
     first = await api.register(f"{stem}a", display_name="Zelda Quux")
