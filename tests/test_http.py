@@ -88,6 +88,44 @@ async def test_browser_client_page_is_served_with_a_strict_policy(api: Api) -> N
     assert (await api.get("/static/../setup.py")).status in (403, 404)
 
 
+def directives(policy: str) -> dict[str, list[str]]:
+    parsed = [part.split() for part in policy.split(";") if part.strip()]
+    return {words[0]: words[1:] for words in parsed}
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.css"])
+async def test_browser_client_may_open_websockets_to_this_server_only(
+    api: Api, base_url: str, path: str
+) -> None:
+    own = base_url.removeprefix("http://")
+    served = await api.get(path)
+    assert served.status == 200
+    policy = directives(served.headers["Content-Security-Policy"])
+    assert policy["connect-src"] == ["'self'", f"ws://{own}", f"wss://{own}"]
+    named = await api.get(path, headers={"Host": "Chat.Example.org:8443"})
+    policy = directives(named.headers["Content-Security-Policy"])
+    assert policy["connect-src"] == [
+        "'self'",
+        "ws://chat.example.org:8443",
+        "wss://chat.example.org:8443",
+    ]
+
+
+async def test_a_hostile_host_header_cannot_widen_the_policy(api: Api) -> None:
+    hostile = ["*", "'self'", "[::1]:80", "x.example:99999", "x.example:80:80", "a_b.example"]
+    hostile += ["-x.example", "evil.example; script-src *", "a b"]
+    served = 0
+    for host in hostile:
+        page = await api.get("/", headers={"Host": host})
+        if page.status == 400:
+            continue  # refused by the HTTP server before it reaches us
+        served += 1
+        policy = directives(page.headers["Content-Security-Policy"])
+        assert policy["connect-src"] == ["'self'"], (host, policy)
+        assert policy["script-src"] == ["'self'"], (host, policy)
+    assert served >= 5
+
+
 @pytest.mark.server_settings(static_dir="/nonexistent-client-dir")
 async def test_client_files_come_from_the_configured_dir(api: Api) -> None:
     assert (await api.get("/")).status == 404
