@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cronchat.private_files import FILE_MODE, make_private_dir
+
 
 class ConfigError(Exception):
     """Configuration that cannot work; the message is one line for the operator."""
@@ -238,8 +240,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def _prepare_data_dir(path: Path) -> Path:
+    """The data dir, created 0700 when missing (it holds the database, secrets and media)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
         probe = path / ".write-check"
         probe.write_text("ok")
         probe.unlink()
@@ -254,7 +257,8 @@ def _stored_secret(data_dir: Path) -> Secret:
     """The JWT secret generated once into the data dir (mode 0600), created on first use."""
     path = data_dir / "jwt_secret"
     if not path.exists():
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(descriptor, FILE_MODE)  # whatever the umask
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(64))
     value = path.read_text().strip()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
+import os
+import signal
+import socket
+import stat
+import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
+from tornado.httpclient import AsyncHTTPClient
 
-from conftest import Api
+from conftest import Api, cronchat_env, unique_name
 
 pytestmark = pytest.mark.gen_test
 
@@ -129,3 +139,87 @@ async def test_a_hostile_host_header_cannot_widen_the_policy(api: Api) -> None:
 @pytest.mark.server_settings(static_dir="/nonexistent-client-dir")
 async def test_client_files_come_from_the_configured_dir(api: Api) -> None:
     assert (await api.get("/")).status == 404
+
+
+# -- the data dir is the server's alone ----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def modes_under(root: Path) -> dict[str, int]:
+    """Every path under ``root`` (itself as ".") with its permission bits."""
+    found = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = stat.S_IMODE(path.stat().st_mode)
+    return found
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277])
+async def test_a_fresh_data_dir_is_readable_by_the_servers_user_only(
+    tmp_path: Path, umask: int
+) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    env = cronchat_env("", data_dir)
+    del env["CRONCHAT_DATABASE_URL"], env["CRONCHAT_JWT_SECRET"]  # the defaults: all in there
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli.main",
+        "serve",
+        "--migrate",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: os.umask(umask),
+        start_new_session=True,
+    )
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        api = Api(client, f"http://127.0.0.1:{port}")
+        for _ in range(300):
+            if server.returncode is not None:
+                break
+            try:
+                if (await api.get("/readyz")).status == 200:
+                    break
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+        assert (await api.get("/readyz")).status == 200
+        alice = await api.register(unique_name("modes"))
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), "red").save(buffer, format="PNG")
+        uploaded = await api.post(
+            "/api/v1/media",
+            token=alice["token"],
+            body=buffer.getvalue(),
+            headers={"Content-Type": "image/png"},
+        )
+        assert uploaded.status == 201, uploaded.body
+
+        modes = modes_under(data_dir)
+        for name in ("cronchat.sqlite3", "cronchat.sqlite3-wal", "cronchat.sqlite3-shm"):
+            assert name in modes, sorted(modes)
+        assert "jwt_secret" in modes and "media" in modes, sorted(modes)
+        media_files = [name for name in modes if name.startswith("media/") and ".png" in name]
+        assert len(media_files) == 2, sorted(modes)  # the image and its thumbnail
+        wrong = {
+            name: oct(mode)
+            for name, mode in modes.items()
+            if mode != (0o700 if (data_dir / name).is_dir() else 0o600)
+        }
+        assert wrong == {}, f"umask {umask:03o}: expected dirs 0700 and files 0600: {wrong}"
+    finally:
+        client.close()
+        if server.returncode is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        await asyncio.wait_for(server.wait(), 30)
