@@ -126,8 +126,9 @@ class Database:
         if self.dialect is SQLITE:
             # Created 0600 before SQLite opens it (SQLite would make it 0644); its -wal and
             # -shm files take the database file's mode.
-            make_private_dir(Path(url.path).parent)
-            create_private_file(Path(url.path))
+            if url.path != ":memory:":
+                make_private_dir(Path(url.path).parent)
+                create_private_file(Path(url.path))
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-write")
             self._reader = ThreadPoolExecutor(max(2, pool_size // 2), thread_name_prefix="db-read")
             self._pool = None
