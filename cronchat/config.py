@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cronchat.private_files import FILE_MODE, make_private_dir
+
 
 class ConfigError(Exception):
     """Configuration that cannot work; the message is one line for the operator."""
@@ -152,6 +154,16 @@ def _int(name: str, value: str, minimum: int = 0, maximum: int | None = None) ->
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if not 0 < number <= 3600:
+        raise ConfigError(f"{name}: {value} is out of range (above 0, at most 3600)")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server needs to know, validated. Built by :func:`load_settings`."""
@@ -176,6 +188,8 @@ class Settings:
     max_text_length: int = 4000
     media_max_bytes: int = 10 * 1024 * 1024
     media_max_pixels: int = 40_000_000
+    media_max_frames: int = 500
+    media_max_decode_seconds: float = 5.0
     media_url_ttl: int = 3600
     db_pool_size: int = 8
     ws_auth_timeout: int = 10
@@ -226,6 +240,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MAX_TEXT_LENGTH": ("max_text_length", lambda n, v: _int(n, v, 1, 100_000)),
     "MEDIA_MAX_BYTES": ("media_max_bytes", lambda n, v: _int(n, v, 1024)),
     "MEDIA_MAX_PIXELS": ("media_max_pixels", lambda n, v: _int(n, v, 1)),
+    "MEDIA_MAX_FRAMES": ("media_max_frames", lambda n, v: _int(n, v, 1)),
+    "MEDIA_MAX_DECODE_SECONDS": ("media_max_decode_seconds", _seconds),
     "MEDIA_URL_TTL": ("media_url_ttl", lambda n, v: _int(n, v, 10)),
     "DB_POOL_SIZE": ("db_pool_size", lambda n, v: _int(n, v, 1, 256)),
     "WS_AUTH_TIMEOUT": ("ws_auth_timeout", lambda n, v: _int(n, v, 1, 600)),
@@ -293,8 +309,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def _prepare_data_dir(path: Path) -> Path:
+    """The data dir, created 0700 when missing (it holds the database, secrets and media)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
         probe = path / ".write-check"
         probe.write_text("ok")
         probe.unlink()
@@ -309,7 +326,8 @@ def _stored_secret(data_dir: Path) -> Secret:
     """The JWT secret generated once into the data dir (mode 0600), created on first use."""
     path = data_dir / "jwt_secret"
     if not path.exists():
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(descriptor, FILE_MODE)  # whatever the umask
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(64))
     value = path.read_text().strip()

@@ -12,6 +12,7 @@ from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
 from cronchat.db import Database
 from cronchat.db.migrations import require_current_schema
+from cronchat.images import Limits
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
 from cronchat.rate_limits import RateLimits
@@ -72,7 +73,11 @@ class Runtime:
             self.blocking,
             self.storage,
             settings.media_max_bytes,
-            settings.media_max_pixels,
+            Limits(
+                settings.media_max_pixels,
+                settings.media_max_frames,
+                settings.media_max_decode_seconds,
+            ),
             notify,
         )
         self.services = Services(

@@ -1,7 +1,9 @@
 """Request bodies as dataclasses: :func:`parse` checks presence and JSON types by annotation.
 
 Domain limits (lengths, formats) are rules, checked by the services; this module only makes
-sure a value has the shape its field declares, and names the field when it does not.
+sure a value has the shape its field declares, and names the field when it does not. It also
+holds :func:`check_shown_text`, the characters any text shown to other users may hold, which
+the services apply to the fields they judge.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 import functools
 import types
 import typing
+import unicodedata
 from typing import Any, TypeVar
 
 from cronchat.errors import Invalid
@@ -96,3 +99,44 @@ def check_int_range(name: str, value: int) -> int:
 
 def _is_union(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+# Embeddings, overrides and isolates: they reorder all that follows them, so that a name can
+# read as another ("Alice \u202e)nimda(" shows as "Alice (admin)").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Direction marks: invisible, they only steer their neighbours. Prose in right-to-left
+# scripts needs them now and then; a name does not.
+_DIRECTION_MARKS = frozenset("\u200e\u200f\u061c")
+# Letters and symbols that draw nothing: Hangul fillers and the blank Braille pattern.
+_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Categories that draw nothing on their own: controls, format characters (zero-width
+# spaces and joiners, tags, the byte order mark), surrogates, private use, separators
+# (spaces), and marks, which only decorate the character before them.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp", "Mn", "Me", "Mc"})
+
+
+def check_shown_text(field: str, text: str, lines: bool = False) -> None:
+    """Raise Invalid naming ``field`` unless ``text`` is safe to show to other users: no
+    control characters (but newlines where ``lines``), no bidirectional embeddings,
+    overrides or isolates (nor direction marks, except in ``lines`` of prose), no unpaired
+    surrogates, and at least one character that draws something, unless it is blank (whether
+    blank text is allowed is the caller's rule)."""
+    for character in text:
+        category = unicodedata.category(character)
+        if category == "Cc" and not (lines and character == "\n"):
+            raise Invalid(f"{field} must not contain control characters", field=field)
+        if character in _BIDI_CONTROLS or (not lines and character in _DIRECTION_MARKS):
+            raise Invalid(
+                f"{field} must not contain bidirectional formatting characters", field=field
+            )
+        if category == "Cs":
+            raise Invalid(f"{field} must be valid Unicode (no lone surrogates)", field=field)
+    if text.strip() and not any(_draws_something(character) for character in text):
+        raise Invalid(f"{field} must show at least one visible character", field=field)
+
+
+def _draws_something(character: str) -> bool:
+    return (
+        unicodedata.category(character) not in _INVISIBLE_CATEGORIES
+        and character not in _BLANK_LOOKING
+    )

@@ -25,8 +25,11 @@ from cronchat.models import (
 from cronchat.times import rfc3339
 
 
-def user_json(user: User, online: bool = False, links: MediaLinks | None = None) -> dict[str, Any]:
-    """The public profile: nothing secret, ever."""
+def user_json(
+    user: User, online: bool | None = False, links: MediaLinks | None = None
+) -> dict[str, Any]:
+    """The public profile: nothing secret, ever. ``online`` None hides the presence of a user
+    who shares no room with the reader: ``online`` and ``last_seen_at`` are null."""
     shaped = {
         "id": user.id,
         "username": user.username,
@@ -35,7 +38,7 @@ def user_json(user: User, online: bool = False, links: MediaLinks | None = None)
         "avatar_url": None,
         "created_at": rfc3339(user.created_at),
         "online": online,
-        "last_seen_at": rfc3339(user.last_seen_at),
+        "last_seen_at": None if online is None else rfc3339(user.last_seen_at),
     }
     if user.avatar_media_id is not None:
         shaped["avatar_media_id"] = user.avatar_media_id
@@ -164,9 +167,9 @@ def signed_room_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any
 
 
 def room_view_json(
-    view: RoomView, peer_online: bool = False, links: MediaLinks | None = None
+    view: RoomView, peer_online: bool | None = False, links: MediaLinks | None = None
 ) -> dict[str, Any]:
-    """The room as one member sees it."""
+    """The room as one member sees it; ``peer_online`` None hides the peer's presence."""
     shaped = room_json(view.room, view.peer, links)
     shaped.update(
         my_role=view.my_role,

@@ -9,11 +9,14 @@ from pathlib import Path
 
 from storage import MissingObject, Storage, StorageError, check_key
 
+DIR_MODE, FILE_MODE = 0o700, 0o600
+
 
 class LocalStorage(Storage):
     """Each key is a file under ``root``. A write goes to a temporary file in the same
     directory, then ``os.replace`` puts it in place: readers see the old bytes or the new
-    ones, never half a file."""
+    ones, never half a file. Files are 0600 and the directories made here 0700, whatever
+    the umask: readable by the server's user only."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -24,12 +27,13 @@ class LocalStorage(Storage):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(path.parent)
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         except OSError as error:
             raise StorageError(_reason(f"cannot write under {path.parent}", error)) from None
         try:
             with os.fdopen(descriptor, "wb") as handle:
+                os.fchmod(handle.fileno(), FILE_MODE)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -57,7 +61,7 @@ class LocalStorage(Storage):
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(self.root)
             descriptor, probe = tempfile.mkstemp(dir=self.root, prefix=".check-")
             os.close(descriptor)
             os.unlink(probe)
@@ -68,6 +72,22 @@ class LocalStorage(Storage):
 
     def describe(self) -> str:
         return f"local directory {self.root}"
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create the directory and its missing parents, each 0700 (``mkdir`` alone would give
+    the parents the umask's mode)."""
+    missing = []
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by another writer
+        os.chmod(directory, DIR_MODE)
 
 
 def _reason(what: str, error: OSError) -> str:

@@ -211,6 +211,70 @@ async def test_an_animated_gif_stays_animated(api: Api) -> None:
     assert stored.format == "GIF" and stored.n_frames == 3
 
 
+def animation(fmt: str, count: int, size: tuple[int, int] = (2, 2)) -> bytes:
+    """An animation of ``count`` frames, each unlike the one before (so none is merged)."""
+    mode = "L" if fmt == "GIF" else "RGB"
+    frames = []
+    for index in range(count):
+        frame = Image.new(mode, size)
+        shades = [255 * ((index >> bit) & 1) for bit in range(size[0] * size[1])]
+        frame.putdata(shades if mode == "L" else [(shade, 0, 0) for shade in shades])
+        frames.append(frame)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=fmt, save_all=True, append_images=frames[1:], duration=20)
+    return buffer.getvalue()
+
+
+@functools.cache
+def tiny_frames_gif() -> bytes:
+    """The GIF of the report: 16,000 distinct 2x2 frames in well under a megabyte."""
+    return animation("GIF", 16_000)
+
+
+async def test_a_gif_of_sixteen_thousand_tiny_frames_is_415_and_stores_nothing(
+    api: Api, settings: Settings
+) -> None:
+    alice = await api.register()
+    data = tiny_frames_gif()
+    assert len(data) < 1024 * 1024 and opened(data).n_frames == 16_000
+    reply = await upload(api, alice, data, "image/gif")
+    assert (reply.status, reply.error_code) == (415, "unsupported_media_type"), reply.body
+    assert "500 frames" in reply.body["error"]["message"], reply.body
+    assert stored_keys(settings) == []
+
+
+@pytest.mark.server_settings(media_max_frames=20)
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+async def test_an_animation_past_the_frame_limit_is_415(api: Api, fmt: str) -> None:
+    alice = await api.register()
+    at_limit = await upload(api, alice, animation(fmt, 20, (8, 8)))
+    assert at_limit.status == 201, at_limit.body
+    assert opened((await api.get(at_limit.body["url"])).body).n_frames == 20
+    past = await upload(api, alice, animation(fmt, 21, (8, 8)))
+    assert (past.status, past.error_code) == (415, "unsupported_media_type"), past.body
+    assert "at most 20 frames" in past.body["error"]["message"]
+    # An avatar takes the first frame only, but the same animation is refused there too.
+    avatar = await api.put(
+        "/api/v1/users/me/avatar", token=alice["token"], body=animation(fmt, 21, (8, 8))
+    )
+    assert (avatar.status, avatar.error_code) == (415, "unsupported_media_type"), avatar.body
+
+
+@pytest.mark.server_settings(media_max_decode_seconds=1e-9)
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+async def test_an_animation_that_outlasts_the_decoding_deadline_is_415(
+    api: Api, settings: Settings, fmt: str
+) -> None:
+    # No frame decodes within a nanosecond: the deadline is past at the first check.
+    alice = await api.register()
+    reply = await upload(api, alice, animation(fmt, 10, (16, 16)))
+    assert (reply.status, reply.error_code) == (415, "unsupported_media_type"), reply.body
+    assert "too long to decode" in reply.body["error"]["message"]
+    assert stored_keys(settings) == []
+    # A still image is one frame, bounded by its pixel count: the deadline is not for it.
+    assert (await upload(api, alice, image_bytes("PNG"))).status == 201
+
+
 async def test_multipart_upload_takes_the_file_field(api: Api) -> None:
     alice = await api.register()
     body, content_type = multipart("file", "cat.jpg", image_bytes("JPEG"), "image/jpeg")

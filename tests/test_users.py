@@ -83,6 +83,89 @@ async def test_other_profiles_are_public_without_secrets(api: Api) -> None:
     assert (await api.get(f"/api/v1/users/{bob['user']['id']}")).status == 401
 
 
+async def test_presence_is_shown_only_to_users_who_share_a_room(api: Api, connect: Any) -> None:
+    stem = unique_name("seen")
+    alice, bob, stranger = (
+        await api.register(),
+        await api.register(f"{stem}bob"),
+        await api.register(),
+    )
+    bob_id = bob["user"]["id"]
+    await api.group(alice, bob)
+    alice_ws = await connect(alice["token"])
+    bob_ws = await connect(bob["token"])
+    await alice_ws.expect("presence", user_id=bob_id, online=True)
+
+    async def seen_by(viewer: dict[str, Any]) -> tuple[Any, Any, Any]:
+        profile = await api.get(f"/api/v1/users/{bob_id}", viewer["token"])
+        assert set(profile.body) == PUBLIC_FIELDS
+        found = await api.get(f"/api/v1/users?q={stem}", viewer["token"])
+        (listed,) = found.body["users"]
+        assert (listed["online"], listed["last_seen_at"]) == (
+            profile.body["online"],
+            profile.body["last_seen_at"],
+        )
+        return profile.body["online"], profile.body["last_seen_at"] is not None, listed["id"]
+
+    assert await seen_by(alice) == (True, True, bob_id)
+    assert await seen_by(bob) == (True, True, bob_id)  # one's own presence, of course
+    assert await seen_by(stranger) == (None, False, bob_id)
+    assert (await api.get(f"/api/v1/users/{bob_id}", stranger["token"])).body[
+        "last_seen_at"
+    ] is None
+
+    bob_ws.close()
+    await alice_ws.expect("presence", user_id=bob_id, online=False)
+    assert await seen_by(alice) == (False, True, bob_id)
+    stranger_view = await api.get(f"/api/v1/users/{bob_id}", stranger["token"])
+    assert (stranger_view.body["online"], stranger_view.body["last_seen_at"]) == (None, None)
+
+
+async def test_presence_is_hidden_again_once_no_live_room_is_shared(api: Api, connect: Any) -> None:
+    alice, bob, carol = await api.register(), await api.register(), await api.register()
+    left = await api.group(alice, bob)
+    deleted = await api.group(alice, carol)
+    alice_ws = await connect(alice["token"])
+    await connect(bob["token"])
+    await connect(carol["token"])
+    await alice_ws.expect("presence", user_id=bob["user"]["id"], online=True)
+    await alice_ws.expect("presence", user_id=carol["user"]["id"], online=True)
+    for peer in (bob, carol):
+        shown = await api.get(f"/api/v1/users/{peer['user']['id']}", alice["token"])
+        assert shown.body["online"] is True
+    assert (
+        await api.delete(f"/api/v1/rooms/{left['id']}/members/{bob['user']['id']}", bob["token"])
+    ).status == 204
+    assert (await api.delete(f"/api/v1/rooms/{deleted['id']}", alice["token"])).status == 204
+    for peer in (bob, carol):
+        hidden = await api.get(f"/api/v1/users/{peer['user']['id']}", alice["token"])
+        assert (hidden.body["online"], hidden.body["last_seen_at"]) == (None, None), hidden.body
+        mutual = await api.get(f"/api/v1/users/{alice['user']['id']}", peer["token"])
+        assert (mutual.body["online"], mutual.body["last_seen_at"]) == (None, None), mutual.body
+
+
+async def test_a_direct_room_shows_no_presence_of_a_peer_who_left_it(
+    api: Api, connect: Any
+) -> None:
+    alice, bob = await api.register(), await api.register()
+    room = await api.direct(alice, bob)
+    alice_ws = await connect(alice["token"])
+    await connect(bob["token"])
+    await alice_ws.expect("presence", user_id=bob["user"]["id"], online=True)
+    shown = await api.get(f"/api/v1/rooms/{room['id']}", alice["token"])
+    assert shown.body["peer"]["online"] is True
+    assert (
+        await api.delete(f"/api/v1/rooms/{room['id']}/members/{bob['user']['id']}", bob["token"])
+    ).status == 204
+    for reply in (
+        await api.get(f"/api/v1/rooms/{room['id']}", alice["token"]),
+        await api.get("/api/v1/rooms", alice["token"]),
+    ):
+        view = reply.body if "peer" in reply.body else reply.body["rooms"][0]
+        peer = view["peer"]
+        assert peer is None or (peer["online"], peer["last_seen_at"]) == (None, None), peer
+
+
 async def test_search_by_username_or_display_name_prefix(api: Api) -> None:
     stem = unique_name("srch")
     first = await api.register(f"{stem}a", display_name="Zelda Quux")

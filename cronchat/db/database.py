@@ -23,6 +23,7 @@ from dbutils.pooled_db import PooledDB
 from cronchat.config import DatabaseUrl
 from cronchat.db.dialect import MYSQL, SQLITE, Dialect
 from cronchat.errors import Unavailable
+from cronchat.private_files import create_private_file, make_private_dir
 
 log = logging.getLogger("cronchat.db")
 
@@ -123,7 +124,11 @@ class Database:
         self.dialect = SQLITE if url.dialect == "sqlite" else MYSQL
         self._local = threading.local()
         if self.dialect is SQLITE:
-            Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it (SQLite would make it 0644); its -wal and
+            # -shm files take the database file's mode.
+            if url.path != ":memory:":
+                make_private_dir(Path(url.path).parent)
+                create_private_file(Path(url.path))
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-write")
             self._reader = ThreadPoolExecutor(max(2, pool_size // 2), thread_name_prefix="db-read")
             self._pool = None

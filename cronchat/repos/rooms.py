@@ -155,6 +155,21 @@ def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(row["room_id"], row["user_id"]) for row in rows}
 
 
+def sharing_a_room(tx: Tx, user_id: str, others: set[str]) -> set[str]:
+    """Which of ``others`` are members of a live room with the user."""
+    if not others:
+        return set()
+    marks, params = in_list(others)
+    rows = tx.all(
+        "SELECT DISTINCT other.user_id FROM room_members mine"
+        " JOIN rooms r ON r.id = mine.room_id AND r.deleted_at IS NULL"
+        " JOIN room_members other ON other.room_id = mine.room_id"
+        f" WHERE mine.user_id = %s AND other.user_id IN ({marks})",
+        (user_id, *params),
+    )
+    return {row["user_id"] for row in rows}
+
+
 def update_room(tx: Tx, room_id: str, changes: dict[str, Any], now: int) -> None:
     assignments = ", ".join(f"{name} = %s" for name in changes)
     tx.execute(

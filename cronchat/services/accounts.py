@@ -18,6 +18,7 @@ from cronchat.realtime.broker import Broker
 from cronchat.repos import sessions, users
 from cronchat.times import now_ms
 from cronchat.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
+from cronchat.validation import check_shown_text
 
 log = logging.getLogger("cronchat.accounts")
 
@@ -65,6 +66,9 @@ def check_password(password: str, field: str = "password") -> str:
 
 
 def check_display_name(display_name: str) -> str:
+    """The name others see (a direct room is named after it): its runs of whitespace made one
+    space, no control or bidirectional characters, something visible (400 otherwise)."""
+    check_shown_text("display_name", display_name)
     cleaned = " ".join(display_name.split())
     if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX:
         raise Invalid(

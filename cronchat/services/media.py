@@ -47,14 +47,14 @@ class Media:
         blocking: BlockingPool,
         storage: Storage,
         max_bytes: int,
-        max_pixels: int,
+        limits: images.Limits,
         notify: Notifier,
     ) -> None:
         self.db = db
         self.blocking = blocking
         self.storage = storage
         self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
+        self.limits = limits
         self.notify = notify
 
     # -- uploading -----------------------------------------------------------------------
@@ -132,7 +132,7 @@ class Media:
             raise Invalid("the body holds no image", field="file")
         if len(data) > self.max_bytes:
             raise PayloadTooLarge(f"an image may be at most {self.max_bytes} bytes")
-        return await self.blocking.run(prepare, data, self.max_pixels)
+        return await self.blocking.run(prepare, data, self.limits)
 
     async def _store(
         self, owner_id: str, purpose: str, encoded: images.EncodedImage, used_at: int | None

@@ -1,7 +1,9 @@
-"""Profiles: reading and editing one's own, reading others', finding users by prefix."""
+"""Profiles: reading and editing one's own, reading others', finding users by prefix, and
+whose presence a user may see."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cronchat.db import Database, Tx
@@ -11,6 +13,7 @@ from cronchat.repos import rooms, users
 from cronchat.services.accounts import check_display_name
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
+from cronchat.validation import check_shown_text
 
 BIO_MAX = 500
 SEARCH_LIMIT_MAX = 50
@@ -20,6 +23,17 @@ SEARCH_LIMIT_MAX = 50
 class UpdateProfile:
     display_name: str | None = None
     bio: str | None = None
+
+
+def check_bio(bio: str) -> str:
+    """The bio trimmed, its line ends made ``\\n``; lines and direction marks are allowed,
+    control and bidirectional override characters are not; empty clears it (400 otherwise)."""
+    bio = bio.replace("\r\n", "\n")
+    check_shown_text("bio", bio, lines=True)
+    bio = bio.strip()
+    if len(bio) > BIO_MAX:
+        raise Invalid(f"bio must be at most {BIO_MAX} characters", field="bio")
+    return bio
 
 
 class Users:
@@ -38,10 +52,7 @@ class Users:
         if cmd.display_name is not None:
             changes["display_name"] = check_display_name(cmd.display_name)
         if cmd.bio is not None:
-            bio = cmd.bio.strip()
-            if len(bio) > BIO_MAX:
-                raise Invalid(f"bio must be at most {BIO_MAX} characters", field="bio")
-            changes["bio"] = bio
+            changes["bio"] = check_bio(cmd.bio)
         if not changes:
             return await self.get_user(user.id)
         updated, room_ids = await self.db.run(self._update_profile_tx, user.id, changes)
@@ -54,6 +65,15 @@ class Users:
         user = users.find_user(tx, user_id)
         assert user is not None
         return user, rooms.room_ids_of(tx, user_id)
+
+    async def presence_visible(self, viewer_id: str, user_ids: Iterable[str]) -> set[str]:
+        """Of these users, those whose ``online`` and ``last_seen_at`` the viewer may see:
+        themselves, and whoever shares a live room with them (one query for all)."""
+        others = set(user_ids) - {viewer_id}
+        visible = {viewer_id}
+        if others:
+            visible |= await self.db.read(rooms.sharing_a_room, viewer_id, others)
+        return visible
 
     async def search(self, prefix: str, limit: int = 20) -> list[User]:
         prefix = prefix.strip()

@@ -129,9 +129,19 @@ class BaseHandler(tornado.web.RequestHandler):
         """Which of these users are online, on any process (one lookup for all)."""
         return await self.runtime.presence.online(user_ids)
 
+    async def presence(self, user_ids: Iterable[str]) -> dict[str, bool | None]:
+        """Whether each user is online, as the caller may know it: None (hidden) for users
+        who share no room with them."""
+        wanted = set(user_ids)
+        visible = await self.services.users.presence_visible(self.principal.user.id, wanted)
+        online = await self.online(visible & wanted)
+        return {user_id: user_id in online if user_id in visible else None for user_id in wanted}
+
     async def profiles_json(self, users: list[User]) -> list[dict[str, Any]]:
-        online = await self.online(user.id for user in users)
-        return [user_json(user, online=user.id in online, links=self.links) for user in users]
+        """Profiles as the caller may see them: presence (``online``, ``last_seen_at``) only of
+        users who share a room with them, and their own; null for everyone else."""
+        presence = await self.presence(user.id for user in users)
+        return [user_json(user, online=presence[user.id], links=self.links) for user in users]
 
     async def profile_json(self, user: User) -> dict[str, Any]:
         return (await self.profiles_json([user]))[0]

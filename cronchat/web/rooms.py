@@ -10,10 +10,13 @@ from cronchat.web.base import BaseHandler
 
 class RoomBase(BaseHandler):
     async def rooms_json(self, views: list[RoomView]) -> list[dict]:
-        online = await self.online(view.peer.id for view in views if view.peer is not None)
+        # A peer who left the direct room no longer shares it: no presence for them.
+        presence = await self.presence(view.peer.id for view in views if view.peer is not None)
         return [
             room_view_json(
-                view, peer_online=view.peer is not None and view.peer.id in online, links=self.links
+                view,
+                peer_online=presence[view.peer.id] if view.peer is not None else False,
+                links=self.links,
             )
             for view in views
         ]

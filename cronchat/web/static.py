@@ -2,17 +2,18 @@
 
 These are not API endpoints (they are not in openapi.yaml): plain files, no auth, no JSON.
 Every answer carries a strict Content-Security-Policy, so even a bug in the client cannot run
-an injected script or send data to another origin."""
+an injected script or send data to another origin: it may connect to this server only."""
 
 from __future__ import annotations
 
+import re
+
 import tornado.web
 
-CONTENT_SECURITY_POLICY = "; ".join(
+# The policy, but for connect-src, which names this server's own WebSocket URLs.
+_POLICY_BEFORE_CONNECT = "default-src 'self'; img-src 'self' blob: data:"
+_POLICY_AFTER_CONNECT = "; ".join(
     [
-        "default-src 'self'",
-        "img-src 'self' blob: data:",
-        "connect-src 'self' ws: wss:",
         "style-src 'self'",
         "script-src 'self'",
         "object-src 'none'",
@@ -21,13 +22,27 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# A host name or IPv4 address with an optional port: what a CSP host-source may spell.
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::(?P<port>[0-9]{1,5}))?")
 # Module imports between assets are not versioned, so assets are cached briefly and then
 # revalidated by ETag; the page itself is always revalidated.
 ASSET_MAX_AGE = 60
 
 
+def content_security_policy(host: str) -> str:
+    """The policy of a page served as ``host`` (the request's Host). ``'self'`` covers this
+    server's ws(s) URLs in current browsers only; older ones need them spelled out. A Host
+    that is no plain host name gets ``'self'`` alone: it can never widen the policy."""
+    host = host.strip().lower()
+    connect = "connect-src 'self'"
+    plain = _HOST.fullmatch(host)
+    if plain and int(plain["port"] or 0) <= 65535:
+        connect += f" ws://{host} wss://{host}"
+    return f"{_POLICY_BEFORE_CONNECT}; {connect}; {_POLICY_AFTER_CONNECT}"
+
+
 def set_security_headers(handler: tornado.web.RequestHandler) -> None:
-    handler.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    handler.set_header("Content-Security-Policy", content_security_policy(handler.request.host))
     handler.set_header("X-Content-Type-Options", "nosniff")
     handler.set_header("Referrer-Policy", "no-referrer")
     handler.set_header("X-Frame-Options", "DENY")
