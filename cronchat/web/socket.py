@@ -8,7 +8,6 @@ reading is dropped once its buffer is full, and catches up by seq when it return
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -302,9 +301,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return None
         self._s.heard = time.monotonic()
         try:
-            frame = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            self.error(None, Invalid("the frame is not valid JSON"))
+            frame = validation.load_json(raw, "the frame")
+        except Invalid as error:
+            self.error(None, error)
             return None
         if not isinstance(frame, dict):
             self.error(None, Invalid("a frame is a JSON object with a type"))
