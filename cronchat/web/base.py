@@ -171,6 +171,12 @@ class BaseHandler(tornado.web.RequestHandler):
         if not self._finished:
             super().finish()
 
+    def on_connection_close(self) -> None:
+        if self._answered_early and not self._finished:
+            # The client went away (or its body stalled) after reading an early answer.
+            self.application.log_request(self)
+        super().on_connection_close()
+
     def bearer_token(self) -> str:
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
