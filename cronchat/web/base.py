@@ -85,7 +85,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self.principal = await self.services.accounts.authenticate(self.bearer_token())
 
     def body_limit(self) -> int:
-        """How big a body this route takes: a JSON body, or none for GET and HEAD."""
+        """How big a body this route takes: a JSON body, or none for GET, HEAD and OPTIONS."""
         if self.request.method in BODILESS_METHODS:
             return 0
         return self.runtime.settings.max_body_bytes
