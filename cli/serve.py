@@ -17,7 +17,7 @@ from cronchat.config import ConfigError, Settings
 from cronchat.db import Database
 from cronchat.db.migrations import require_current_schema
 from cronchat.runtime import Runtime, open_storage, require_storage
-from cronchat.web.app import make_app
+from cronchat.web.app import make_app, server_options
 
 log = logging.getLogger("cronchat.serve")
 
@@ -105,11 +105,7 @@ class Supervisor:
 async def _serve(settings: Settings, sockets: list[socket.socket], worker: int = 0) -> None:
     runtime = Runtime(settings, worker)
     await runtime.start()
-    server = HTTPServer(
-        make_app(runtime),
-        max_body_size=settings.media_max_bytes + 64 * 1024,
-        idle_connection_timeout=120,
-    )
+    server = HTTPServer(make_app(runtime), **server_options(settings))
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

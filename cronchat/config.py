@@ -185,11 +185,15 @@ class Settings:
     redis_url: Secret = field(default_factory=lambda: Secret(""))
     workers: int = 1
     max_body_bytes: int = 256 * 1024
+    body_timeout: int = 120
+    idle_connection_timeout: int = 60
+    max_header_bytes: int = 32 * 1024
     max_text_length: int = 4000
     media_max_bytes: int = 10 * 1024 * 1024
     media_max_pixels: int = 40_000_000
     media_max_frames: int = 500
     media_max_decode_seconds: float = 5.0
+    media_max_concurrent_uploads: int = 8
     media_url_ttl: int = 3600
     db_pool_size: int = 8
     ws_auth_timeout: int = 10
@@ -237,11 +241,18 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "REDIS_URL": ("redis_url", lambda n, v: Secret(v)),
     "WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
     "MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _int(n, v, 1024)),
+    "BODY_TIMEOUT": ("body_timeout", lambda n, v: _int(n, v, 1, 3600)),
+    "IDLE_CONNECTION_TIMEOUT": ("idle_connection_timeout", lambda n, v: _int(n, v, 1, 3600)),
+    "MAX_HEADER_BYTES": ("max_header_bytes", lambda n, v: _int(n, v, 4096, 1024 * 1024)),
     "MAX_TEXT_LENGTH": ("max_text_length", lambda n, v: _int(n, v, 1, 100_000)),
     "MEDIA_MAX_BYTES": ("media_max_bytes", lambda n, v: _int(n, v, 1024)),
     "MEDIA_MAX_PIXELS": ("media_max_pixels", lambda n, v: _int(n, v, 1)),
     "MEDIA_MAX_FRAMES": ("media_max_frames", lambda n, v: _int(n, v, 1)),
     "MEDIA_MAX_DECODE_SECONDS": ("media_max_decode_seconds", _seconds),
+    "MEDIA_MAX_CONCURRENT_UPLOADS": (
+        "media_max_concurrent_uploads",
+        lambda n, v: _int(n, v, 1, 10_000),
+    ),
     "MEDIA_URL_TTL": ("media_url_ttl", lambda n, v: _int(n, v, 10)),
     "DB_POOL_SIZE": ("db_pool_size", lambda n, v: _int(n, v, 1, 256)),
     "WS_AUTH_TIMEOUT": ("ws_auth_timeout", lambda n, v: _int(n, v, 1, 600)),

@@ -61,6 +61,10 @@ class PayloadTooLarge(DomainError):
     code, status = "payload_too_large", 413
 
 
+class HeadersTooLarge(DomainError):
+    code, status = "headers_too_large", 431
+
+
 class UnsupportedMediaType(DomainError):
     code, status = "unsupported_media_type", 415
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import types
 import typing
 import unicodedata
@@ -26,6 +27,43 @@ _JSON_NAMES = {
     dict: "an object",
     list: "a list",
 }
+
+
+# How deep a client's JSON may nest: far more than any body or frame of the API needs, far
+# less than the decoder's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def load_json(raw: bytes | str, what: str = "the body") -> Any:
+    """Decode a client's JSON (a REST body or a WebSocket frame), nested at most
+    MAX_JSON_DEPTH deep; anything else is Invalid, never a RecursionError."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise Invalid(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid(f"{what} is not valid JSON") from None
+    if _is_deeper_than(value, raw, MAX_JSON_DEPTH):
+        raise Invalid(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _is_deeper_than(value: Any, raw: bytes | str, limit: int) -> bool:
+    """Whether arrays and objects nest past ``limit``: walked without recursion, and only
+    when the text has enough brackets to nest that deep (most have not)."""
+    opening = ("[", "{") if isinstance(raw, str) else (b"[", b"{")
+    if raw.count(opening[0]) + raw.count(opening[1]) <= limit:
+        return False
+    pending = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        container, depth = pending.pop()
+        children = container.values() if isinstance(container, dict) else container
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def parse(cls: type[T], data: Any) -> T:

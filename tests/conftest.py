@@ -18,13 +18,14 @@ from typing import Any
 import pymysql
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpserver import HTTPServer
 from tornado.websocket import websocket_connect
 
 from cronchat.config import Settings, load_settings
 from cronchat.db import Database
 from cronchat.db.migrations import migrate
 from cronchat.runtime import Runtime
-from cronchat.web.app import make_app
+from cronchat.web.app import make_app, server_options
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MYSQL_HOST = os.environ.get("CRONCHAT_TEST_MYSQL_HOST", "127.0.0.1")
@@ -141,6 +142,18 @@ def runtime(settings: Settings, io_loop: Any) -> Any:
 @pytest.fixture
 def app(runtime: Runtime) -> Any:
     return make_app(runtime)
+
+
+@pytest.fixture
+def http_server(
+    request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any, app: Any, settings: Settings
+) -> Any:
+    """pytest-tornado's server, with the options of ``cronchat serve``."""
+    server = HTTPServer(app, **server_options(settings))
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=request.config.option.async_test_timeout)
 
 
 @dataclass

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import tornado.web
+from tornado import httputil
 
+from cronchat.config import Settings
 from cronchat.runtime import Runtime
 from cronchat.web import accounts, health, media, messages, rooms, socket, static
-from cronchat.web.base import NotFoundHandler
+from cronchat.web.base import HeadersTooLargeHandler, NotFoundHandler, header_bytes
 
 access_log = logging.getLogger("cronchat.access")
 
@@ -65,6 +68,34 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The HTTPServer's options, the same for ``cronchat serve`` and the tests' server.
+
+    Our handlers judge bodies themselves, per route, before reading them
+    (``BaseHandler.judge_body``); ``max_body_size`` here bounds the few that are not ours
+    (static files, the WebSocket upgrade). Headers up to ``max_header_bytes`` are read and
+    a request over it answers 431; past four times that, the connection is dropped unread.
+    ``idle_connection_timeout`` also bounds how long a request's headers may take."""
+    return {
+        "max_body_size": settings.max_body_bytes,
+        "body_timeout": settings.body_timeout,
+        "idle_connection_timeout": settings.idle_connection_timeout,
+        "max_header_size": 4 * settings.max_header_bytes,
+    }
+
+
+class Application(tornado.web.Application):
+    """Tornado's, with one check before routing: header fields over
+    ``CRONCHAT_MAX_HEADER_BYTES`` answer 431 on every path."""
+
+    def find_handler(
+        self, request: httputil.HTTPServerRequest, **kwargs: Any
+    ) -> tornado.web._HandlerDelegate:
+        if header_bytes(request) > self.settings["runtime"].settings.max_header_bytes:
+            return self.get_handler_delegate(request, HeadersTooLargeHandler)
+        return super().find_handler(request, **kwargs)
+
+
 def make_app(runtime: Runtime) -> tornado.web.Application:
     client_files = {"path": str(runtime.settings.static_dir)}
     handlers = [
@@ -73,10 +104,11 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
         else (pattern, handler)
         for pattern, handler in routes()
     ]
-    return tornado.web.Application(
+    return Application(
         handlers,
         runtime=runtime,
         outbox=socket.Outbox(),
+        upload_slots=media.UploadSlots(runtime.settings.media_max_concurrent_uploads),
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         compress_response=False,

@@ -1,18 +1,21 @@
-"""The base of every REST handler: auth, JSON in and out, and the one error envelope."""
+"""The base of every REST handler: auth, bodies judged before they are read, JSON in and
+out, and the one error envelope."""
 
 from __future__ import annotations
 
 import json
 import logging
+from asyncio import Future
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import tornado.web
-from tornado import httputil
+from tornado import httputil, iostream
 
 from cronchat import validation
 from cronchat.errors import (
     DomainError,
+    HeadersTooLarge,
     Invalid,
     MethodNotAllowed,
     NotFound,
@@ -34,6 +37,9 @@ log = logging.getLogger("cronchat.web")
 
 T = TypeVar("T")
 
+# Methods whose requests carry no body: any body at all is refused.
+BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 _STATUS_ERRORS: dict[int, type[DomainError]] = {
     400: Invalid,
     404: NotFound,
@@ -43,8 +49,17 @@ _STATUS_ERRORS: dict[int, type[DomainError]] = {
 }
 
 
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Authenticates by default; set ``public = True`` for the few open endpoints."""
+    """Authenticates by default; set ``public = True`` for the few open endpoints.
+
+    Every body streams in (``stream_request_body``), so that ``prepare`` judges it from the
+    headers before any of it is read (:meth:`judge_body`, with :meth:`body_limit` per
+    route) and counts a chunked one as it arrives. An answer given before the body is in
+    (413, 401, ...) is sent at once, and the rest of the body is still read and dropped,
+    within :meth:`discard_limit`, so that a client that writes its whole body before
+    reading (Python's urllib) reads the answer instead of a reset connection. A chunked
+    body that runs past the limit is answered and its connection closed."""
 
     public = False
     principal: Principal
@@ -52,6 +67,10 @@ class BaseHandler(tornado.web.RequestHandler):
     # endpoint is limited per user, by ``reads`` for GET and ``writes`` otherwise unless it
     # names its own; a public one per client address, and only by a rule it names here.
     rate_rules: ClassVar[Mapping[str, str]] = {}
+    _body_chunks: list[bytes] | None = None
+    _body_size = 0
+    _discard_limit: int | None = None  # set by judge_body when a refused body is drained
+    _answered_early = False
 
     @property
     def runtime(self) -> Runtime:
@@ -67,9 +86,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     async def prepare(self) -> None:
-        length = self.request.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > self.body_limit():
-            raise PayloadTooLarge(f"the body is larger than {self.body_limit()} bytes")
+        self.judge_body()
         if self.public:
             rule = self.rate_rules.get(self.request.method or "")
             if rule is not None:
@@ -92,7 +109,97 @@ class BaseHandler(tornado.web.RequestHandler):
         )
 
     def body_limit(self) -> int:
+        """How big a body this route takes: a JSON body, or none for GET, HEAD and OPTIONS."""
+        if self.request.method in BODILESS_METHODS:
+            return 0
         return self.runtime.settings.max_body_bytes
+
+    def discard_limit(self) -> int:
+        """How much of a refused body of a declared length is still read and dropped, rather
+        than the connection closed at once: twice the largest body any route takes."""
+        return 2 * max(self.runtime.settings.media_max_bytes, self.body_limit())
+
+    def judge_body(self) -> None:
+        """Decide from the headers, before any of the body is read, whether it may come: a
+        declared length over :meth:`body_limit` is 413 at once; a chunked body is counted
+        as it arrives (:meth:`data_received`)."""
+        declared = _declared_length(self.request.headers)
+        discard = self.discard_limit()
+        if self.request.headers.get("Expect", "").lower() != "100-continue" and (
+            declared is None or declared <= discard
+        ):
+            # A client waiting for "100 Continue" sends no body after an early answer.
+            self._discard_limit = discard
+        # The connection's own cap only backs ours up: past it, Tornado answers a bare 400.
+        connection = self.request.connection
+        connection.set_max_body_size(max(declared or 0, discard))  # type: ignore[union-attr]
+        limit = self.body_limit()
+        if declared is not None and declared > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._answered_early:
+            if self._discard_limit is None or self._body_size > self._discard_limit:
+                self._end_early_answer()  # enough dropped: the connection closes
+            return
+        if self._body_size > self.body_limit():
+            # A chunked body has no end in sight: answered, then the connection closes.
+            self._discard_limit = None
+            self._body_chunks = None
+            error = PayloadTooLarge(f"the body is larger than {self.body_limit()} bytes")
+            self.send_error(error.status, exc_info=(type(error), error, None))
+            return
+        if self._body_chunks is None:
+            self._body_chunks = []
+        self._body_chunks.append(chunk)
+
+    def body_bytes(self) -> bytes:
+        """The whole body, once it is in (handler methods run only then)."""
+        body = b"".join(self._body_chunks or ())
+        self._body_chunks = None
+        return body
+
+    def finish(self, chunk: str | bytes | dict | None = None) -> Future[None]:
+        """As Tornado's, except for an answer given before the body is in: sent now, and
+        ended once the rest of the body has been read and dropped."""
+        body_end = getattr(self.request, "_body_future", None)
+        if self._answered_early or (
+            self._discard_limit is not None and body_end is not None and not body_end.done()
+        ):
+            if not self._answered_early:
+                if chunk is not None:
+                    self.write(chunk)
+                self._answer_early(body_end)
+            elif chunk is not None or self._finished:
+                log.warning("answer written twice method=%s", self.request.method)
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return super().finish(chunk)
+
+    def _answer_early(self, body_end: Future[None]) -> None:
+        self._answered_early = True
+        # Tornado resumes the handler when the body is in: told here that the connection
+        # is gone, it never calls the handler's method for a request already answered.
+        body_end.set_exception(iostream.StreamClosedError())
+        body_end.exception()
+        fresh: Future[None] = Future()
+        fresh.add_done_callback(lambda ended: ended.exception() or self._end_early_answer())
+        self.request._body_future = fresh  # type: ignore[attr-defined]
+        # As Tornado's finish() does: the length of what was written, since it is sent now.
+        self.set_header("Content-Length", sum(len(part) for part in self._write_buffer))
+        self.flush()
+
+    def _end_early_answer(self) -> None:
+        if not self._finished:
+            super().finish()
+
+    def on_connection_close(self) -> None:
+        if self._answered_early and not self._finished:
+            # The client went away (or its body stalled) after reading an early answer.
+            self.application.log_request(self)
+        super().on_connection_close()
 
     def bearer_token(self) -> str:
         header = self.request.headers.get("Authorization", "")
@@ -103,13 +210,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def json_body(self, cls: type[T]) -> T:
         """The body parsed into ``cls``; a 400 names the field that is missing or wrong."""
-        if len(self.request.body) > self.body_limit():
-            raise PayloadTooLarge(f"the body is larger than {self.body_limit()} bytes")
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise Invalid("the body is not valid JSON") from None
-        return validation.parse(cls, data)
+        return validation.parse(cls, validation.load_json(self.body_bytes() or b"{}"))
 
     def query_int(self, name: str, default: int | None = None) -> int | None:
         raw = self.get_query_argument(name, None)
@@ -202,10 +303,34 @@ def _as_domain_error(status: int, exc_info: Any) -> DomainError:
     return generic
 
 
+def _declared_length(headers: httputil.HTTPHeaders) -> int | None:
+    """The body length the headers announce, or None (chunked, or none announced; Tornado
+    itself refuses a length that is not a number)."""
+    length = headers.get("Content-Length", "").partition(",")[0].strip()
+    return int(length) if length.isdigit() else None
+
+
+def header_bytes(request: httputil.HTTPServerRequest) -> int:
+    """The size of a request's header fields, about as they came on the wire."""
+    return sum(len(name) + len(value) + 4 for name, value in request.headers.get_all())
+
+
 class NotFoundHandler(BaseHandler):
     """Every unknown path: 404 in the envelope, whatever the method."""
 
     public = True
 
     async def prepare(self) -> None:
+        self.judge_body()
         raise NotFound(f"no such endpoint: {self.request.path}")
+
+
+class HeadersTooLargeHandler(BaseHandler):
+    """Any request whose header fields are over ``CRONCHAT_MAX_HEADER_BYTES``, whatever the
+    path: 431 in the envelope (routed here by the application, before any other handler)."""
+
+    public = True
+
+    async def prepare(self) -> None:
+        limit = self.runtime.settings.max_header_bytes
+        raise HeadersTooLarge(f"the request's header fields are larger than {limit} bytes")

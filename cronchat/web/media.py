@@ -8,7 +8,7 @@ import time
 import tornado.web
 from tornado.httputil import HTTPInputError, parse_body_arguments
 
-from cronchat.errors import Invalid, PayloadTooLarge
+from cronchat.errors import Invalid, Unavailable
 from cronchat.media_links import ORIGINAL, THUMBNAIL
 from cronchat.models import MediaRecord
 from cronchat.rate_limits import UPLOADS
@@ -17,40 +17,66 @@ from cronchat.web.base import BaseHandler
 
 # Room for a multipart body's boundaries and part headers around the image itself.
 MULTIPART_OVERHEAD = 64 * 1024
+# What a client is told to wait when every upload slot is taken.
+UPLOAD_RETRY_AFTER_MS = 1000
 
 
-@tornado.web.stream_request_body
+class UploadSlots:
+    """How many uploads this process takes at once (``CRONCHAT_MEDIA_MAX_CONCURRENT_UPLOADS``):
+    each holds up to the media limit in memory, then decoding time in the blocking pool."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.taken = 0
+
+    def take(self) -> None:
+        if self.taken >= self.capacity:
+            raise Unavailable(
+                "too many uploads at once; try again shortly",
+                retry_after_ms=UPLOAD_RETRY_AFTER_MS,
+            )
+        self.taken += 1
+
+    def give_back(self) -> None:
+        self.taken -= 1
+
+
 class ImageBodyHandler(BaseHandler):
     """Takes an image as its body streams in: the raw bytes, or the multipart field ``file``.
 
-    The body is counted as it arrives: past the limit, the answer is 413 at once and the
-    rest is never read (a Content-Length over the limit is refused before any of it)."""
+    The body limit is the media limit (BaseHandler judges and counts it); an upload holds
+    one of the process's upload slots from its headers to its answer."""
+
+    _holds_slot = False
 
     rate_rules = {"POST": UPLOADS, "PUT": UPLOADS}
 
     def body_limit(self) -> int:
-        return self.runtime.settings.media_max_bytes + MULTIPART_OVERHEAD
+        if self.request.method in ("POST", "PUT"):
+            return self.runtime.settings.media_max_bytes + MULTIPART_OVERHEAD
+        return super().body_limit()
 
     async def prepare(self) -> None:
-        self._chunks: list[bytes] = []
-        self._received = 0
         await super().prepare()
+        if self.request.method in ("POST", "PUT"):
+            self.application.settings["upload_slots"].take()
+            self._holds_slot = True
 
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        self._received += len(chunk)
-        if self._received > self.body_limit():
-            self._chunks.clear()
-            error = PayloadTooLarge(f"the body is larger than {self.body_limit()} bytes")
-            self.send_error(error.status, exc_info=(type(error), error, None))
-            return
-        self._chunks.append(chunk)
+    def on_finish(self) -> None:
+        self._give_back_slot()
+
+    def on_connection_close(self) -> None:
+        self._give_back_slot()
+        super().on_connection_close()
+
+    def _give_back_slot(self) -> None:
+        if self._holds_slot:
+            self._holds_slot = False
+            self.application.settings["upload_slots"].give_back()
 
     def image_body(self) -> bytes:
         """The image bytes of the body, whichever way they came."""
-        body = b"".join(self._chunks)
-        self._chunks.clear()
+        body = self.body_bytes()
         content_type = self.request.headers.get("Content-Type", "")
         if not content_type.lower().startswith("multipart/form-data"):
             return body

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -306,9 +305,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return None
         self._s.heard = time.monotonic()
         try:
-            frame = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            self.error(None, Invalid("the frame is not valid JSON"))
+            frame = validation.load_json(raw, "the frame")
+        except Invalid as error:
+            self.error(None, error)
             return None
         if not isinstance(frame, dict):
             self.error(None, Invalid("a frame is a JSON object with a type"))
