@@ -649,3 +649,69 @@ async def test_silent_database_partition_answers_503_in_bounded_time(
     finally:
         server.stop()
 
+
+async def test_hole_skipped_live_is_refilled_by_resume(
+    own_redis: OwnRedis,
+    redis_proxy: Proxy,
+    mysql_url: str,
+    mysql_proxy: Proxy,
+    tmp_path: Path,
+    client: Any,
+) -> None:
+    """A notice that never arrives (its server is cut off from Redis), then the next one
+    arrives while the database cannot fill the hole: the hub skips ahead with ``resync``,
+    and ``resume`` must bring the hole, and only the hole."""
+    ensure_migrated(mysql_url, tmp_path)
+    database, data = via(mysql_url, mysql_proxy), tmp_path / "data"
+    slow_redis = Proxy(own_redis.port)
+    cut_off = Server(
+        cronchat_env(database, data, CRONCHAT_REDIS_URL=via(own_redis.url, redis_proxy)),
+        free_port(),
+    )
+    bobs = Server(
+        cronchat_env(database, data, CRONCHAT_REDIS_URL=own_redis.url, CRONCHAT_DB_TIMEOUT="1"),
+        free_port(),
+    )
+    slow = Server(
+        cronchat_env(
+            database,
+            data,
+            CRONCHAT_REDIS_URL=via(own_redis.url, slow_redis),
+            CRONCHAT_REDIS_TIMEOUT="10",
+        ),
+        free_port(),
+    )
+    try:
+        api, slow_api = Api(client, cut_off.url), Api(client, slow.url)
+        alice, bob = await api.register(), await api.register()
+        room = await api.direct(alice, bob)
+        bob_ws = await Socket.connect(bobs.url, bob["token"])
+        first = await api.send(alice, room["id"], "first")
+        (seen,) = await bob_ws.events(room["id"], 1)
+        assert seen["data"]["id"] == first["id"]
+
+        redis_proxy.cut()
+        path = f"/api/v1/rooms/{room['id']}/messages"
+        body = {"client_msg_id": "unheard", "text": "unheard"}
+        await post_within(client, cut_off.url, path, body, alice["token"], 5)
+        stored = await slow_api.get(f"{path}?after_seq={seen['seq']}", alice["token"])
+        (unheard,) = stored.body["messages"]  # committed; its notice never left its server
+
+        slow_redis.delay = 2.0  # the next notice reaches Bob's server once the database is cut
+        third = await slow_api.send(alice, room["id"], "third")
+        mysql_proxy.cut()
+        await bob_ws.expect("resync", timeout=20)
+        (live,) = await bob_ws.events(room["id"], 1)
+        assert live["data"]["id"] == third["id"]  # delivered live past the hole
+
+        mysql_proxy.heal()
+        await eventually(lambda: _async(readiness(bobs.url) == 200), 30, "database back")
+        resumed = await bob_ws.request({"type": "resume", "rooms": {room["id"]: seen["seq"]}})
+        assert resumed["result"] == {"rooms": {room["id"]: "ok"}}
+        replayed = [f["event"]["data"]["id"] for f in bob_ws.backlog if f["type"] == "event"]
+        assert replayed == [unheard["id"]], "the hole, and only the hole, is replayed"
+        bob_ws.close()
+    finally:
+        for server in (cut_off, bobs, slow):
+            server.stop()
+        slow_redis.stop()
