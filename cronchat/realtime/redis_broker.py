@@ -123,11 +123,12 @@ class RedisBroker:
         self._queue[:0] = [notice for notice in batch if notice.get("kind") not in _NOT_KEPT]
         self._trim()
 
-    async def _publish(self, notices: list[Notice]) -> bool:
+    async def _publish(self, notices: list[Notice], rounds: int = 3) -> bool:
+        """One publication, within ``rounds`` timeouts (a new connection costs a few)."""
         payload = json.dumps({"origin": self._origin, "notices": notices}, ensure_ascii=False)
         try:
-            # Each exchange is bounded by the socket timeout; a new connection costs a few.
-            await asyncio.wait_for(self._client.publish(self._channel, payload), 3 * self._timeout)
+            publishing = self._client.publish(self._channel, payload)
+            await asyncio.wait_for(publishing, rounds * self._timeout)
         except (RedisError, OSError) as error:  # TimeoutError is an OSError
             self._lost(error)
             self._publish_failed = True  # the subscription starts afresh too
@@ -222,7 +223,7 @@ class RedisBroker:
         if self._queue:
             batch, self._queue = self._queue, []
             self.connected = False
-            await self._publish(batch)
+            await self._publish(batch, rounds=1)
         await _quietly(self._client.aclose())
         self._subscribers.clear()
 

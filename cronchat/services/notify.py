@@ -13,6 +13,8 @@ from cronchat.views import event_json, shared_message_json, summary_json
 
 class Notifier:
     """Publishes after commit, never before: a notice describes what is already durable.
+    Publishing never waits for other processes (the broker queues for them), so that an
+    ack depends on its commit only.
 
     Notices carry JSON as sent, media URLs signed here once per notice, so that every
     recipient gets the same bytes."""
