@@ -314,6 +314,7 @@ class Database:
                     user=self.url.user,
                     password=self.url.password.reveal(),
                     database=self.url.database,
+                    autocommit=True,
                     connect_timeout=self.timeout,
                     read_timeout=self.timeout,
                     write_timeout=self.timeout,

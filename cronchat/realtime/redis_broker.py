@@ -201,10 +201,16 @@ class RedisBroker:
                 self._restored()
             if kind != "message":
                 continue  # a pong, a subscription confirmation
-            publication = json.loads(message["data"])
+            try:
+                publication = json.loads(message["data"])
+            except ValueError:
+                log.warning("redis publication not understood; skipped")
+                continue
+            if isinstance(publication, list):  # a process of the version before origins
+                publication = {"notices": publication}
             if publication.get("origin") == self._origin:
                 continue
-            for notice in publication["notices"]:
+            for notice in publication.get("notices", ()):
                 hand_to(self._subscribers, notice)
 
     async def check(self) -> bool:
