@@ -204,10 +204,12 @@ class RedisBroker:
             try:
                 publication = json.loads(message["data"])
             except ValueError:
-                log.warning("redis publication not understood; skipped")
-                continue
+                publication = None
             if isinstance(publication, list):  # a process of the version before origins
                 publication = {"notices": publication}
+            if not isinstance(publication, dict):
+                log.warning("redis publication not understood; skipped")
+                continue
             if publication.get("origin") == self._origin:
                 continue
             for notice in publication.get("notices", ()):
