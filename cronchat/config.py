@@ -196,6 +196,10 @@ class Settings:
     media_max_concurrent_uploads: int = 8
     media_url_ttl: int = 3600
     db_pool_size: int = 8
+    # Seconds one database call may wait on the network (read, write, connect) before it
+    # fails as unavailable, and seconds Redis may stay silent before it counts as away.
+    db_timeout: int = 10
+    redis_timeout: int = 5
     ws_auth_timeout: int = 10
     ws_ping_interval: int = 20
     ws_buffer_bytes: int = 1024 * 1024
@@ -255,6 +259,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     ),
     "MEDIA_URL_TTL": ("media_url_ttl", lambda n, v: _int(n, v, 10)),
     "DB_POOL_SIZE": ("db_pool_size", lambda n, v: _int(n, v, 1, 256)),
+    "DB_TIMEOUT": ("db_timeout", lambda n, v: _int(n, v, 1, 3600)),
+    "REDIS_TIMEOUT": ("redis_timeout", lambda n, v: _int(n, v, 1, 600)),
     "WS_AUTH_TIMEOUT": ("ws_auth_timeout", lambda n, v: _int(n, v, 1, 600)),
     "WS_PING_INTERVAL": ("ws_ping_interval", lambda n, v: _int(n, v, 1, 3600)),
     "WS_BUFFER_BYTES": ("ws_buffer_bytes", lambda n, v: _int(n, v, 4096)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from cronchat.blocking import BlockingPool
@@ -33,6 +34,9 @@ from storage.s3 import S3Storage
 
 log = logging.getLogger("cronchat.runtime")
 
+# /readyz answers within this, whatever hangs: a check that has not answered by then fails.
+READY_BUDGET_SECONDS = 2.0
+
 
 @dataclass(slots=True)
 class Services:
@@ -46,14 +50,14 @@ class Services:
 class Runtime:
     def __init__(self, settings: Settings, worker: int = 0) -> None:
         self.settings = settings
-        self.db = Database(settings.database, settings.db_pool_size)
+        self.db = Database(settings.database, settings.db_pool_size, settings.db_timeout)
         self.blocking = BlockingPool()
         self.storage = open_storage(settings)
         self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
         self.rate_limits = RateLimits(settings)
         redis_url = settings.redis_url.reveal()
         self.broker: Broker = (
-            RedisBroker(redis_url, f"{deployment_prefix(settings)}:notices")
+            RedisBroker(redis_url, f"{deployment_prefix(settings)}:notices", settings.redis_timeout)
             if redis_url
             else InProcessBroker()
         )
@@ -111,13 +115,19 @@ class Runtime:
         self._keep_alive = asyncio.create_task(self.hub.keep_alive(self.settings.ws_ping_interval))
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {
-            "database": await self.db.check(),
-            "storage": await self.services.media.storage_ready(),
+        """Each dependency's check, run side by side within one short budget: a database or
+        store that stopped answering makes readiness false, never slow. The broker's check
+        is its connection's state, not a probe of its own."""
+        checks: dict[str, Awaitable[bool]] = {
+            "database": self.db.check(READY_BUDGET_SECONDS),
+            "storage": self.services.media.storage_ready(),
         }
         if self.settings.redis_url.reveal():
-            checks["broker"] = await self.broker.check()
-        return checks
+            checks["broker"] = self.broker.check()
+        outcomes = await asyncio.gather(
+            *(_within(check, READY_BUDGET_SECONDS) for check in checks.values())
+        )
+        return dict(zip(checks, outcomes, strict=True))
 
     async def close(self) -> None:
         if self._keep_alive is not None:
@@ -126,6 +136,13 @@ class Runtime:
         await self.broker.close()
         self.blocking.close()
         self.db.close()
+
+
+async def _within(check: Awaitable[bool], seconds: float) -> bool:
+    try:
+        return await asyncio.wait_for(check, seconds)
+    except TimeoutError:
+        return False
 
 
 def deployment_prefix(settings: Settings) -> str:

@@ -1,13 +1,17 @@
 """Faults survived, with real processes: a Redis and a MariaDB of the test's own are stopped
-and started again (the shared ones stay up), and a worker is killed while clients send."""
+and started again (the shared ones stay up), a worker is killed while clients send, and a
+proxy of the test's own cuts a server off from Redis or MariaDB without closing anything (a
+silent partition) or delays what crosses it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,9 +22,9 @@ from typing import Any
 import pymysql
 import pytest
 from test_scale import Server, free_port
-from tornado.httpclient import AsyncHTTPClient
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service
+from conftest import MYSQL_PORT, Api, Reply, Socket, cronchat_env, ensure_migrated, missing_service
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 
@@ -43,9 +47,10 @@ async def eventually(check: Any, timeout: float = 30, what: str = "condition") -
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def readiness(url: str) -> int:
+def readiness(url: str, timeout: float = 3) -> int:
+    """The status of ``/readyz``, 0 when it does not answer within ``timeout``."""
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=3) as answer:
+        with urllib.request.urlopen(url + "/readyz", timeout=timeout) as answer:
             return answer.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -328,3 +333,385 @@ async def test_killed_worker_loses_no_acknowledged_message(
     finally:
         server.stop()
         redis.stop()
+
+
+class _Link:
+    """One proxied connection: the client's side and the target's."""
+
+    def __init__(self, cut: bool) -> None:
+        self.cut = cut  # opened or caught in a cut: dropped when the cut heals
+        self.writers: list[asyncio.StreamWriter] = []
+
+    def drop(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+
+
+class Proxy:
+    """A TCP proxy of the test's own, in a thread of its own (the test's loop blocks on
+    urllib): it forwards to ``target_port``, delays each chunk by ``delay`` seconds, and
+    ``cut()`` stops forwarding without closing anything, as a partition that drops packets.
+    When it heals, the connections of the cut are dropped (as after a partition longer than
+    TCP keeps trying, so no stale bytes arrive late) and new ones work."""
+
+    def __init__(self, target_port: int, delay: float = 0.0) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self._loop = asyncio.new_event_loop()
+        self._links: set[_Link] = set()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self._thread.start()
+        assert started.wait(10), "proxy did not start"
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        started.set()
+        self._loop.run_forever()
+
+    async def _start(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    def cut(self) -> None:
+        self._call(self._cut())
+
+    def heal(self) -> None:
+        self._call(self._heal())
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._call(self._stop())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    async def _cut(self) -> None:
+        self._flowing.clear()
+        for link in self._links:
+            link.cut = True
+
+    async def _heal(self) -> None:
+        for link in [link for link in self._links if link.cut]:
+            link.drop()
+        self._flowing.set()
+
+    async def _stop(self) -> None:
+        self._server.close()
+        for link in list(self._links):
+            link.drop()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = _Link(cut=not self._flowing.is_set())
+        link.writers.append(writer)
+        try:
+            target_reader, target_writer = await asyncio.open_connection(
+                "127.0.0.1", self.target_port
+            )
+        except OSError:
+            link.drop()
+            return
+        link.writers.append(target_writer)
+        self._links.add(link)
+        try:
+            await asyncio.gather(
+                self._pump(link, reader, target_writer),
+                self._pump(link, target_reader, writer),
+                return_exceptions=True,
+            )
+        finally:
+            self._links.discard(link)
+            link.drop()
+
+    async def _pump(
+        self, link: _Link, source: asyncio.StreamReader, destination: asyncio.StreamWriter
+    ) -> None:
+        """One direction: chunks leave ``delay`` after they came, in order, while flowing."""
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def read() -> None:
+            while True:
+                data = await source.read(65536)
+                chunks.put_nowait((loop.time(), data))
+                if not data:
+                    return
+
+        reading = asyncio.ensure_future(read())
+        try:
+            while True:
+                arrived, data = await chunks.get()
+                wait = arrived + self.delay - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self._flowing.wait()
+                if link.cut or not data:
+                    return
+                destination.write(data)
+                await destination.drain()
+        finally:
+            reading.cancel()
+            link.drop()
+
+
+@pytest.fixture
+def redis_proxy(own_redis: OwnRedis) -> Iterator[Proxy]:
+    proxy = Proxy(own_redis.port)
+    yield proxy
+    proxy.stop()
+
+
+def via(url: str, proxy: Proxy) -> str:
+    """The same service URL, through the proxy."""
+    scheme, rest = url.split("://", 1)
+    address, _, path = rest.partition("/")
+    host = address.rsplit("@", 1)
+    credentials = host[0] + "@" if len(host) == 2 else ""
+    return f"{scheme}://{credentials}127.0.0.1:{proxy.port}/{path}"
+
+
+async def post_within(
+    client: AsyncHTTPClient, url: str, path: str, body: dict, token: str, seconds: float
+) -> Reply:
+    """A POST that gives up after ``seconds`` (status 599 then): a bound, not a timing."""
+    request = HTTPRequest(
+        url + path,
+        method="POST",
+        body=json.dumps(body),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        request_timeout=seconds,
+    )
+    response = await client.fetch(request, raise_error=False)
+    parsed = json.loads(response.body) if response.body else None
+    return Reply(response.code, parsed, response.headers)
+
+
+def send_frame(room_id: str, client_msg_id: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "message.send",
+        "room_id": room_id,
+        "client_msg_id": client_msg_id,
+        "text": text,
+    }
+
+
+def stderr_of(server: Server) -> str:
+    """What a stopped server wrote to stderr (its log)."""
+    assert server.process.stderr is not None
+    return server.process.stderr.read().decode(errors="replace")
+
+
+async def test_silent_redis_partition_keeps_sends_acked_and_delivered_locally(
+    own_redis: OwnRedis, redis_proxy: Proxy, mysql_url: str, tmp_path: Path, client: Any
+) -> None:
+    ensure_migrated(mysql_url, tmp_path)
+    cut_off = Server(
+        cronchat_env(
+            mysql_url,
+            tmp_path / "data",
+            CRONCHAT_REDIS_URL=via(own_redis.url, redis_proxy),
+            CRONCHAT_REDIS_TIMEOUT="1",
+        ),
+        free_port(),
+    )
+    other = Server(
+        cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=own_redis.url),
+        free_port(),
+    )
+    try:
+        api = Api(client, cut_off.url)
+        alice, bob, carol = await api.register(), await api.register(), await api.register()
+        room = await api.group(alice, bob, carol)
+        alice_ws = await Socket.connect(cut_off.url, alice["token"])
+        bob_ws = await Socket.connect(cut_off.url, bob["token"])
+        carol_ws = await Socket.connect(other.url, carol["token"])
+
+        redis_proxy.cut()
+        acked = []
+        for n in range(3):
+            answer = await alice_ws.request(send_frame(room["id"], f"p{n}", f"cut off {n}"), 5)
+            assert answer["type"] == "ack", answer
+            acked.append(answer["result"]["message"]["id"])
+        for ws in (alice_ws, bob_ws):  # the sender's own socket and a local member, at once
+            assert [e["data"]["id"] for e in await ws.events(room["id"], 3)] == acked
+        await eventually(
+            lambda: _async(readiness(cut_off.url) == 503), 15, "the dead broker noticed"
+        )
+
+        redis_proxy.heal()
+        await alice_ws.expect("resync", timeout=15)
+        await bob_ws.expect("resync", timeout=15)
+        await eventually(lambda: _async(readiness(cut_off.url) == 200), 15, "readyz 200 again")
+        # What the cut-off server published during the partition reaches the others after.
+        assert [e["data"]["id"] for e in await carol_ws.events(room["id"], 3, 15)] == acked
+        after = await api.send(alice, room["id"], "healed")
+        for ws in (alice_ws, bob_ws, carol_ws):  # live again, and nothing came twice
+            (event,) = await ws.events(room["id"], 1)
+            assert event["data"]["id"] == after["id"]
+        for ws in (alice_ws, bob_ws, carol_ws):
+            ws.close()
+    finally:
+        cut_off.stop()
+        other.stop()
+    lost = [line for line in stderr_of(cut_off).splitlines() if "redis unreachable" in line]
+    assert len(lost) == 1, lost  # one warning for the whole partition
+
+
+async def test_readiness_stays_up_under_redis_latency(
+    own_redis: OwnRedis, mysql_url: str, tmp_path: Path, client: Any
+) -> None:
+    slow = Proxy(own_redis.port, delay=0.4)  # 400 ms each way
+    ensure_migrated(mysql_url, tmp_path)
+    server = None
+    try:
+        server = Server(
+            cronchat_env(
+                mysql_url,
+                tmp_path / "data",
+                CRONCHAT_REDIS_URL=via(own_redis.url, slow),
+                CRONCHAT_REDIS_TIMEOUT="2",
+            ),
+            free_port(),
+        )
+        api = Api(client, server.url)
+        alice, bob = await api.register(), await api.register()
+        room = await api.direct(alice, bob)
+        bob_ws = await Socket.connect(server.url, bob["token"])
+        statuses = []
+        for n in range(10):
+            statuses.append(readiness(server.url, timeout=5))
+            sent = await api.send(alice, room["id"], f"slow {n}")
+            (event,) = await bob_ws.events(room["id"], 1)
+            assert event["data"]["id"] == sent["id"]
+            await asyncio.sleep(0.3)
+        assert statuses == [200] * 10
+        bob_ws.close()
+    finally:
+        if server is not None:
+            server.stop()
+        slow.stop()
+
+
+@pytest.fixture
+def mysql_proxy() -> Iterator[Proxy]:
+    proxy = Proxy(MYSQL_PORT)
+    yield proxy
+    proxy.stop()
+
+
+async def test_silent_database_partition_answers_503_in_bounded_time(
+    mysql_url: str, mysql_proxy: Proxy, tmp_path: Path, client: Any
+) -> None:
+    ensure_migrated(mysql_url, tmp_path)
+    server = Server(
+        cronchat_env(via(mysql_url, mysql_proxy), tmp_path / "data", CRONCHAT_DB_TIMEOUT="1"),
+        free_port(),
+    )
+    try:
+        api = Api(client, server.url)
+        alice, bob = await api.register(), await api.register()
+        room = await api.group(alice, bob)
+        alice_ws = await Socket.connect(server.url, alice["token"])
+        path = f"/api/v1/rooms/{room['id']}/messages"
+
+        mysql_proxy.cut()
+        await eventually(
+            lambda: _async(readiness(server.url, timeout=5) == 503), 20, "readyz 503, not a hang"
+        )
+        down = await post_within(
+            client, server.url, path, {"client_msg_id": "rest", "text": "x"}, alice["token"], 20
+        )
+        assert down.status == 503 and down.body["error"]["code"] == "unavailable", down
+        refused = await alice_ws.request(send_frame(room["id"], "ws", "y"), 20)
+        assert refused["type"] == "error" and refused["code"] == "unavailable", refused
+        assert readiness(server.url, timeout=5) == 503
+
+        mysql_proxy.heal()
+        await eventually(lambda: _async(readiness(server.url) == 200), 30, "service back")
+        again = await post_within(
+            client, server.url, path, {"client_msg_id": "rest", "text": "x"}, alice["token"], 20
+        )
+        assert again.status in (200, 201), again
+        resent = await alice_ws.request(send_frame(room["id"], "ws", "y"), 20)
+        assert resent["type"] == "ack", resent
+        history = await api.get(path, bob["token"])
+        assert sorted(m["text"] for m in history.body["messages"]) == ["x", "y"]  # once each
+        alice_ws.close()
+    finally:
+        server.stop()
+
+
+async def test_hole_skipped_live_is_refilled_by_resume(
+    own_redis: OwnRedis,
+    redis_proxy: Proxy,
+    mysql_url: str,
+    mysql_proxy: Proxy,
+    tmp_path: Path,
+    client: Any,
+) -> None:
+    """A notice that never arrives (its server is cut off from Redis), then the next one
+    arrives while the database cannot fill the hole: the hub skips ahead with ``resync``,
+    and ``resume`` must bring the hole, and only the hole."""
+    ensure_migrated(mysql_url, tmp_path)
+    database, data = via(mysql_url, mysql_proxy), tmp_path / "data"
+    slow_redis = Proxy(own_redis.port)
+    cut_off = Server(
+        cronchat_env(database, data, CRONCHAT_REDIS_URL=via(own_redis.url, redis_proxy)),
+        free_port(),
+    )
+    bobs = Server(
+        cronchat_env(database, data, CRONCHAT_REDIS_URL=own_redis.url, CRONCHAT_DB_TIMEOUT="1"),
+        free_port(),
+    )
+    slow = Server(
+        cronchat_env(
+            database,
+            data,
+            CRONCHAT_REDIS_URL=via(own_redis.url, slow_redis),
+            CRONCHAT_REDIS_TIMEOUT="10",
+        ),
+        free_port(),
+    )
+    try:
+        api, slow_api = Api(client, cut_off.url), Api(client, slow.url)
+        alice, bob = await api.register(), await api.register()
+        room = await api.direct(alice, bob)
+        bob_ws = await Socket.connect(bobs.url, bob["token"])
+        first = await api.send(alice, room["id"], "first")
+        (seen,) = await bob_ws.events(room["id"], 1)
+        assert seen["data"]["id"] == first["id"]
+
+        redis_proxy.cut()
+        path = f"/api/v1/rooms/{room['id']}/messages"
+        body = {"client_msg_id": "unheard", "text": "unheard"}
+        await post_within(client, cut_off.url, path, body, alice["token"], 5)
+        stored = await slow_api.get(f"{path}?after_seq={seen['seq']}", alice["token"])
+        (unheard,) = stored.body["messages"]  # committed; its notice never left its server
+
+        slow_redis.delay = 2.0  # the next notice reaches Bob's server once the database is cut
+        third = await slow_api.send(alice, room["id"], "third")
+        mysql_proxy.cut()
+        await bob_ws.expect("resync", timeout=20)
+        (live,) = await bob_ws.events(room["id"], 1)
+        assert live["data"]["id"] == third["id"]  # delivered live past the hole
+
+        mysql_proxy.heal()
+        await eventually(lambda: _async(readiness(bobs.url) == 200), 30, "database back")
+        resumed = await bob_ws.request({"type": "resume", "rooms": {room["id"]: seen["seq"]}})
+        assert resumed["result"] == {"rooms": {room["id"]: "ok"}}
+        replayed = [f["event"]["data"]["id"] for f in bob_ws.backlog if f["type"] == "event"]
+        assert replayed == [unheard["id"]], "the hole, and only the hole, is replayed"
+        bob_ws.close()
+    finally:
+        for server in (cut_off, bobs, slow):
+            server.stop()
+        slow_redis.stop()

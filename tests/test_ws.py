@@ -290,6 +290,42 @@ async def test_resume_too_far_behind_says_resync_required(api: Api, connect: Any
     }
 
 
+async def test_resume_of_many_rooms_replays_each_room_in_order(api: Api, connect: Any) -> None:
+    alice, bob = await api.register(), await api.register()
+    rooms = [await api.group(alice, bob, name=f"Room {n}") for n in range(12)]
+    quiet = await api.group(alice, bob, name="Quiet")
+    stranger = await api.group(await api.register(), name="Not Bob's")
+    for n in range(3):
+        for index, room in enumerate(rooms):
+            await api.send(alice, room["id"], f"{index}:{n}")
+    bob_ws = await connect(bob["token"])
+    asked = {room["id"]: room["last_seq"] for room in rooms}
+    asked[quiet["id"]] = quiet["last_seq"]
+    asked[stranger["id"]] = 0
+    resumed = await bob_ws.request({"type": "resume", "rooms": asked})
+    expected = {room["id"]: "ok" for room in rooms}
+    expected.update({quiet["id"]: "ok", stranger["id"]: "not_found"})
+    assert resumed["result"] == {"rooms": expected}
+    replayed = [f["event"] for f in bob_ws.backlog if f["type"] == "event"]
+    for index, room in enumerate(rooms):
+        of_room = [e for e in replayed if e["room_id"] == room["id"]]
+        assert [e["data"]["text"] for e in of_room] == [f"{index}:{n}" for n in range(3)]
+        assert [e["seq"] for e in of_room] == [room["last_seq"] + n for n in (1, 2, 3)]
+    assert len(replayed) == 36  # nothing of the quiet room, nothing of the stranger's
+
+
+async def test_resume_work_per_second_is_bounded(api: Api, connect: Any) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    many = {f"room{n:04d}": 0 for n in range(1000)}
+    first = await ws.request({"type": "resume", "rooms": many})
+    assert first["type"] == "ack" and set(first["result"]["rooms"].values()) == {"not_found"}
+    second = await ws.request({"type": "resume", "rooms": many})
+    assert second["type"] == "error" and second["code"] == "rate_limited", second
+    assert second["retry_after_ms"] > 0
+    assert (await ws.request({"type": "ping"}))["type"] == "pong"
+
+
 async def test_second_device_gets_everything_and_reads_sync(api: Api, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_phone = await direct_chat(api, connect)
     bob_laptop = await connect(bob["token"])

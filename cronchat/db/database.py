@@ -115,10 +115,15 @@ class Database:
     ``run`` executes a write transaction, ``read`` a read-only one. On SQLite there is a single
     writer thread (SQLite allows one writer at a time, so queueing here beats busy-waiting) and
     a few reader threads; on MySQL every thread can write and DBUtils pools the connections.
+
+    Every wait is bounded by ``timeout`` seconds: each network step of MySQL (connect, read,
+    write), and the wait for a thread, so that a database cut off answers ``Unavailable``
+    in bounded time instead of holding its callers until it returns.
     """
 
-    def __init__(self, url: DatabaseUrl, pool_size: int = 8) -> None:
+    def __init__(self, url: DatabaseUrl, pool_size: int = 8, timeout: float = 10) -> None:
         self.url = url
+        self.timeout = timeout
         # Called with the seconds a transaction waited for a worker thread (metrics).
         self.observe_wait: Callable[[float], None] | None = None
         self.dialect = SQLITE if url.dialect == "sqlite" else MYSQL
@@ -148,10 +153,17 @@ class Database:
                 database=url.database,
                 charset="utf8mb4",
                 autocommit=False,
-                connect_timeout=5,
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                write_timeout=timeout,
                 cursorclass=pymysql.cursors.DictCursor,
                 init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
             )
+        # Readiness probes: a thread and a connection of their own, so that a probe never
+        # waits for a pool thread held by a hung query, nor holds one.
+        self._checker = ThreadPoolExecutor(1, thread_name_prefix="db-check")
+        self._probe: asyncio.Future[None] | None = None
+        self._answering = True
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` as one write transaction in a worker thread."""
@@ -170,8 +182,13 @@ class Database:
     def _timed(
         self, queued_at: float, fn: Callable[..., T], args: tuple[Any, ...], write: bool
     ) -> T:
+        waited = time.monotonic() - queued_at
         if self.observe_wait is not None:
-            self.observe_wait(time.monotonic() - queued_at)
+            self.observe_wait(waited)
+        if waited > self.timeout:
+            # Threads were held (by a database that stopped answering, say): the caller has
+            # waited long enough, and work queued behind them drains without touching it.
+            raise Unavailable("the database is busy, try again shortly")
         return self._transaction(fn, args, write)
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
@@ -263,15 +280,64 @@ class Database:
         """Raise if the database does not answer (blocking; used by readiness checks)."""
         self.run_sync(lambda tx: tx.scalar("SELECT 1"))
 
-    async def check(self) -> bool:
+    async def check(self, budget: float) -> bool:
+        """Whether the database answers within ``budget`` seconds. While one probe is still
+        out (a database that stopped answering holds it up to ``timeout``), later checks
+        wait for the same probe rather than queue more."""
+        if self._probe is None:
+            probe = asyncio.get_running_loop().run_in_executor(self._checker, self._probe_once)
+            probe.add_done_callback(self._probe_done)
+            self._probe = probe
         try:
-            await self.read(lambda tx: tx.scalar("SELECT 1"))
+            await asyncio.wait_for(asyncio.shield(self._probe), budget)
         except Exception as error:  # readiness reports any failure, whatever its kind
-            log.warning("readiness database check failed error=%s", type(error).__name__)
+            if self._answering:
+                log.warning("readiness database check failed error=%s", type(error).__name__)
+            self._answering = False
             return False
+        if not self._answering:
+            log.info("readiness database check answers again")
+        self._answering = True
         return True
 
+    def _probe_done(self, probe: asyncio.Future[None]) -> None:
+        self._probe = None
+        if not probe.cancelled():
+            probe.exception()  # retrieved: a probe nobody waited for any more is not an error
+
+    def _probe_once(self) -> None:
+        """``SELECT 1`` on the probe thread's own connection (blocking)."""
+        if self.dialect is SQLITE:
+            self._sqlite_transaction(lambda tx: tx.scalar("SELECT 1"), (), False)
+            return
+        connection = getattr(self._local, "probe", None)
+        try:
+            if connection is None:
+                connection = self._local.probe = pymysql.connect(
+                    host=self.url.host,
+                    port=self.url.port,
+                    user=self.url.user,
+                    password=self.url.password.reveal(),
+                    database=self.url.database,
+                    autocommit=True,
+                    connect_timeout=self.timeout,
+                    read_timeout=self.timeout,
+                    write_timeout=self.timeout,
+                )
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+        except pymysql.err.MySQLError:
+            self._local.probe = None
+            if connection is not None:
+                try:
+                    connection.close()
+                except pymysql.err.Error:
+                    pass
+            raise
+
     def close(self) -> None:
+        self._checker.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True, cancel_futures=False)
         if self._reader is not self._writer:
             self._reader.shutdown(wait=True)

@@ -49,6 +49,8 @@ class Connection(Protocol):
 
     def send_event(self, room_id: str, seq: int, frame: bytes) -> None: ...
 
+    def skipped(self, room_id: str, from_seq: int, to_seq: int) -> None: ...
+
     def close_with(self, code: int, reason: str) -> None: ...
 
     def keep_alive(self, heard_since: float) -> None: ...
@@ -328,10 +330,16 @@ class Hub:
             if event["seq"] >= stream.next_seq:
                 stream.waiting.setdefault(event["seq"], {"kind": "event", "event": event})
         if stream.next_seq not in stream.waiting:
-            # Still missing: skip ahead and let the clients catch up by seq.
+            # Still missing: skip ahead and let the clients catch up by seq. Each socket
+            # learns which seqs it never got, so that its next resume sends them even
+            # though later ones came live.
             log.warning("gap not filled room_id=%s from_seq=%d", room_id, stream.next_seq)
             self._to_room(room_id, encode({"type": "resync"}))
-            stream.next_seq = min(stream.waiting)
+            resumed_at = min(stream.waiting)
+            for user_id in stream.members:
+                for connection in self._by_user.get(user_id, ()):
+                    connection.skipped(room_id, stream.next_seq, resumed_at - 1)
+            stream.next_seq = resumed_at
         first = stream.waiting.pop(stream.next_seq)
         self._on_event(first)
 

@@ -79,6 +79,38 @@ def events_of_messages(tx: Tx, message_ids: list[str]) -> list[Event]:
     return [_event(row) for row in rows]
 
 
+def readable_heads(tx: Tx, user_id: str, room_ids: list[str]) -> dict[str, int]:
+    """The last seq of each of these rooms whose log the user may read: the rooms they are a
+    member of, deleted ones included (their members catch up to ``room.deleted``). Seqs are
+    gap-free, so a room's last seq says how many events a client is behind."""
+    if not room_ids:
+        return {}
+    marks, params = in_list(room_ids)
+    rows = tx.all(
+        "SELECT r.id, r.last_seq FROM room_members m JOIN rooms r ON r.id = m.room_id"
+        f" WHERE m.user_id = %s AND m.room_id IN ({marks})",
+        (user_id, *params),
+    )
+    return {row["id"]: row["last_seq"] for row in rows}
+
+
+def events_in_ranges(tx: Tx, ranges: dict[str, tuple[int, int]]) -> list[Event]:
+    """The events of several rooms, each room's in (after_seq, up_to_seq], in one statement
+    (each range a slice of the primary key), ordered by room and seq."""
+    if not ranges:
+        return []
+    condition = " OR ".join(["(room_id = %s AND seq > %s AND seq <= %s)"] * len(ranges))
+    params = tuple(
+        value for room_id, (after, up_to) in ranges.items() for value in (room_id, after, up_to)
+    )
+    rows = tx.all(
+        "SELECT room_id, seq, type, actor_id, at, data FROM room_events"
+        f" WHERE {condition} ORDER BY room_id, seq",
+        params,
+    )
+    return [_event(row) for row in rows]
+
+
 def replace_data(tx: Tx, changed: list[Event]) -> None:
     """Store new ``data`` for events already recorded: redaction rewrites history."""
     if changed:

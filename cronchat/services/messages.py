@@ -46,6 +46,17 @@ class MarkRead:
 
 
 @dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What one room's catch-up replays: its events after the client's seq up to
+    ``last_seq``, the room's last seq when read; not ``complete`` when there were more than
+    the caller allows (none are read then: the client pages ``/events``)."""
+
+    events: list[Event]
+    complete: bool
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Send:
     """One send, checked for shape, on its way into a group commit."""
 
@@ -183,6 +194,36 @@ class Messages:
         if rooms.find_membership(tx, room_id, user_id, include_deleted=True) is None:
             raise NotFound("no such room")
         return events.events_after(tx, room_id, after_seq, limit)
+
+    async def events_after_many(
+        self, user: User, after_seqs: dict[str, int], limit: int, budget: int
+    ) -> dict[str, CatchUp]:
+        """Catch-up of many rooms in one read transaction of two statements: each room's
+        events with seq above the given one, ascending. A room past ``limit`` events, or
+        past what is left of ``budget`` (all rooms together, in the order given), is not
+        complete. Rooms the user cannot read are left out."""
+        return await self.db.read(self._events_many_tx, user.id, after_seqs, limit, budget)
+
+    @staticmethod
+    def _events_many_tx(
+        tx: Tx, user_id: str, after_seqs: dict[str, int], limit: int, budget: int
+    ) -> dict[str, CatchUp]:
+        heads = events.readable_heads(tx, user_id, list(after_seqs))
+        caught: dict[str, CatchUp] = {}
+        ranges: dict[str, tuple[int, int]] = {}
+        for room_id, after_seq in after_seqs.items():
+            if room_id not in heads:
+                continue
+            last_seq = heads[room_id]
+            missed = max(0, last_seq - after_seq)
+            complete = missed <= min(limit, budget)
+            caught[room_id] = CatchUp([], complete, last_seq)
+            if complete and missed:
+                budget -= missed
+                ranges[room_id] = (after_seq, last_seq)
+        for event in events.events_in_ranges(tx, ranges):
+            caught[event.room_id].events.append(event)
+        return caught
 
     async def stored_events(self, room_id: str, after_seq: int, up_to_seq: int) -> list[dict]:
         """Events of a room in (after_seq, up_to_seq] as live delivery sends them, for the hub

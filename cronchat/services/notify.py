@@ -17,6 +17,8 @@ OnlineLookup = Callable[[Iterable[str]], Awaitable[set[str]]]
 
 class Notifier:
     """Publishes after commit, never before: a notice describes what is already durable.
+    Publishing never waits for other processes (the broker queues for them), so that an
+    ack depends on its commit only.
 
     Notices carry JSON as sent, media URLs signed here once per notice, so that every
     recipient gets the same bytes."""

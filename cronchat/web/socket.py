@@ -23,7 +23,7 @@ from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
 from cronchat.models import Principal
 from cronchat.rate_limits import SOCKET_FRAMES
 from cronchat.realtime.frames import encode
-from cronchat.services.messages import EditMessage, MarkRead, SendMessage
+from cronchat.services.messages import CatchUp, EditMessage, MarkRead, SendMessage
 from cronchat.times import rfc3339
 from cronchat.views import event_json, message_json, user_json
 
@@ -39,8 +39,11 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_REVOKED = 4003
 
 FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
-RESUME_MAX_EVENTS = 500
-RESUME_MAX_ROOMS = 1000
+RESUME_MAX_EVENTS = 500  # per room; past it the room answers resync_required
+RESUME_MAX_ROOMS = 1000  # per frame
+RESUME_FRAME_EVENTS = 5000  # per frame, all rooms together; the rooms past it as above
+RESUME_BATCH_ROOMS = 100  # rooms read in one transaction
+RESUME_ROOMS_PER_SECOND = 200  # per socket, with a burst of RESUME_MAX_ROOMS
 SENDS_IN_FLIGHT = 32  # per socket; past it, the next frame is read once one completes
 
 _rate_keys = itertools.count(1)  # each socket's key of the frames rule (never reused)
@@ -90,7 +93,9 @@ class _State:
         "timer",
         "delivered",
         "first_live",
+        "holes",
         "resuming",
+        "resume_until",
         "sending",
         "outgoing",
         "closed",
@@ -107,7 +112,12 @@ class _State:
         # live stream has no holes from there on).
         self.delivered: dict[str, int] = {}
         self.first_live: dict[str, int] = {}
+        # Per room, seq ranges the hub skipped after first_live (it could not read them):
+        # sent by the next resume although later seqs came live. Rare, so None until then.
+        self.holes: dict[str, list[tuple[int, int]]] | None = None
         self.resuming: dict[str, list[tuple[int, bytes]]] = {}
+        # The resume budget, as a leaky bucket: when the rooms resumed so far are paid off.
+        self.resume_until = 0.0
         self.sending: set[asyncio.Future[None]] | None = None  # sends in flight
         self.outgoing: list[bytes] | None = None  # frames of this turn of the event loop
         self.closed = False
@@ -280,6 +290,15 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._s.delivered[room_id] = seq
         self._s.first_live.setdefault(room_id, seq)
         self.send_frame(frame)
+
+    def skipped(self, room_id: str, from_seq: int, to_seq: int) -> None:
+        """Hub callback: live delivery of the room jumped over these seqs, which the next
+        resume sends even though later ones already came live."""
+        if room_id not in self._s.first_live:
+            return  # nothing came live yet: a resume sends everything
+        if self._s.holes is None:
+            self._s.holes = {}
+        self._s.holes.setdefault(room_id, []).append((from_seq, to_seq))
 
     def reply(self, frame_id: Any, result: dict[str, Any]) -> None:
         self.send_frame(encode({"type": "ack", "id": frame_id, "result": result}))
@@ -464,7 +483,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.reply(frame_id, {})
 
     async def _resume(self, frame: dict, frame_id: Any) -> None:
-        """Replay what the client missed, room by room, in order; then the ack."""
+        """Replay what the client missed, room by room in the order given, each room's events
+        in order; then the ack. Rooms are read a batch at a time, one read transaction per
+        batch, and the work is bounded per frame (rooms, events) and per second."""
         body = validation.parse(ResumeFrame, frame)
         if len(body.rooms) > RESUME_MAX_ROOMS:
             raise Invalid(f"resume at most {RESUME_MAX_ROOMS} rooms at once", field="rooms")
@@ -472,36 +493,75 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
                 raise Invalid("rooms maps room ids to seqs (integers)", field="rooms")
             validation.check_int_range("rooms", last_seq)
+        self._take_resume(len(body.rooms))
         outcome: dict[str, str] = {}
-        for room_id, last_seq in body.rooms.items():
-            outcome[room_id] = await self._resume_room(room_id, last_seq)
+        budget = RESUME_FRAME_EVENTS
+        asked = list(body.rooms.items())
+        for start in range(0, len(asked), RESUME_BATCH_ROOMS):
+            batch = dict(asked[start : start + RESUME_BATCH_ROOMS])
+            budget -= await self._resume_rooms(batch, budget, outcome)
         self.reply(frame_id, {"rooms": outcome})
 
-    async def _resume_room(self, room_id: str, last_seq: int) -> str:
-        self._s.resuming[room_id] = []
+    def _take_resume(self, rooms: int) -> None:
+        """Rooms resumed cost from a budget refilled at RESUME_ROOMS_PER_SECOND."""
+        now = time.monotonic()
+        until = max(now, self._s.resume_until) + rooms / RESUME_ROOMS_PER_SECOND
+        excess = until - now - RESUME_MAX_ROOMS / RESUME_ROOMS_PER_SECOND
+        if excess > 0:
+            retry_after_ms = int(1000 * excess) + 1
+            raise RateLimited("too many rooms resumed; slow down", retry_after_ms)
+        self._s.resume_until = until
+
+    async def _resume_rooms(self, after_seqs: dict[str, int], budget: int, outcome: dict) -> int:
+        """One batch of a resume; answers the number of events replayed."""
+        for room_id in after_seqs:
+            self._s.resuming[room_id] = []
         try:
-            found, has_more = await self.runtime.services.messages.events_after(
-                self.user, room_id, last_seq, RESUME_MAX_EVENTS
+            caught = await self.runtime.services.messages.events_after_many(
+                self.user, after_seqs, RESUME_MAX_EVENTS, budget
             )
         except DomainError as error:
+            for room_id in after_seqs:
+                outcome[room_id] = error.code
+                self._flush_resumed(room_id)
+            return 0
+        replayed = 0
+        for room_id in after_seqs:
+            catch_up = caught.get(room_id)
+            if catch_up is None:
+                outcome[room_id] = "not_found"
+            elif not catch_up.complete:
+                self.send_frame(encode({"type": "resync_required", "room_id": room_id}))
+                outcome[room_id] = "resync_required"
+            else:
+                self._replay(room_id, catch_up)
+                replayed += len(catch_up.events)
+                outcome[room_id] = "ok"
             self._flush_resumed(room_id)
-            return error.code
-        if has_more:
-            self.send_frame(encode({"type": "resync_required", "room_id": room_id}))
-            self._flush_resumed(room_id)
-            return "resync_required"
+        return replayed
+
+    def _replay(self, room_id: str, catch_up: CatchUp) -> None:
+        """Send a room's missed events, leaving out those this socket sent live (from its
+        first live event up to the highest one sent, but for the holes the hub skipped)."""
         first_live = self._s.first_live.get(room_id)
         delivered = self._s.delivered.get(room_id, 0)
-        for event in found:
-            if first_live is not None and first_live <= event.seq <= delivered:
-                continue  # already sent live on this socket
-            delivered = max(delivered, event.seq)
+        holes = self._s.holes.get(room_id, []) if self._s.holes is not None else []
+        for event in catch_up.events:
+            seq = event.seq
+            if first_live is not None and first_live <= seq <= delivered:
+                if not any(start <= seq <= end for start, end in holes):
+                    continue  # already sent live on this socket
+            delivered = max(delivered, seq)
             self.send_frame(
                 encode({"type": "event", "event": event_json(event, self.runtime.links)})
             )
         self._s.delivered[room_id] = delivered
-        self._flush_resumed(room_id)
-        return "ok"
+        if holes and self._s.holes is not None:
+            left = [hole for hole in holes if hole[1] > catch_up.last_seq]
+            if left:
+                self._s.holes[room_id] = left
+            else:
+                del self._s.holes[room_id]
 
     def _flush_resumed(self, room_id: str) -> None:
         for seq, frame in self._s.resuming.pop(room_id, []):
