@@ -130,6 +130,23 @@ async def test_logins_from_one_address_are_limited_whatever_the_usernames(api: A
         assert_rate_limited(reply)
 
 
+@pytest.mark.server_settings(
+    rate_limits=True,
+    rate_login_username=Rate(5, HOURLY),
+    rate_writes=Rate(1000, HOURLY),
+)
+async def test_guesses_of_the_current_password_count_as_login_failures(api: Api) -> None:
+    """A stolen access token must not let the password be guessed at the writes rate."""
+    alice = await api.register()
+    token, username = alice["access_token"], alice["user"]["username"]
+    body = {"current_password": "wrong password", "new_password": "battery staple"}
+    replies = [await api.put("/api/v1/users/me/password", body, token=token) for _ in range(8)]
+    assert statuses(replies[:5]) == [401] * 5
+    for reply in replies[5:]:
+        assert_rate_limited(reply)
+    assert_rate_limited(await login(api, username, "correct horse"))
+
+
 # -- register and refresh: per address --------------------------------------------------
 
 

@@ -235,15 +235,25 @@ class Accounts:
         return Principal(user=user, session_id=claims.session_id)
 
     async def change_password(self, principal: Principal, cmd: ChangePassword) -> None:
-        """Change the password after checking the current one; other sessions end."""
+        """Change the password after checking the current one; other sessions end. A wrong
+        current password counts as a failed login of the username (a stolen access token
+        does not make the password guessable faster than logins do)."""
         check_password(cmd.new_password, "new_password")
+        username_key = principal.user.username.lower()
+        self.limits.require(LOGIN_USERNAME, username_key)
         current_hash = await self.db.read(users.password_hash_of, principal.user.id)
-        if not await self.blocking.run(self.passwords.verify, current_hash, cmd.current_password):
+        async with self.limits.password_hashes.slot():
+            matches = await self.blocking.run(
+                self.passwords.verify, current_hash, cmd.current_password
+            )
+        if not matches:
             raise InvalidCredentials("the current password is wrong")
+        self.limits.forget(LOGIN_USERNAME, username_key)
         await self._replace_password(principal.user.id, cmd.new_password, keep=principal.session_id)
 
     async def _replace_password(self, user_id: str, password: str, keep: str | None) -> None:
-        password_hash = await self.blocking.run(self.passwords.hash, password)
+        async with self.limits.password_hashes.slot():
+            password_hash = await self.blocking.run(self.passwords.hash, password)
         revoked = await self.db.run(self._replace_password_tx, user_id, password_hash, keep)
         await self._announce_revoked(revoked)
 
