@@ -71,6 +71,9 @@ def server_url(tmp_path: Path) -> Iterator[str]:
         "CRONCHAT_ARGON2_MEMORY_KIB": "1024",
         # Shorter than the scenario: the client must refresh and re-auth its open socket.
         "CRONCHAT_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL),
+        # The default limits, but for the scenario's bulk of REST sends (a test device, not
+        # the client): the per-user sends limit would refuse them.
+        "CRONCHAT_RATE_SENDS": "100000/m",
     }
     for name in ("CRONCHAT_DATABASE_URL", "CRONCHAT_REDIS_URL", "CRONCHAT_MEDIA_BACKEND"):
         env.pop(name, None)

@@ -23,6 +23,7 @@ import pymysql
 import pytest
 from test_scale import Server, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClosedError
 
 from conftest import MYSQL_PORT, Api, Reply, Socket, cronchat_env, ensure_migrated, missing_service
 
@@ -300,7 +301,9 @@ async def test_killed_worker_loses_no_acknowledged_message(
                 }
                 try:
                     answer = await ws.request(frame, timeout=5)
-                except AssertionError:  # the socket's worker died: reconnect, send again
+                except (AssertionError, WebSocketClosedError):
+                    # The socket's worker died (seen waiting, or on writing): reconnect, send
+                    # again with the same client_msg_id.
                     ws = await Socket.connect(server.url, user["token"])
                     answer = await ws.request(frame, timeout=5)
                 assert answer["type"] == "ack", answer
