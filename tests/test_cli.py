@@ -16,10 +16,14 @@ import pymysql
 import pytest
 from test_scale import Server, free_port
 from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service, unique_name
-from cronchat.config import DatabaseUrl, Secret
+from cronchat.config import DatabaseUrl, Secret, Settings
 from cronchat.db import Database
+from cronchat.runtime import Runtime
+from cronchat.web.app import make_app
 
 
 async def cronchat(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -566,3 +570,41 @@ async def test_cli_prunes_notices_older_than_ten_minutes(
         assert db.run_sync(lambda tx: tx.scalar("SELECT COUNT(*) FROM notices")) >= 1
     finally:
         db.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_server_does_not_replay_notices_older_than_its_start(
+    api: Api, connect: Any, env: dict[str, str], settings: Settings
+) -> None:
+    erin, fay = await api.register(unique_name("erin")), await api.register(unique_name("fay"))
+    session_of_fay = (await connect(fay["token"])).ready["session_id"]
+    db = Database(settings.database, 1)
+    try:
+        db.run_sync(
+            lambda tx: tx.execute(
+                "INSERT INTO notices (created_at, notice) VALUES (%s, %s)",
+                (
+                    int(time.time() * 1000),
+                    json.dumps({"kind": "sessions.revoked", "session_ids": [session_of_fay]}),
+                ),
+            )
+        )
+    finally:
+        db.close()
+
+    later = Runtime(settings)
+    await later.start()
+    server = HTTPServer(make_app(later))
+    [listening] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    server.add_sockets([listening])
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    sockets = [await Socket.connect(url, user["token"]) for user in (fay, erin)]
+    try:
+        await ok(env, "user", "disable", erin["user"]["username"])
+        assert await sockets[1].closed(timeout=5) == 4003
+        assert (await sockets[0].request({"type": "ping"}))["type"] == "pong"
+    finally:
+        for each in sockets:
+            each.close()
+        server.stop()
+        await later.close()
