@@ -32,8 +32,10 @@ class Context:
         return self._settings
 
     def run(self, action: Callable[[Runtime], Awaitable[T]]) -> T:
-        """Build the runtime, check its schema, run one async action, close everything."""
-        runtime = Runtime(self.settings())
+        """Build the runtime, check its schema, run one async action, close everything.
+        The runtime serves no sockets: what the action publishes reaches the running servers
+        through the database."""
+        runtime = Runtime(self.settings(), serving=False)
         try:
             runtime.check_schema()
 

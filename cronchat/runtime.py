@@ -18,6 +18,7 @@ from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
 from cronchat.rate_limits import RateLimits
 from cronchat.realtime.broker import Broker, InProcessBroker
+from cronchat.realtime.db_relay import DatabaseBroker, NoticeRelay
 from cronchat.realtime.hub import Hub
 from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
 from cronchat.realtime.redis_broker import RedisBroker
@@ -48,7 +49,10 @@ class Services:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, worker: int = 0) -> None:
+    """``serving`` False is a process that serves no sockets (the CLI): its notices go
+    through the database, which every serving process reads (:mod:`cronchat.realtime.db_relay`)."""
+
+    def __init__(self, settings: Settings, worker: int = 0, serving: bool = True) -> None:
         self.settings = settings
         self.db = Database(settings.database, settings.db_pool_size, settings.db_timeout)
         self.blocking = BlockingPool()
@@ -56,12 +60,18 @@ class Runtime:
         self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
         self.rate_limits = RateLimits(settings)
         redis_url = settings.redis_url.reveal()
-        self.broker: Broker = (
-            RedisBroker(redis_url, f"{deployment_prefix(settings)}:notices", settings.redis_timeout)
-            if redis_url
-            else InProcessBroker()
-        )
+        self.broker: Broker
+        if not serving:
+            self.broker = DatabaseBroker(self.db)
+        elif redis_url:
+            self.broker = RedisBroker(
+                redis_url, f"{deployment_prefix(settings)}:notices", settings.redis_timeout
+            )
+        else:
+            self.broker = InProcessBroker()
         self.hub = Hub()
+        # What processes without sockets publish reaches this one's hub through the database.
+        self.relay = NoticeRelay(self.db, self.hub.deliver) if serving else None
         self._keep_alive: asyncio.Task[None] | None = None
         self.broker.subscribe(self.hub.deliver)
         self.metrics = Metrics(worker)
@@ -111,6 +121,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.broker.start()
+        if self.relay is not None:
+            await self.relay.start()
         self.presence.start()
         self._keep_alive = asyncio.create_task(self.hub.keep_alive(self.settings.ws_ping_interval))
 
@@ -132,6 +144,8 @@ class Runtime:
     async def close(self) -> None:
         if self._keep_alive is not None:
             self._keep_alive.cancel()
+        if self.relay is not None:
+            await self.relay.close()
         await self.presence.close()
         await self.broker.close()
         self.blocking.close()

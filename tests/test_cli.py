@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
+from test_scale import Server, free_port
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
-from conftest import Api, cronchat_env, unique_name
+from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service, unique_name
+from cronchat.config import DatabaseUrl, Secret, Settings
+from cronchat.db import Database
+from cronchat.runtime import Runtime
+from cronchat.web.app import make_app
 
 
 async def cronchat(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -339,3 +350,261 @@ async def test_room_commands_fail_in_one_line(api: Api, env: dict[str, str]) -> 
             args,
             err,
         )
+
+
+# -- what the CLI changes reaches open sockets at once -------------------------------------
+# The CLI is a process of its own: its notices reach running servers through the database,
+# whether the servers fan out through Redis or not.
+
+REDIS_URL = os.environ.get("CRONCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def fan_out(request: pytest.FixtureRequest) -> str:
+    """The served app's broker: in-process (the default setup) or Redis. Answers the Redis
+    URL, or "" for none."""
+    return "" if request.param == "in-process" else require_redis()
+
+
+def require_redis() -> str:
+    """The tests' Redis URL, once Redis answers (else skip; under CI=true, fail)."""
+    host, port = "127.0.0.1", 6379
+    try:
+        with socket.create_connection((host, port), timeout=2) as probe:
+            probe.sendall(b"PING\r\n")
+            if not probe.recv(16).startswith(b"+PONG"):
+                raise OSError("no PONG")
+    except OSError as error:
+        missing_service(f"Redis is not reachable at {host}:{port}: {error}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings_overrides(
+    request: pytest.FixtureRequest, settings_overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Tests that ask for ``fan_out`` are served on that broker."""
+    if "fan_out" in request.fixturenames and request.getfixturevalue("fan_out"):
+        return {**settings_overrides, "redis_url": Secret(request.getfixturevalue("fan_out"))}
+    return settings_overrides
+
+
+@pytest.fixture
+def live_env(env: dict[str, str], fan_out: str) -> dict[str, str]:
+    """The CLI's environment, configured like the server (Redis included, when it has it)."""
+    return {**env, "CRONCHAT_REDIS_URL": fan_out} if fan_out else env
+
+
+async def ok(env: dict[str, str], *args: str, stdin: str = "") -> None:
+    code, _, err = await cronchat(env, *args, stdin=stdin)
+    assert code == 0, f"cronchat {' '.join(args)}: exit {code}, {err}"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_disable_closes_open_sockets_with_4003(
+    api: Api, connect: Any, live_env: dict[str, str]
+) -> None:
+    erin = await api.register(unique_name("erin"))
+    socket_of_erin = await connect(erin["token"])
+    await ok(live_env, "user", "disable", erin["user"]["username"])
+    assert await socket_of_erin.closed(timeout=5) == 4003
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_set_password_closes_open_sockets_with_4003(
+    api: Api, connect: Any, live_env: dict[str, str]
+) -> None:
+    erin = await api.register(unique_name("erin"))
+    socket_of_erin = await connect(erin["token"])
+    await ok(
+        live_env,
+        "user",
+        "set-password",
+        erin["user"]["username"],
+        "--password-stdin",
+        stdin="a whole new password\n",
+    )
+    assert await socket_of_erin.closed(timeout=5) == 4003
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_remove_member_stops_the_rooms_events_at_once(
+    api: Api, connect: Any, live_env: dict[str, str]
+) -> None:
+    owner, erin = await api.register(), await api.register(unique_name("erin"))
+    room, other_room = await api.group(owner, erin), await api.group(owner, erin, name="Other")
+    socket_of_erin = await connect(erin["token"])
+    await ok(live_env, "room", "remove-member", room["id"], erin["user"]["username"])
+
+    [left] = await socket_of_erin.events(room["id"], 1, timeout=5)
+    assert (left["type"], left["data"]["user"]["id"]) == ("member.left", erin["user"]["id"])
+    await api.send(owner, room["id"], "not for erin any more")
+    marker = await api.send(owner, other_room["id"], "marker")
+    [seen] = await socket_of_erin.events(other_room["id"], 1)
+    assert seen["data"]["id"] == marker["id"]
+    missed = [f for f in socket_of_erin.backlog if f.get("event", {}).get("room_id") == room["id"]]
+    assert missed == [], f"expected nothing of the room erin left, got {missed}"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_add_member_delivers_the_rooms_events_at_once(
+    api: Api, connect: Any, live_env: dict[str, str]
+) -> None:
+    owner, erin = await api.register(), await api.register(unique_name("erin"))
+    room = await api.group(owner)
+    socket_of_erin = await connect(erin["token"])
+    await ok(live_env, "room", "add-member", room["id"], erin["user"]["username"])
+
+    [joined] = await socket_of_erin.events(room["id"], 1, timeout=5)
+    assert (joined["type"], joined["data"]["user"]["id"]) == ("member.joined", erin["user"]["id"])
+    sent = await api.send(owner, room["id"], "welcome")
+    [created] = await socket_of_erin.events(room["id"], 1)
+    assert (created["type"], created["data"]["id"]) == ("message.created", sent["id"])
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_room_create_and_delete_reach_open_sockets_at_once(
+    api: Api, connect: Any, live_env: dict[str, str]
+) -> None:
+    owner, erin = await api.register(), await api.register(unique_name("erin"))
+    socket_of_erin = await connect(erin["token"])
+    code, out, err = await cronchat(
+        live_env,
+        "room",
+        "create",
+        "Ops",
+        "--owner",
+        owner["user"]["username"],
+        "--member",
+        erin["user"]["username"],
+        "--json",
+    )
+    assert code == 0, err
+    room_id = json.loads(out)["id"]
+    [joined] = await socket_of_erin.events(room_id, 1, timeout=5)
+    assert (joined["type"], joined["data"]["user"]["id"]) == ("member.joined", erin["user"]["id"])
+
+    await ok(live_env, "room", "delete", room_id)
+    [deleted] = await socket_of_erin.events(room_id, 1, timeout=5)
+    assert deleted["type"] == "room.deleted"
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_cli_disable_reaches_every_server_process(mysql_url: str, tmp_path: Path) -> None:
+    """With Redis and several processes, each process reads the CLI's notices itself."""
+    ensure_migrated(mysql_url, tmp_path)
+    env = cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=require_redis())
+    servers = [Server(env, free_port())]
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        servers.append(Server(env, free_port()))
+        erin = await Api(client, servers[0].url).register(unique_name("erin"))
+        sockets = [await Socket.connect(server.url, erin["token"]) for server in servers]
+        await ok(env, "user", "disable", erin["user"]["username"])
+        assert [await socket_of_erin.closed(timeout=5) for socket_of_erin in sockets] == [
+            4003,
+            4003,
+        ]
+    finally:
+        client.close()
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_notices_committed_out_of_order_all_arrive(
+    api: Api, connect: Any, env: dict[str, str], database_url: str
+) -> None:
+    """On MySQL a notice can commit after one with a higher id (two CLI acts at once): the
+    servers still hand on both."""
+    if not database_url.startswith("mysql"):
+        pytest.skip("SQLite has one writer: ids become visible in order")
+    erin, fay = await api.register(unique_name("erin")), await api.register(unique_name("fay"))
+    socket_of_erin, socket_of_fay = await connect(erin["token"]), await connect(fay["token"])
+    where = DatabaseUrl.parse(database_url)
+    slow_act = pymysql.connect(
+        host=where.host, port=where.port, user=where.user, database=where.database
+    )
+    try:
+        with slow_act.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(
+                "INSERT INTO notices (created_at, notice) VALUES (%s, %s)",
+                (
+                    int(time.time() * 1000),
+                    json.dumps(
+                        {
+                            "kind": "sessions.revoked",
+                            "session_ids": [socket_of_fay.ready["session_id"]],
+                        }
+                    ),
+                ),
+            )
+        await ok(env, "user", "disable", erin["user"]["username"])
+        assert await socket_of_erin.closed(timeout=5) == 4003
+        slow_act.commit()
+        assert await socket_of_fay.closed(timeout=5) == 4003
+    finally:
+        slow_act.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_cli_prunes_notices_older_than_ten_minutes(
+    api: Api, env: dict[str, str], database_url: str
+) -> None:
+    owner = await api.register()
+    db = Database(DatabaseUrl.parse(database_url), 1)
+    try:
+        stale = int(time.time() * 1000) - 11 * 60 * 1000
+        db.run_sync(
+            lambda tx: tx.execute(
+                "INSERT INTO notices (created_at, notice) VALUES (%s, %s)",
+                (stale, json.dumps({"kind": "test.stale"})),
+            )
+        )
+        await ok(env, "room", "create", "Pruned", "--owner", owner["user"]["username"])
+        left = db.run_sync(
+            lambda tx: tx.scalar("SELECT COUNT(*) FROM notices WHERE created_at <= %s", (stale,))
+        )
+        assert left == 0, f"expected the stale notice pruned, {left} left"
+        assert db.run_sync(lambda tx: tx.scalar("SELECT COUNT(*) FROM notices")) >= 1
+    finally:
+        db.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_server_does_not_replay_notices_older_than_its_start(
+    api: Api, connect: Any, env: dict[str, str], settings: Settings
+) -> None:
+    erin, fay = await api.register(unique_name("erin")), await api.register(unique_name("fay"))
+    session_of_fay = (await connect(fay["token"])).ready["session_id"]
+    db = Database(settings.database, 1)
+    try:
+        db.run_sync(
+            lambda tx: tx.execute(
+                "INSERT INTO notices (created_at, notice) VALUES (%s, %s)",
+                (
+                    int(time.time() * 1000),
+                    json.dumps({"kind": "sessions.revoked", "session_ids": [session_of_fay]}),
+                ),
+            )
+        )
+    finally:
+        db.close()
+
+    later = Runtime(settings)
+    await later.start()
+    server = HTTPServer(make_app(later))
+    [listening] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    server.add_sockets([listening])
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    sockets = [await Socket.connect(url, user["token"]) for user in (fay, erin)]
+    try:
+        await ok(env, "user", "disable", erin["user"]["username"])
+        assert await sockets[1].closed(timeout=5) == 4003
+        assert (await sockets[0].request({"type": "ping"}))["type"] == "pong"
+    finally:
+        for each in sockets:
+            each.close()
+        server.stop()
+        await later.close()
