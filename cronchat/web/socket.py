@@ -23,6 +23,7 @@ from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
 from cronchat.models import Principal
 from cronchat.rate_limits import SOCKET_FRAMES
 from cronchat.realtime.frames import encode
+from cronchat.realtime.room_stream import SocketCursor
 from cronchat.services.messages import CatchUp, EditMessage, MarkRead, SendMessage
 from cronchat.times import rfc3339
 from cronchat.views import event_json, message_json, user_json
@@ -91,10 +92,7 @@ class _State:
         "refused_in_a_row",
         "heard",
         "timer",
-        "delivered",
-        "first_live",
-        "holes",
-        "resuming",
+        "cursor",
         "resume_until",
         "sending",
         "outgoing",
@@ -108,14 +106,7 @@ class _State:
         self.refused_in_a_row = 0
         self.heard = time.monotonic()  # the last pong or frame from the client
         self.timer: asyncio.TimerHandle | None = None  # auth deadline, then token expiry
-        # Per room: the highest seq sent on this socket, and the first one sent live (the
-        # live stream has no holes from there on).
-        self.delivered: dict[str, int] = {}
-        self.first_live: dict[str, int] = {}
-        # Per room, seq ranges the hub skipped after first_live (it could not read them):
-        # sent by the next resume although later seqs came live. Rare, so None until then.
-        self.holes: dict[str, list[tuple[int, int]]] | None = None
-        self.resuming: dict[str, list[tuple[int, bytes]]] = {}
+        self.cursor = SocketCursor()  # what this socket was sent of each room
         # The resume budget, as a leaky bucket: when the rooms resumed so far are paid off.
         self.resume_until = 0.0
         self.sending: set[asyncio.Future[None]] | None = None  # sends in flight
@@ -281,24 +272,12 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     def send_event(self, room_id: str, seq: int, frame: bytes) -> None:
         """Deliver a room event once, in seq order (held back while the room resumes)."""
-        resuming = self._s.resuming.get(room_id)
-        if resuming is not None:
-            resuming.append((seq, frame))
-            return
-        if seq <= self._s.delivered.get(room_id, 0):
-            return
-        self._s.delivered[room_id] = seq
-        self._s.first_live.setdefault(room_id, seq)
-        self.send_frame(frame)
+        if self._s.cursor.live(room_id, seq, frame):
+            self.send_frame(frame)
 
     def skipped(self, room_id: str, from_seq: int, to_seq: int) -> None:
-        """Hub callback: live delivery of the room jumped over these seqs, which the next
-        resume sends even though later ones already came live."""
-        if room_id not in self._s.first_live:
-            return  # nothing came live yet: a resume sends everything
-        if self._s.holes is None:
-            self._s.holes = {}
-        self._s.holes.setdefault(room_id, []).append((from_seq, to_seq))
+        """Hub callback: live delivery of the room jumped over these seqs."""
+        self._s.cursor.skipped(room_id, from_seq, to_seq)
 
     def reply(self, frame_id: Any, result: dict[str, Any]) -> None:
         self.send_frame(encode({"type": "ack", "id": frame_id, "result": result}))
@@ -514,8 +493,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def _resume_rooms(self, after_seqs: dict[str, int], budget: int, outcome: dict) -> int:
         """One batch of a resume; answers the number of events replayed."""
-        for room_id in after_seqs:
-            self._s.resuming[room_id] = []
+        self._s.cursor.hold(list(after_seqs))
         try:
             caught = await self.runtime.services.messages.events_after_many(
                 self.user, after_seqs, RESUME_MAX_EVENTS, budget
@@ -541,31 +519,15 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         return replayed
 
     def _replay(self, room_id: str, catch_up: CatchUp) -> None:
-        """Send a room's missed events, leaving out those this socket sent live (from its
-        first live event up to the highest one sent, but for the holes the hub skipped)."""
-        first_live = self._s.first_live.get(room_id)
-        delivered = self._s.delivered.get(room_id, 0)
-        holes = self._s.holes.get(room_id, []) if self._s.holes is not None else []
-        for event in catch_up.events:
-            seq = event.seq
-            if first_live is not None and first_live <= seq <= delivered:
-                if not any(start <= seq <= end for start, end in holes):
-                    continue  # already sent live on this socket
-            delivered = max(delivered, seq)
+        """Send a room's missed events that this socket did not have live."""
+        for event in self._s.cursor.replay(room_id, catch_up.events, catch_up.last_seq):
             self.send_frame(
                 encode({"type": "event", "event": event_json(event, self.runtime.links)})
             )
-        self._s.delivered[room_id] = delivered
-        if holes and self._s.holes is not None:
-            left = [hole for hole in holes if hole[1] > catch_up.last_seq]
-            if left:
-                self._s.holes[room_id] = left
-            else:
-                del self._s.holes[room_id]
 
     def _flush_resumed(self, room_id: str) -> None:
-        for seq, frame in self._s.resuming.pop(room_id, []):
-            self.send_event(room_id, seq, frame)
+        for frame in self._s.cursor.release(room_id):
+            self.send_frame(frame)
 
 
 async def _react_add(socket: ChatSocket, frame: dict, frame_id: Any) -> None:
