@@ -21,7 +21,9 @@ from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.db_relay import DatabaseBroker, NoticeRelay
 from cronchat.realtime.hub import Hub
 from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
+from cronchat.realtime.readers import StoredEvents, StoredReadStates
 from cronchat.realtime.redis_broker import RedisBroker
+from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
 from cronchat.services.media import Media
 from cronchat.services.messages import Messages
@@ -69,18 +71,25 @@ class Runtime:
             )
         else:
             self.broker = InProcessBroker()
-        self.hub = Hub()
+        self.metrics = Metrics(worker)
+        sockets = Sockets()
+        store: PresenceStore = (
+            RedisPresence(redis_url, deployment_prefix(settings), sockets.is_online)
+            if redis_url
+            else LocalPresence(sockets.is_online)
+        )
+        self.presence = Presence(self.db, self.broker, store, sockets.online_users)
+        self.hub = Hub(
+            sockets,
+            events=StoredEvents(self.db, self.links),
+            read_states=StoredReadStates(self.db),
+            on_presence=self.presence.changed,
+            on_delivered=self.metrics.frames_delivered.inc,
+        )
         # What processes without sockets publish reaches this one's hub through the database.
         self.relay = NoticeRelay(self.db, self.hub.deliver) if serving else None
         self._keep_alive: asyncio.Task[None] | None = None
         self.broker.subscribe(self.hub.deliver)
-        self.metrics = Metrics(worker)
-        store: PresenceStore = (
-            RedisPresence(redis_url, deployment_prefix(settings), self.hub.is_online)
-            if redis_url
-            else LocalPresence(self.hub.is_online)
-        )
-        self.presence = Presence(self.db, self.broker, store, self.hub.online_users)
         notify = Notifier(self.broker, self.metrics, self.links, online=self.presence.online)
         media = Media(
             self.db,
@@ -101,10 +110,6 @@ class Runtime:
             messages=Messages(self.db, notify, settings.max_text_length, self.metrics, media),
             media=media,
         )
-        self.hub.load_events = self.services.messages.stored_events
-        self.hub.load_read_state = self.services.rooms.read_states
-        self.hub.on_presence = self.presence.changed
-        self.hub.on_delivered = self.metrics.frames_delivered.inc
         self.db.observe_wait = self.metrics.db_wait_seconds.observe
         self.metrics.watch(
             sockets=self.hub.connection_count,
@@ -124,7 +129,8 @@ class Runtime:
         if self.relay is not None:
             await self.relay.start()
         self.presence.start()
-        self._keep_alive = asyncio.create_task(self.hub.keep_alive(self.settings.ws_ping_interval))
+        keep_alive = self.hub.sockets.keep_alive(self.settings.ws_ping_interval)
+        self._keep_alive = asyncio.create_task(keep_alive)
 
     async def readiness(self) -> dict[str, bool]:
         """Each dependency's check, run side by side within one short budget: a database or

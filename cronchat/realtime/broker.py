@@ -1,34 +1,37 @@
 """Brokers carry notices (room events, summaries, typing, revocations...) to every process.
 
-A notice is a JSON-able dict with a ``kind``. The in-process broker hands it straight to the
-local subscribers; the Redis broker (same interface) crosses processes and machines.
+The in-process broker hands notices straight to the local subscribers; the Redis broker
+(same interface) crosses processes and machines. A publication is a list: the notices of
+one commit go together, in order.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from cronchat.realtime.notices import Notice
 
 log = logging.getLogger("cronchat.broker")
 
-Notice = dict[str, Any]
 Subscriber = Callable[[Notice], None]
 
 
-def hand_to(subscribers: list[Subscriber], notice: Notice) -> None:
-    """Give a notice to each local subscriber; one failing does not stop the others."""
-    for subscriber in subscribers:
-        try:
-            subscriber(notice)
-        except Exception:
-            log.exception("subscriber failed kind=%s", notice.get("kind"))
+def hand_to(subscribers: list[Subscriber], notices: Sequence[Notice]) -> None:
+    """Give notices to each local subscriber in order; one failing does not stop the others."""
+    for notice in notices:
+        for subscriber in subscribers:
+            try:
+                subscriber(notice)
+            except Exception:
+                log.exception("subscriber failed kind=%s", type(notice).__name__)
 
 
 class Broker(Protocol):
     def subscribe(self, subscriber: Subscriber) -> None: ...
 
-    async def publish(self, notice: Notice) -> None: ...
+    async def publish(self, notices: Sequence[Notice]) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -46,8 +49,8 @@ class InProcessBroker:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    async def publish(self, notice: Notice) -> None:
-        hand_to(self._subscribers, notice)
+    async def publish(self, notices: Sequence[Notice]) -> None:
+        hand_to(self._subscribers, notices)
 
     async def start(self) -> None:
         return None

@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cronchat.db import Database, Tx
-from cronchat.realtime.broker import Notice, Subscriber, hand_to
+from cronchat.realtime import notices as notices_json
+from cronchat.realtime.broker import Subscriber, hand_to
+from cronchat.realtime.notices import Notice
 from cronchat.repos import notices
 from cronchat.repos.notices import StoredNotice
 from cronchat.times import now_ms
@@ -47,9 +51,11 @@ class DatabaseBroker:
     def subscribe(self, subscriber: Subscriber) -> None:
         return None
 
-    async def publish(self, notice: Notice) -> None:
-        """Returns once the notice is committed: every server reads it within an interval."""
-        await self.db.run(_record_tx, notice, now_ms())
+    async def publish(self, notices: Sequence[Notice]) -> None:
+        """Returns once the notices are committed, in one transaction: every server reads
+        them within an interval."""
+        shaped = [notices_json.to_json(notice) for notice in notices]
+        await self.db.run(_record_tx, shaped, now_ms())
 
     async def start(self) -> None:
         return None
@@ -61,8 +67,9 @@ class DatabaseBroker:
         return None
 
 
-def _record_tx(tx: Tx, notice: Notice, now: int) -> None:
-    notices.insert_notice(tx, notice, now)
+def _record_tx(tx: Tx, shaped: list[dict[str, Any]], now: int) -> None:
+    for notice in shaped:
+        notices.insert_notice(tx, notice, now)
     notices.prune_notices(tx, created_before=now - KEEP_MS)
 
 
@@ -139,8 +146,9 @@ class NoticeRelay:
             if self._failing:
                 log.info("notice relay reading again")
                 self._failing = False
-            for stored in cursor.fresh(found, time.monotonic()):
-                hand_to([self._deliver], stored.notice)
+            fresh = cursor.fresh(found, time.monotonic())
+            received = (notices_json.from_json(stored.notice) for stored in fresh)
+            hand_to([self._deliver], [notice for notice in received if notice is not None])
 
     def _fails(self, error: Exception) -> None:
         if not self._failing:

@@ -27,39 +27,9 @@ def wire_frame(payload: bytes) -> bytes:
 
 def encode(frame: dict[str, Any]) -> bytes:
     """A frame dict as JSON in a wire-ready WebSocket frame."""
-    return wire_frame(_json(frame))
+    return wire_frame(json_bytes(frame))
 
 
-def _json(value: Any) -> bytes:
+def json_bytes(value: Any) -> bytes:
+    """A value as compact UTF-8 JSON."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class SummaryFrames:
-    """An event frame followed by each member's ``room.summary``, as the bytes written to
-    each member. The summaries share the room, seq and last message and differ only in two
-    numbers, so the shared part is serialised once, and the bytes for each distinct
-    (unread_count, last_read_seq) pair are built once, whatever the number of members."""
-
-    __slots__ = ("_event_frame", "_prefix", "_built")
-
-    def __init__(self, event_frame: bytes, room_id: str, last_seq: int, last_message: Any) -> None:
-        self._event_frame = event_frame
-        self._prefix = (
-            b'{"type":"room.summary","room":{"id":'
-            + _json(room_id)
-            + b',"last_seq":'
-            + str(last_seq).encode()
-            + b',"last_message":'
-            + _json(last_message)
-            + b',"unread_count":'
-        )
-        self._built: dict[tuple[int, int], bytes] = {}
-
-    def frames(self, unread_count: int, last_read_seq: int) -> bytes:
-        """The event frame, then the summary of a member with these numbers."""
-        key = (unread_count, last_read_seq)
-        built = self._built.get(key)
-        if built is None:
-            payload = b'%s%d,"last_read_seq":%d}}' % (self._prefix, unread_count, last_read_seq)
-            built = self._built[key] = self._event_frame + wire_frame(payload)
-        return built

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -32,7 +33,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cronchat.realtime.broker import Notice, Subscriber, hand_to
+from cronchat.realtime import notices as notices_json
+from cronchat.realtime.broker import Subscriber, hand_to
+from cronchat.realtime.notices import EPHEMERAL, Notice, ResyncNotice
 
 log = logging.getLogger("cronchat.broker")
 
@@ -41,8 +44,6 @@ RECONNECT_MAX_SECONDS = 2.0
 # are told to ``resync`` once it is back.
 QUEUE_MAX = 10_000
 BATCH_MAX = 500
-# Ephemeral notices not worth sending late.
-_NOT_KEPT = {"typing"}
 
 
 class RedisBroker:
@@ -83,12 +84,13 @@ class RedisBroker:
         except TimeoutError:
             log.warning("redis not subscribed at start; delivering locally until it is")
 
-    async def publish(self, notice: Notice) -> None:
+    async def publish(self, notices: Sequence[Notice]) -> None:
         """Deliver to this process at once, and queue for the others; never waits."""
-        hand_to(self._subscribers, notice)
-        if notice.get("kind") in _NOT_KEPT and not self.connected:
-            return
-        self._queue.append(notice)
+        hand_to(self._subscribers, notices)
+        if self.connected:
+            self._queue.extend(notices)
+        else:
+            self._queue.extend(notice for notice in notices if not isinstance(notice, EPHEMERAL))
         self._trim()
         self._send_soon()
 
@@ -107,7 +109,7 @@ class RedisBroker:
                 if self._queue:
                     batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
                 else:
-                    batch, self._overflowed = [{"kind": "resync"}], False
+                    batch, self._overflowed = [ResyncNotice()], False
                 if not await self._publish(batch):
                     self._keep(batch)  # sent once the subscription is back
                     return
@@ -117,15 +119,16 @@ class RedisBroker:
     def _keep(self, batch: list[Notice]) -> None:
         """A batch that did not go: back at the front of the queue, ephemeral notices
         left out; a ``resync`` for the others stays owed."""
-        if batch == [{"kind": "resync"}]:
+        if batch == [ResyncNotice()]:
             self._overflowed = True
             return
-        self._queue[:0] = [notice for notice in batch if notice.get("kind") not in _NOT_KEPT]
+        self._queue[:0] = [notice for notice in batch if not isinstance(notice, EPHEMERAL)]
         self._trim()
 
     async def _publish(self, notices: list[Notice], rounds: int = 3) -> bool:
         """One publication, within ``rounds`` timeouts (a new connection costs a few)."""
-        payload = json.dumps({"origin": self._origin, "notices": notices}, ensure_ascii=False)
+        shaped = [notices_json.to_json(notice) for notice in notices]
+        payload = json.dumps({"origin": self._origin, "notices": shaped}, ensure_ascii=False)
         try:
             publishing = self._client.publish(self._channel, payload)
             await asyncio.wait_for(publishing, rounds * self._timeout)
@@ -186,7 +189,7 @@ class RedisBroker:
         if self._ever_connected:
             self.reconnects += 1
             log.info("redis subscription restored; asking sockets to resume")
-            hand_to(self._subscribers, {"kind": "resync"})
+            hand_to(self._subscribers, [ResyncNotice()])
         self._ever_connected = True
         self._send_soon()
 
@@ -212,8 +215,8 @@ class RedisBroker:
                 continue
             if publication.get("origin") == self._origin:
                 continue
-            for notice in publication.get("notices", ()):
-                hand_to(self._subscribers, notice)
+            received = (notices_json.from_json(shaped) for shaped in publication.get("notices", ()))
+            hand_to(self._subscribers, [notice for notice in received if notice is not None])
 
     async def check(self) -> bool:
         """Ready while the subscription is up and heard from within ``timeout``."""

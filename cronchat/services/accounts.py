@@ -15,6 +15,7 @@ from cronchat.models import AuthResult, Principal, User
 from cronchat.passwords import PasswordHasher
 from cronchat.rate_limits import LOGIN_USERNAME, RateLimits
 from cronchat.realtime.broker import Broker
+from cronchat.realtime.notices import SessionsRevokedNotice
 from cronchat.repos import sessions, users
 from cronchat.times import now_ms
 from cronchat.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
@@ -268,7 +269,7 @@ class Accounts:
     async def _announce_revoked(self, session_ids: list[str]) -> None:
         """Tell every process to close the sockets of these sessions (code 4003)."""
         if session_ids:
-            await self.broker.publish({"kind": "sessions.revoked", "session_ids": session_ids})
+            await self.broker.publish([SessionsRevokedNotice(tuple(session_ids))])
 
     # -- administration (the CLI) --------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from cronchat.db import Database
 from cronchat.realtime.broker import Broker
+from cronchat.realtime.notices import PresenceChange, PresenceNotice
 from cronchat.realtime.presence_store import HEARTBEAT_SECONDS, PresenceStore
 from cronchat.repos import users
 from cronchat.times import now_ms, rfc3339
@@ -83,16 +84,11 @@ class Presence:
             log.warning(
                 "last_seen_at not saved users=%d error=%s", len(changes), type(error).__name__
             )
-        await self.broker.publish(
-            {
-                "kind": "presence",
-                "last_seen_at": rfc3339(seen),
-                "changes": [
-                    {"user_id": user_id, "online": online, "room_ids": room_ids}
-                    for user_id, (online, room_ids) in changes.items()
-                ],
-            }
+        announced = tuple(
+            PresenceChange(user_id, online, tuple(room_ids))
+            for user_id, (online, room_ids) in changes.items()
         )
+        await self.broker.publish([PresenceNotice(rfc3339(seen), announced)])
 
     async def close(self) -> None:
         if self._heartbeat is not None:

@@ -10,7 +10,7 @@ from tornado import httputil
 
 from cronchat.config import Settings
 from cronchat.runtime import Runtime
-from cronchat.web import accounts, health, media, messages, rooms, socket, static
+from cronchat.web import accounts, health, media, messages, outbox, rooms, socket, static
 from cronchat.web.base import HeadersTooLargeHandler, NotFoundHandler, header_bytes
 
 access_log = logging.getLogger("cronchat.access")
@@ -107,7 +107,7 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
     return Application(
         handlers,
         runtime=runtime,
-        outbox=socket.Outbox(),
+        outbox=outbox.Outbox(),
         upload_slots=media.UploadSlots(runtime.settings.media_max_concurrent_uploads),
         default_handler_class=NotFoundHandler,
         log_function=log_request,

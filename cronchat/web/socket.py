@@ -1,8 +1,12 @@
-"""The WebSocket endpoint ``/api/v1/ws``: authentication, client frames, and delivery.
+"""The WebSocket endpoint ``/api/v1/ws``: a socket's lifecycle (open, authentication,
+token expiry, close) and the table of client frames.
 
-Client frames call the same service methods as the REST handlers. Outgoing frames are
-written straight to the socket's stream, whose buffer is bounded: a client that stops
-reading is dropped once its buffer is full, and catches up by seq when it returns.
+Client frames call the same service methods as the REST handlers; the frames' types and
+the answers' bytes are in :mod:`cronchat.web.wire`. Outgoing frames leave through
+:mod:`cronchat.web.outbox` to the socket's stream, whose buffer is bounded: a client that
+stops reading is dropped once its buffer is full, and catches up by seq when it returns.
+What a socket was sent of each room is its cursor's
+(:class:`cronchat.realtime.room_stream.SocketCursor`).
 """
 
 from __future__ import annotations
@@ -12,20 +16,21 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
 from cronchat import validation
-from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
+from cronchat.errors import DomainError, Invalid, Unauthorized
 from cronchat.models import Principal
 from cronchat.rate_limits import SOCKET_FRAMES
-from cronchat.realtime.frames import encode
-from cronchat.services.messages import CatchUp, EditMessage, MarkRead, SendMessage
-from cronchat.times import rfc3339
-from cronchat.views import event_json, message_json, user_json
+from cronchat.realtime.room_stream import SocketCursor
+from cronchat.services.messages import EditMessage, MarkRead, SendMessage
+from cronchat.views import user_json
+from cronchat.web import wire
+from cronchat.web.outbox import Written, write_frames
+from cronchat.web.resume import Resume, ResumeBudget
 
 if TYPE_CHECKING:
     from cronchat.runtime import Runtime
@@ -39,45 +44,12 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_REVOKED = 4003
 
 FLOOD_LIMIT = 60  # frames refused in a row before the socket is closed
-RESUME_MAX_EVENTS = 500  # per room; past it the room answers resync_required
-RESUME_MAX_ROOMS = 1000  # per frame
-RESUME_FRAME_EVENTS = 5000  # per frame, all rooms together; the rooms past it as above
-RESUME_BATCH_ROOMS = 100  # rooms read in one transaction
-RESUME_ROOMS_PER_SECOND = 200  # per socket, with a burst of RESUME_MAX_ROOMS
 SENDS_IN_FLIGHT = 32  # per socket; past it, the next frame is read once one completes
 
 _rate_keys = itertools.count(1)  # each socket's key of the frames rule (never reused)
 
 
 Action = Callable[["ChatSocket", dict, Any], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RoomRef:
-    room_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRef:
-    room_id: str
-    message_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReactionRef:
-    room_id: str
-    message_id: str
-    emoji: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuthFrame:
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeFrame:
-    rooms: dict
 
 
 class _State:
@@ -91,11 +63,8 @@ class _State:
         "refused_in_a_row",
         "heard",
         "timer",
-        "delivered",
-        "first_live",
-        "holes",
-        "resuming",
-        "resume_until",
+        "cursor",
+        "resume_budget",
         "sending",
         "outgoing",
         "closed",
@@ -108,41 +77,11 @@ class _State:
         self.refused_in_a_row = 0
         self.heard = time.monotonic()  # the last pong or frame from the client
         self.timer: asyncio.TimerHandle | None = None  # auth deadline, then token expiry
-        # Per room: the highest seq sent on this socket, and the first one sent live (the
-        # live stream has no holes from there on).
-        self.delivered: dict[str, int] = {}
-        self.first_live: dict[str, int] = {}
-        # Per room, seq ranges the hub skipped after first_live (it could not read them):
-        # sent by the next resume although later seqs came live. Rare, so None until then.
-        self.holes: dict[str, list[tuple[int, int]]] | None = None
-        self.resuming: dict[str, list[tuple[int, bytes]]] = {}
-        # The resume budget, as a leaky bucket: when the rooms resumed so far are paid off.
-        self.resume_until = 0.0
+        self.cursor = SocketCursor()  # what this socket was sent of each room
+        self.resume_budget = ResumeBudget()
         self.sending: set[asyncio.Future[None]] | None = None  # sends in flight
         self.outgoing: list[bytes] | None = None  # frames of this turn of the event loop
         self.closed = False
-
-
-class Outbox:
-    """Frames written to sockets during one turn of the event loop go out at its end, each
-    socket's in one write: a socket that gets several frames in one turn (an event and the
-    summary after it, the events of one group commit, an ack) costs one system call, not
-    one per frame. One per application."""
-
-    __slots__ = ("_due",)
-
-    def __init__(self) -> None:
-        self._due: list[ChatSocket] = []
-
-    def due(self, socket: ChatSocket) -> None:
-        if not self._due:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._due.append(socket)
-
-    def _flush(self) -> None:
-        due, self._due = self._due, []
-        for socket in due:
-            socket.write_queued()
 
 
 class ChatSocket(tornado.websocket.WebSocketHandler):
@@ -246,74 +185,36 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     def write_queued(self) -> None:
         """Write the queued frames at once; a full buffer means the client stopped reading:
-        drop it.
-
-        When nothing is queued in the stream, the bytes go straight to the socket: they
-        mostly fit in its buffer at once, and skip the stream's buffer and the future of each
-        write. The stream queues only what the socket did not take."""
+        drop it (the hub forgets the socket when its close callback runs, on_close)."""
         outgoing, self._s.outgoing = self._s.outgoing, None
         if not outgoing or self._s.closed or self.ws_connection is None:
             return
-        frame = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
         stream = self.ws_connection.stream
-        data: bytes | memoryview = frame
-        if not stream.writing() and not stream.closed():
-            try:
-                sent = stream.socket.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._s.closed = True
-                self._abort()
-                return
-            if sent == len(frame):
-                return
-            data = memoryview(frame)[sent:]
-        try:
-            stream.write(data)
-        except StreamBufferFullError:
-            # The hub forgets the socket when its close callback runs (on_close).
+        if stream is None:
+            return
+        written = write_frames(stream, outgoing)
+        if written is Written.SENT:
+            return
+        if written is Written.FULL:
             log.info("slow consumer dropped user_id=%s", self.user_id)
-            self._s.closed = True
+        self._s.closed = True
+        if written is not Written.CLOSED:
             self._abort()
-        except StreamClosedError:
-            self._s.closed = True
 
     def send_event(self, room_id: str, seq: int, frame: bytes) -> None:
         """Deliver a room event once, in seq order (held back while the room resumes)."""
-        resuming = self._s.resuming.get(room_id)
-        if resuming is not None:
-            resuming.append((seq, frame))
-            return
-        if seq <= self._s.delivered.get(room_id, 0):
-            return
-        self._s.delivered[room_id] = seq
-        self._s.first_live.setdefault(room_id, seq)
-        self.send_frame(frame)
+        if self._s.cursor.live(room_id, seq, frame):
+            self.send_frame(frame)
 
     def skipped(self, room_id: str, from_seq: int, to_seq: int) -> None:
-        """Hub callback: live delivery of the room jumped over these seqs, which the next
-        resume sends even though later ones already came live."""
-        if room_id not in self._s.first_live:
-            return  # nothing came live yet: a resume sends everything
-        if self._s.holes is None:
-            self._s.holes = {}
-        self._s.holes.setdefault(room_id, []).append((from_seq, to_seq))
+        """Hub callback: live delivery of the room jumped over these seqs."""
+        self._s.cursor.skipped(room_id, from_seq, to_seq)
 
     def reply(self, frame_id: Any, result: dict[str, Any]) -> None:
-        self.send_frame(encode({"type": "ack", "id": frame_id, "result": result}))
+        self.send_frame(wire.ack_frame(frame_id, result))
 
     def error(self, frame_id: Any, error: DomainError) -> None:
-        frame = {
-            "type": "error",
-            "id": frame_id,
-            "code": error.code,
-            "message": error.message,
-            "details": error.details,
-        }
-        if isinstance(error, RateLimited):
-            frame["retry_after_ms"] = error.retry_after_ms
-        self.send_frame(encode(frame))
+        self.send_frame(wire.error_frame(frame_id, error))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -394,7 +295,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
                 self.error(frame_id, Invalid("a socket stays with the session it opened with"))
                 return
             self._expire_at(claims.expires_at)
-            self.reply(frame_id, {"expires_at": rfc3339(claims.expires_at * 1000)})
+            self.reply(frame_id, wire.auth_result(claims.expires_at))
             return
         if self._s.closed:
             return
@@ -409,17 +310,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return
         room_seqs = self.runtime.hub.add(self, states)
         self._expire_at(claims.expires_at)
-        self.send_frame(
-            encode(
-                {
-                    "type": "ready",
-                    "id": frame_id,
-                    "user": user_json(principal.user, online=True, links=self.runtime.links),
-                    "session_id": principal.session_id,
-                    "rooms": room_seqs,
-                }
-            )
-        )
+        user = user_json(principal.user, online=True, links=self.runtime.links)
+        self.send_frame(wire.ready_frame(frame_id, user, principal.session_id, room_seqs))
 
     def _expire_at(self, expires_at: int) -> None:
         """Close with 4003 when the access token expires, unless a new ``auth`` came first."""
@@ -431,11 +323,11 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         )
 
     async def _auth(self, frame: dict, frame_id: Any) -> None:
-        body = validation.parse(AuthFrame, frame)
+        body = validation.parse(wire.AuthFrame, frame)
         await self._authenticate(body.token, frame_id)
 
     async def _ping(self, frame: dict, frame_id: Any) -> None:
-        self.send_frame(encode({"type": "pong", "id": frame_id}))
+        self.send_frame(wire.pong_frame(frame_id))
 
     @property
     def user(self) -> Any:
@@ -443,129 +335,54 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         return self.principal.user
 
     async def _send(self, frame: dict, frame_id: Any) -> None:
-        room = validation.parse(RoomRef, frame)
+        room = validation.parse(wire.RoomRef, frame)
         body = validation.parse(SendMessage, frame)
         message, _ = await self.runtime.services.messages.send(self.user, room.room_id, body)
-        self.reply(frame_id, {"message": message_json(message, self.runtime.links)})
+        self.reply(frame_id, wire.message_result(message, self.runtime.links))
 
     async def _edit(self, frame: dict, frame_id: Any) -> None:
-        ref = validation.parse(MessageRef, frame)
+        ref = validation.parse(wire.MessageRef, frame)
         body = validation.parse(EditMessage, frame)
         message = await self.runtime.services.messages.edit(
             self.user, ref.room_id, ref.message_id, body
         )
-        self.reply(frame_id, {"message": message_json(message, self.runtime.links)})
+        self.reply(frame_id, wire.message_result(message, self.runtime.links))
 
     async def _delete(self, frame: dict, frame_id: Any) -> None:
-        ref = validation.parse(MessageRef, frame)
+        ref = validation.parse(wire.MessageRef, frame)
         await self.runtime.services.messages.delete(self.user, ref.room_id, ref.message_id)
         self.reply(frame_id, {})
 
     async def _react(self, frame: dict, frame_id: Any, add: bool) -> None:
-        ref = validation.parse(ReactionRef, frame)
+        ref = validation.parse(wire.ReactionRef, frame)
         await self.runtime.services.messages.react(
             self.user, ref.room_id, ref.message_id, ref.emoji, add
         )
         self.reply(frame_id, {})
 
     async def _read(self, frame: dict, frame_id: Any) -> None:
-        room = validation.parse(RoomRef, frame)
+        room = validation.parse(wire.RoomRef, frame)
         body = validation.parse(MarkRead, frame)
         summary = await self.runtime.services.messages.mark_read(self.user, room.room_id, body)
-        self.reply(
-            frame_id,
-            {"last_read_seq": summary.last_read_seq, "unread_count": summary.unread_count},
-        )
+        self.reply(frame_id, wire.read_result(summary))
 
     async def _typing(self, frame: dict, frame_id: Any) -> None:
-        room = validation.parse(RoomRef, frame)
+        room = validation.parse(wire.RoomRef, frame)
         await self.runtime.services.messages.typing(self.user, room.room_id)
         self.reply(frame_id, {})
 
     async def _resume(self, frame: dict, frame_id: Any) -> None:
-        """Replay what the client missed, room by room in the order given, each room's events
-        in order; then the ack. Rooms are read a batch at a time, one read transaction per
-        batch, and the work is bounded per frame (rooms, events) and per second."""
-        body = validation.parse(ResumeFrame, frame)
-        if len(body.rooms) > RESUME_MAX_ROOMS:
-            raise Invalid(f"resume at most {RESUME_MAX_ROOMS} rooms at once", field="rooms")
-        for last_seq in body.rooms.values():
-            if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
-                raise Invalid("rooms maps room ids to seqs (integers)", field="rooms")
-            validation.check_int_range("rooms", last_seq)
-        self._take_resume(len(body.rooms))
-        outcome: dict[str, str] = {}
-        budget = RESUME_FRAME_EVENTS
-        asked = list(body.rooms.items())
-        for start in range(0, len(asked), RESUME_BATCH_ROOMS):
-            batch = dict(asked[start : start + RESUME_BATCH_ROOMS])
-            budget -= await self._resume_rooms(batch, budget, outcome)
-        self.reply(frame_id, {"rooms": outcome})
-
-    def _take_resume(self, rooms: int) -> None:
-        """Rooms resumed cost from a budget refilled at RESUME_ROOMS_PER_SECOND."""
-        now = time.monotonic()
-        until = max(now, self._s.resume_until) + rooms / RESUME_ROOMS_PER_SECOND
-        excess = until - now - RESUME_MAX_ROOMS / RESUME_ROOMS_PER_SECOND
-        if excess > 0:
-            retry_after_ms = int(1000 * excess) + 1
-            raise RateLimited("too many rooms resumed; slow down", retry_after_ms)
-        self._s.resume_until = until
-
-    async def _resume_rooms(self, after_seqs: dict[str, int], budget: int, outcome: dict) -> int:
-        """One batch of a resume; answers the number of events replayed."""
-        for room_id in after_seqs:
-            self._s.resuming[room_id] = []
-        try:
-            caught = await self.runtime.services.messages.events_after_many(
-                self.user, after_seqs, RESUME_MAX_EVENTS, budget
-            )
-        except DomainError as error:
-            for room_id in after_seqs:
-                outcome[room_id] = error.code
-                self._flush_resumed(room_id)
-            return 0
-        replayed = 0
-        for room_id in after_seqs:
-            catch_up = caught.get(room_id)
-            if catch_up is None:
-                outcome[room_id] = "not_found"
-            elif not catch_up.complete:
-                self.send_frame(encode({"type": "resync_required", "room_id": room_id}))
-                outcome[room_id] = "resync_required"
-            else:
-                self._replay(room_id, catch_up)
-                replayed += len(catch_up.events)
-                outcome[room_id] = "ok"
-            self._flush_resumed(room_id)
-        return replayed
-
-    def _replay(self, room_id: str, catch_up: CatchUp) -> None:
-        """Send a room's missed events, leaving out those this socket sent live (from its
-        first live event up to the highest one sent, but for the holes the hub skipped)."""
-        first_live = self._s.first_live.get(room_id)
-        delivered = self._s.delivered.get(room_id, 0)
-        holes = self._s.holes.get(room_id, []) if self._s.holes is not None else []
-        for event in catch_up.events:
-            seq = event.seq
-            if first_live is not None and first_live <= seq <= delivered:
-                if not any(start <= seq <= end for start, end in holes):
-                    continue  # already sent live on this socket
-            delivered = max(delivered, seq)
-            self.send_frame(
-                encode({"type": "event", "event": event_json(event, self.runtime.links)})
-            )
-        self._s.delivered[room_id] = delivered
-        if holes and self._s.holes is not None:
-            left = [hole for hole in holes if hole[1] > catch_up.last_seq]
-            if left:
-                self._s.holes[room_id] = left
-            else:
-                del self._s.holes[room_id]
-
-    def _flush_resumed(self, room_id: str) -> None:
-        for seq, frame in self._s.resuming.pop(room_id, []):
-            self.send_event(room_id, seq, frame)
+        """Replay what the client missed (:mod:`cronchat.web.resume`); then the ack."""
+        rooms = wire.parse_resume(frame)
+        self._s.resume_budget.take(len(rooms))
+        resume = Resume(
+            self.user,
+            self.runtime.services.messages,
+            self._s.cursor,
+            self.runtime.links,
+            self.send_frame,
+        )
+        self.reply(frame_id, {"rooms": await resume.rooms(rooms)})
 
 
 async def _react_add(socket: ChatSocket, frame: dict, frame_id: Any) -> None:

@@ -1,0 +1,202 @@
+"""Notices: what a commit tells the sockets of every process, one frozen type per kind.
+
+Inside a process notices travel typed; they become JSON only at the process edges (the
+Redis broker and the database notice relay), through :func:`to_json` and :func:`from_json`,
+and nowhere else. The JSON shape is the one processes of earlier versions publish and read.
+The parts clients receive as they are (an event, a summary, a profile) are carried already
+rendered (``event``, ``room``, ``user``): the frame built from them once per notice is the
+same for every recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("cronchat.notices")
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """Every member's ``room.summary`` follows the event, with this last message (None when
+    the room has none left); each member's own numbers are the hub's to fill in."""
+
+    last_message: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventNotice:
+    """A room event, ``event`` its JSON as sent (media URLs signed). ``sender_id`` and
+    ``message_seq`` are set for message events, ``member_id`` for membership events."""
+
+    room_id: str
+    seq: int
+    type: str
+    event: dict[str, Any]
+    summary: EventSummary | None = None
+    sender_id: str | None = None
+    message_seq: int | None = None
+    member_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadNotice:
+    """A member read up to ``last_read_seq``; ``room`` is their summary as sent."""
+
+    room_id: str
+    user_id: str
+    last_read_seq: int
+    last_seq: int
+    unread_count: int
+    room: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TypingNotice:
+    room_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    user_id: str
+    online: bool
+    room_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceNotice:
+    """Users who came online or went offline at ``last_seen_at`` (RFC 3339)."""
+
+    last_seen_at: str | None
+    changes: tuple[PresenceChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdatedNotice:
+    """A profile changed: ``user`` as sent, for the user and the members of ``room_ids``."""
+
+    user_id: str
+    user: dict[str, Any]
+    room_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsRevokedNotice:
+    session_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncNotice:
+    """Live delivery may have missed notices: every socket is told to ``resume``."""
+
+
+Notice = (
+    EventNotice
+    | ReadNotice
+    | TypingNotice
+    | PresenceNotice
+    | UserUpdatedNotice
+    | SessionsRevokedNotice
+    | ResyncNotice
+)
+
+# Not worth sending late to other processes.
+EPHEMERAL = (TypingNotice,)
+
+
+def event_notice(event: dict[str, Any], summary: EventSummary | None = None) -> EventNotice:
+    """The notice of an event given as sent: what the hub needs of it, read once here."""
+    event_type = event["type"]
+    data = event["data"]
+    sender_id = message_seq = member_id = None
+    if event_type.startswith("message."):
+        sender_id, message_seq = data.get("sender_id"), data.get("seq")
+    elif event_type.startswith("member."):
+        member_id = data["user"]["id"]
+    return EventNotice(
+        event["room_id"],
+        event["seq"],
+        event_type,
+        event,
+        summary,
+        sender_id,
+        message_seq,
+        member_id,
+    )
+
+
+def to_json(notice: Notice) -> dict[str, Any]:
+    """A notice as it crosses processes."""
+    if isinstance(notice, EventNotice):
+        shaped: dict[str, Any] = {"kind": "event", "event": notice.event}
+        if notice.summary is not None:
+            shaped["summary"] = {"last_message": notice.summary.last_message}
+        return shaped
+    if isinstance(notice, ReadNotice):
+        return {
+            "kind": "read",
+            "room_id": notice.room_id,
+            "user_id": notice.user_id,
+            "seq": notice.last_read_seq,
+            "summary": notice.room,
+        }
+    if isinstance(notice, TypingNotice):
+        return {"kind": "typing", "room_id": notice.room_id, "user_id": notice.user_id}
+    if isinstance(notice, PresenceNotice):
+        changes = [
+            {"user_id": change.user_id, "online": change.online, "room_ids": list(change.room_ids)}
+            for change in notice.changes
+        ]
+        return {"kind": "presence", "last_seen_at": notice.last_seen_at, "changes": changes}
+    if isinstance(notice, UserUpdatedNotice):
+        return {"kind": "user.updated", "user": notice.user, "room_ids": list(notice.room_ids)}
+    if isinstance(notice, SessionsRevokedNotice):
+        return {"kind": "sessions.revoked", "session_ids": list(notice.session_ids)}
+    return {"kind": "resync"}
+
+
+def from_json(shaped: Any) -> Notice | None:
+    """A notice read from another process; None (logged) for one not understood."""
+    try:
+        return _from_json(shaped)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.warning("notice not understood; skipped")
+        return None
+
+
+def _from_json(shaped: dict[str, Any]) -> Notice | None:
+    kind = shaped.get("kind")
+    if kind == "event":
+        summary = shaped.get("summary")
+        return event_notice(
+            shaped["event"], None if summary is None else EventSummary(summary["last_message"])
+        )
+    if kind == "read":
+        room = shaped["summary"]
+        return ReadNotice(
+            shaped["room_id"],
+            shaped["user_id"],
+            shaped["seq"],
+            room["last_seq"],
+            room["unread_count"],
+            room,
+        )
+    if kind == "typing":
+        return TypingNotice(shaped["room_id"], shaped["user_id"])
+    if kind == "presence":
+        changes = tuple(
+            PresenceChange(change["user_id"], change["online"], tuple(change["room_ids"]))
+            for change in shaped["changes"]
+        )
+        return PresenceNotice(shaped["last_seen_at"], changes)
+    if kind == "user.updated":
+        user = shaped["user"]
+        return UserUpdatedNotice(user["id"], user, tuple(shaped["room_ids"]))
+    if kind == "sessions.revoked":
+        return SessionsRevokedNotice(tuple(shaped["session_ids"]))
+    if kind == "resync":
+        return ResyncNotice()
+    log.warning("notice of unknown kind skipped kind=%s", kind)
+    return None
