@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from cronchat.db import Row, Tx, in_list, pairs_match
-from cronchat.models import (
+from cronchat.models import Member, Membership, ReadState, Room, User
+from cronchat.repos.rows import (
     ROOM_COLUMNS,
     USER_COLUMNS,
-    Member,
-    Membership,
-    ReadState,
-    Room,
-    User,
+    room_from_row,
     user_columns,
+    user_from_row,
 )
 
 # Messages of others above the member's read marker, not deleted: the unread count.
@@ -48,7 +46,7 @@ def find_room(tx: Tx, room_id: str, lock: bool = False) -> Room | None:
         + (tx.dialect.for_update if lock else ""),
         (room_id,),
     )
-    return None if row is None else Room.from_row(row)
+    return None if row is None else room_from_row(row)
 
 
 def list_rooms(tx: Tx, limit: int, offset: int) -> list[Room]:
@@ -57,7 +55,7 @@ def list_rooms(tx: Tx, limit: int, offset: int) -> list[Room]:
         " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s OFFSET %s",
         (limit, offset),
     )
-    return [Room.from_row(row) for row in rows]
+    return [room_from_row(row) for row in rows]
 
 
 def find_direct_room_id(tx: Tx, direct_key: str) -> str | None:
@@ -188,7 +186,7 @@ _MEMBER_COLUMNS = f"m.role, m.joined_at, m.last_read_seq, {user_columns('u', 'u_
 
 
 def _member(row: Row) -> Member:
-    return Member(User.from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
+    return Member(user_from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
 
 
 def list_members(tx: Tx, room_id: str) -> list[Member]:
@@ -252,7 +250,7 @@ def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
         return {}
     marks, params = in_list(set(peer_of.values()))
     rows = tx.all(f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", params)
-    found = {row["id"]: User.from_row(row) for row in rows}
+    found = {row["id"]: user_from_row(row) for row in rows}
     return {room_id: found[peer] for room_id, peer in peer_of.items() if peer in found}
 
 

@@ -24,6 +24,7 @@ from cronchat.models import (
     User,
 )
 from cronchat.repos import events, media, messages, rooms, users
+from cronchat.repos.rows import room_from_row
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
@@ -187,7 +188,7 @@ class Rooms:
         peers = rooms.peers(tx, direct_ids, user_id)
         return [
             RoomView(
-                room=Room.from_row(row),
+                room=room_from_row(row),
                 my_role=row["my_role"],
                 last_read_seq=row["last_read_seq"],
                 unread_count=int(row["unread_count"]),
