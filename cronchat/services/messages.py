@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.db.group_commit import GroupCommit
 from cronchat.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from cronchat.event_data import shared_message_data
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, Summary, User
@@ -19,7 +20,6 @@ from cronchat.services.notify import Notifier
 from cronchat.services.redaction import Redacted, redact_tx
 from cronchat.services.rooms import require_member
 from cronchat.times import now_ms
-from cronchat.views import shared_message_json
 
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200
 EVENTS_DEFAULT, EVENTS_MAX = 100, 500
@@ -254,7 +254,7 @@ class Messages:
         message = messages.find_message(tx, room_id, message_id, user_id)
         assert message is not None
         event = events.append(
-            tx, room_id, "message.edited", user_id, shared_message_json(message), now
+            tx, room_id, "message.edited", user_id, shared_message_data(message), now
         )
         return message, [event]
 
@@ -385,7 +385,7 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | DomainError]:
         logged = events.insert_events(
             tx,
             [
-                Event(m.room_id, m.seq, "message.created", m.sender_id, now, shared_message_json(m))
+                Event(m.room_id, m.seq, "message.created", m.sender_id, now, shared_message_data(m))
                 for m in created
             ],
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
+from cronchat.event_data import member_data, room_data
 from cronchat.ids import new_id
 from cronchat.models import (
     Event,
@@ -28,7 +29,6 @@ from cronchat.repos.rows import room_from_row
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
-from cronchat.views import room_json, user_json
 
 ROLES = ("owner", "admin", "member")
 NAME_MAX, TOPIC_MAX = 100, 500
@@ -130,12 +130,8 @@ def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
     assert room is not None
     # The event's room object shows the seq of the event itself.
     seq = rooms.next_seq(tx, room_id, now)
-    data = room_json(room) | {"last_seq": seq}
+    data = room_data(room) | {"last_seq": seq}
     return events.insert_event(tx, room_id, seq, "room.updated", actor_id, now, data)
-
-
-def _member_data(user: User, role: str) -> dict:
-    return {"user": user_json(user), "role": role}
 
 
 def _encode_cursor(activity: int, room_id: str) -> str:
@@ -375,7 +371,7 @@ class Rooms:
             raise Forbidden("only an owner may delete the room")
         now = now_ms()
         seq = rooms.next_seq(tx, room_id, now)
-        data = room_json(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
+        data = room_data(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
         event = events.insert_event(tx, room_id, seq, "room.deleted", user_id, now, data)
         rooms.mark_deleted(tx, room_id, now)
         return [event]
@@ -434,7 +430,7 @@ class Rooms:
             raise Conflict("the last owner cannot step down; make another member owner first")
         rooms.set_role(tx, room_id, member_id, role)
         now = now_ms()
-        data = _member_data(target.user, role)
+        data = member_data(target.user, role)
         return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
 
     async def remove_member(self, user: User | None, room_id: str, member_id: str) -> None:
@@ -466,7 +462,7 @@ class Rooms:
             raise Conflict("the last owner cannot leave while others remain; pass ownership")
         now = now_ms()
         event = events.append(
-            tx, room_id, "member.left", user_id, _member_data(target.user, target.role), now
+            tx, room_id, "member.left", user_id, member_data(target.user, target.role), now
         )
         rooms.delete_member(tx, room_id, member_id)
         if room.member_count == 1 and room.kind == "group":
@@ -483,6 +479,6 @@ def _join_tx(tx: Tx, room_id: str, user_id: str, role: str, actor_id: str, now: 
     join, so history from before it does not count as unread."""
     user = users.find_user(tx, user_id)
     assert user is not None
-    event = events.append(tx, room_id, "member.joined", actor_id, _member_data(user, role), now)
+    event = events.append(tx, room_id, "member.joined", actor_id, member_data(user, role), now)
     rooms.insert_member(tx, room_id, user_id, role, now, last_read_seq=event.seq)
     return event
