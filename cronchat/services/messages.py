@@ -228,8 +228,12 @@ class Messages:
     async def stored_events(self, room_id: str, after_seq: int, up_to_seq: int) -> list[dict]:
         """Events of a room in (after_seq, up_to_seq] as live delivery sends them, for the hub
         to fill a hole in live delivery. Not for clients: it checks no membership."""
-        found = await self.db.read(events.events_between, room_id, after_seq, up_to_seq)
+        found = await self.db.read(self._stored_events_tx, room_id, after_seq, up_to_seq)
         return [self.notify.live_event_json(event) for event in found]
+
+    @staticmethod
+    def _stored_events_tx(tx: Tx, room_id: str, after_seq: int, up_to_seq: int) -> list[Event]:
+        return events.events_between(tx, room_id, after_seq, up_to_seq)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -326,8 +330,12 @@ class Messages:
 
     async def typing(self, user: User, room_id: str) -> None:
         """Tell the other members; nothing is stored."""
-        await self.db.read(require_member, room_id, user.id)
+        await self.db.read(self._typing_tx, room_id, user.id)
         await self.notify.typing(room_id, user.id)
+
+    @staticmethod
+    def _typing_tx(tx: Tx, room_id: str, user_id: str) -> None:
+        require_member(tx, room_id, user_id)
 
 
 def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | DomainError]:

@@ -213,11 +213,19 @@ class Rooms:
 
     async def all_rooms(self, limit: int = 1000, offset: int = 0) -> list[Room]:
         """Every live room, newest activity first (administration)."""
-        return await self.db.read(rooms.list_rooms, limit, offset)
+        return await self.db.read(self._all_rooms_tx, limit, offset)
+
+    @staticmethod
+    def _all_rooms_tx(tx: Tx, limit: int, offset: int) -> list[Room]:
+        return rooms.list_rooms(tx, limit, offset)
 
     async def find_room(self, room_id: str) -> Room:
         """A live room by id (administration)."""
-        room = await self.db.read(rooms.find_room, room_id)
+        return await self.db.read(self._room_tx, room_id)
+
+    @staticmethod
+    def _room_tx(tx: Tx, room_id: str) -> Room:
+        room = rooms.find_room(tx, room_id)
         if room is None:
             raise NotFound("no such room")
         return room
@@ -225,7 +233,11 @@ class Rooms:
     async def read_states(self, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
         """Every room of the user (or the one given) with its last seq, their unread count
         and read marker: what a socket follows."""
-        return await self.db.read(rooms.read_states, user_id, room_id)
+        return await self.db.read(self._read_states_tx, user_id, room_id)
+
+    @staticmethod
+    def _read_states_tx(tx: Tx, user_id: str, room_id: str | None) -> dict[str, ReadState]:
+        return rooms.read_states(tx, user_id, room_id)
 
     # -- creating ------------------------------------------------------------------------
 
@@ -317,7 +329,7 @@ class Rooms:
         """Replace a group room's avatar (owners and admins), as a ``room.updated`` event.
         The old image leaves the store once the change is committed."""
         # Who may is checked before the image is decoded, and again in the transaction.
-        await self.db.read(require_room_admin, room_id, user.id)
+        await self.db.read(self._check_room_admin_tx, room_id, user.id)
         record = await self.media.store_avatar(user.id, ROOM_AVATAR, data)
         try:
             updated, old = await self.db.run(self._set_avatar_tx, user.id, room_id, record)
@@ -326,6 +338,10 @@ class Rooms:
             raise
         await self._avatar_changed(updated, old)
         return await self.get_room(user, room_id)
+
+    @staticmethod
+    def _check_room_admin_tx(tx: Tx, room_id: str, user_id: str) -> None:
+        require_room_admin(tx, room_id, user_id)
 
     async def remove_avatar(self, user: User, room_id: str) -> RoomView:
         """Remove a group room's avatar (owners and admins); without one, nothing happens."""
