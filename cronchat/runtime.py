@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
 from cronchat.db import Database
-from cronchat.db.migrations import require_current_schema
+from cronchat.db.migrations import migrate, require_current_schema
+from cronchat.errors import DomainError
 from cronchat.images import Limits
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
@@ -110,6 +111,29 @@ class Runtime:
             sockets=self.hub.connection_count,
             broker_reconnects=lambda: getattr(self.broker, "reconnects", 0),
         )
+
+    @staticmethod
+    def preflight(settings: Settings) -> None:
+        """Refuse to start on a database whose schema is behind, or on a media store that
+        does not work: raise ConfigError, one line for the operator (blocking; before the
+        runtime is built, so that a server checks before it binds and forks)."""
+        db = Database(settings.database, 1)
+        try:
+            require_current_schema(db)
+        finally:
+            db.close()
+        require_storage(open_storage(settings))
+
+    @staticmethod
+    def migrate(settings: Settings) -> list[str]:
+        """Apply the pending migrations; answers their names, ``NNNN_name`` (blocking)."""
+        db = Database(settings.database, 1)
+        try:
+            return [f"{m.version:04d}_{m.name}" for m in migrate(db)]
+        except DomainError:
+            raise ConfigError(f"database {settings.database.describe()} is unreachable") from None
+        finally:
+            db.close()
 
     def check_schema(self) -> None:
         """Refuse to serve a database whose schema is behind (blocking; at start-up)."""
