@@ -14,11 +14,11 @@ from cronchat.ids import new_id
 from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, Summary, User
 from cronchat.repos import events, media, messages, rooms
+from cronchat.services.access import require_member
 from cronchat.services.emoji import is_emoji
 from cronchat.services.media import Media
 from cronchat.services.notify import Notifier
 from cronchat.services.redaction import Redacted, redact_tx
-from cronchat.services.rooms import require_member
 from cronchat.times import now_ms
 
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200

@@ -1,6 +1,6 @@
-"""Rooms: group and direct rooms, membership, roles, and who may do what.
+"""Rooms: group and direct rooms, membership and roles (who may do what is
+:mod:`cronchat.services.access`).
 
-A room a user is not a member of does not exist for them: every path answers NotFound.
 Every change is a room event with the room's next seq, written in the same transaction.
 """
 
@@ -18,7 +18,6 @@ from cronchat.models import (
     Event,
     MediaRecord,
     Member,
-    Membership,
     ReadState,
     Room,
     RoomView,
@@ -26,6 +25,14 @@ from cronchat.models import (
 )
 from cronchat.repos import events, media, messages, rooms, users
 from cronchat.repos.rows import room_from_row
+from cronchat.services.access import (
+    Actor,
+    MemberActor,
+    get_room,
+    require_group,
+    require_room_admin,
+    role_of,
+)
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
@@ -83,45 +90,6 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise Invalid("role must be owner, admin or member", field="role")
     return role
-
-
-def require_member(tx: Tx, room_id: str, user_id: str, lock: bool = False) -> Membership:
-    """The caller's membership, or NotFound: a room you are not in does not exist for you."""
-    membership = rooms.find_membership(tx, room_id, user_id, lock)
-    if membership is None:
-        raise NotFound("no such room")
-    return membership
-
-
-SYSTEM_ACTOR = "system"
-
-
-def authority(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> str:
-    """The role an actor acts with in a room. The administrator (``SYSTEM_ACTOR``, the CLI)
-    acts as an owner of every room; a user acts with their membership, or not at all."""
-    if actor_id == SYSTEM_ACTOR:
-        if rooms.find_room(tx, room_id) is None:
-            raise NotFound("no such room")
-        return "owner"
-    return require_member(tx, room_id, actor_id, lock).role
-
-
-def require_group(tx: Tx, room_id: str, lock: bool = False) -> Room:
-    room = rooms.find_room(tx, room_id, lock)
-    if room is None:
-        raise NotFound("no such room")
-    if room.kind != "group":
-        raise Forbidden("direct rooms have exactly their two members and no settings")
-    return room
-
-
-def require_room_admin(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> Room:
-    """The group room whose settings an owner or admin changes; ``lock`` holds its row."""
-    role = authority(tx, room_id, actor_id)
-    room = require_group(tx, room_id, lock)
-    if role not in ("owner", "admin"):
-        raise Forbidden("only an owner or admin may change the room")
-    return room
 
 
 def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
@@ -194,7 +162,8 @@ class Rooms:
             for row in rows
         ]
 
-    async def get_room(self, user: User, room_id: str) -> RoomView:
+    async def view_room(self, user: User, room_id: str) -> RoomView:
+        """The room as the caller sees it; NotFound unless they are a member."""
         return await self.db.read(self._view_tx, user.id, room_id)
 
     def _view_tx(self, tx: Tx, user_id: str, room_id: str) -> RoomView:
@@ -203,12 +172,12 @@ class Rooms:
             raise NotFound("no such room")
         return self._views(tx, rows, user_id)[0]
 
-    async def list_members(self, user: User | None, room_id: str) -> list[Member]:
-        return await self.db.read(self._members_tx, _actor(user), room_id)
+    async def list_members(self, actor: Actor, room_id: str) -> list[Member]:
+        return await self.db.read(self._members_tx, actor, room_id)
 
     @staticmethod
-    def _members_tx(tx: Tx, user_id: str, room_id: str) -> list[Member]:
-        authority(tx, room_id, user_id)
+    def _members_tx(tx: Tx, actor: Actor, room_id: str) -> list[Member]:
+        role_of(tx, room_id, actor)
         return rooms.list_members(tx, room_id)
 
     async def all_rooms(self, limit: int = 1000, offset: int = 0) -> list[Room]:
@@ -219,16 +188,13 @@ class Rooms:
     def _all_rooms_tx(tx: Tx, limit: int, offset: int) -> list[Room]:
         return rooms.list_rooms(tx, limit, offset)
 
-    async def find_room(self, room_id: str) -> Room:
-        """A live room by id (administration)."""
+    async def get_room(self, room_id: str) -> Room:
+        """A live room by id, or NotFound (administration)."""
         return await self.db.read(self._room_tx, room_id)
 
     @staticmethod
     def _room_tx(tx: Tx, room_id: str) -> Room:
-        room = rooms.find_room(tx, room_id)
-        if room is None:
-            raise NotFound("no such room")
-        return room
+        return get_room(tx, room_id)
 
     async def read_states(self, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
         """Every room of the user (or the one given) with its last seq, their unread count
@@ -250,7 +216,7 @@ class Rooms:
         room_id = new_id()
         created = await self.db.run(self._create_group_tx, user, room_id, name, topic, member_ids)
         await self.notify.events(created)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     @staticmethod
     def _create_group_tx(
@@ -282,7 +248,7 @@ class Rooms:
         else:
             raise Conflict("the direct room is being created; try again")
         await self.notify.events(joined)
-        return await self.get_room(user, room_id), created
+        return await self.view_room(user, room_id), created
 
     @staticmethod
     def _open_direct_tx(
@@ -314,11 +280,11 @@ class Rooms:
             changes["topic"] = check_topic(cmd.topic)
         updated = await self.db.run(self._update_tx, user.id, room_id, changes)
         await self.notify.events(updated)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     @staticmethod
     def _update_tx(tx: Tx, user_id: str, room_id: str, changes: dict) -> list[Event]:
-        require_room_admin(tx, room_id, user_id)
+        require_room_admin(tx, room_id, MemberActor(user_id))
         if not changes:
             return []
         now = now_ms()
@@ -337,17 +303,17 @@ class Rooms:
             await self.media.discard(record)
             raise
         await self._avatar_changed(updated, old)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     @staticmethod
     def _check_room_admin_tx(tx: Tx, room_id: str, user_id: str) -> None:
-        require_room_admin(tx, room_id, user_id)
+        require_room_admin(tx, room_id, MemberActor(user_id))
 
     async def remove_avatar(self, user: User, room_id: str) -> RoomView:
         """Remove a group room's avatar (owners and admins); without one, nothing happens."""
         updated, old = await self.db.run(self._set_avatar_tx, user.id, room_id, None)
         await self._avatar_changed(updated, old)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     async def _avatar_changed(self, updated: list[Event], old: MediaRecord | None) -> None:
         await self.notify.events(updated)
@@ -360,7 +326,7 @@ class Rooms:
     ) -> tuple[list[Event], MediaRecord | None]:
         # The room's row stays locked, so that two avatar changes at once cannot both
         # replace the same old avatar and leave one new avatar behind.
-        room = require_room_admin(tx, room_id, user_id, lock=True)
+        room = require_room_admin(tx, room_id, MemberActor(user_id), lock=True).room
         if record is None and room.avatar_media_id is None:
             return [], None
         old = (
@@ -374,36 +340,36 @@ class Rooms:
             media.delete_media(tx, [old.id])
         return [_room_updated_tx(tx, room_id, user_id, now)], old
 
-    async def delete_room(self, user: User | None, room_id: str) -> None:
-        """Delete a group room (its owner, or the administrator when ``user`` is None)."""
-        deleted = await self.db.run(self._delete_tx, _actor(user), room_id)
+    async def delete_room(self, actor: Actor, room_id: str) -> None:
+        """Delete a group room (its owner, or the operator)."""
+        deleted = await self.db.run(self._delete_tx, actor, room_id)
         await self.notify.events(deleted)
 
     @staticmethod
-    def _delete_tx(tx: Tx, user_id: str, room_id: str) -> list[Event]:
-        role = authority(tx, room_id, user_id)
+    def _delete_tx(tx: Tx, actor: Actor, room_id: str) -> list[Event]:
+        role = role_of(tx, room_id, actor)
         room = require_group(tx, room_id)
         if role != "owner":
             raise Forbidden("only an owner may delete the room")
         now = now_ms()
         seq = rooms.next_seq(tx, room_id, now)
         data = room_data(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
-        event = events.insert_event(tx, room_id, seq, "room.deleted", user_id, now, data)
+        event = events.insert_event(tx, room_id, seq, "room.deleted", actor.actor_id, now, data)
         rooms.mark_deleted(tx, room_id, now)
         return [event]
 
-    async def add_member(self, user: User | None, room_id: str, cmd: AddMember) -> Member:
-        """Add a member (admins and owners; the administrator when ``user`` is None)."""
+    async def add_member(self, actor: Actor, room_id: str, cmd: AddMember) -> Member:
+        """Add a member (admins and owners, or the operator)."""
         role = check_role(cmd.role or "member")
-        added = await self.db.run(self._add_member_tx, _actor(user), room_id, cmd.user_id, role)
+        added = await self.db.run(self._add_member_tx, actor, room_id, cmd.user_id, role)
         await self.notify.events(added)
         return await self.db.read(self._member_tx, room_id, cmd.user_id)
 
     @staticmethod
     def _add_member_tx(
-        tx: Tx, user_id: str, room_id: str, new_member_id: str, role: str
+        tx: Tx, actor: Actor, room_id: str, new_member_id: str, role: str
     ) -> list[Event]:
-        actor_role = authority(tx, room_id, user_id, lock=True)
+        actor_role = role_of(tx, room_id, actor, lock=True)
         require_group(tx, room_id)
         if actor_role not in ("owner", "admin"):
             raise Forbidden("only an owner or admin may add members")
@@ -413,7 +379,7 @@ class Rooms:
             raise NotFound("no such user", field="user_id")
         if rooms.find_membership(tx, room_id, new_member_id) is not None:
             raise Conflict("already a member of this room", field="user_id")
-        return [_join_tx(tx, room_id, new_member_id, role, user_id, now_ms())]
+        return [_join_tx(tx, room_id, new_member_id, role, actor.actor_id, now_ms())]
 
     @staticmethod
     def _member_tx(tx: Tx, room_id: str, user_id: str) -> Member:
@@ -434,7 +400,7 @@ class Rooms:
     def _change_role_tx(
         tx: Tx, user_id: str, room_id: str, member_id: str, role: str
     ) -> list[Event]:
-        if authority(tx, room_id, user_id, lock=True) != "owner":
+        if role_of(tx, room_id, MemberActor(user_id), lock=True) != "owner":
             raise Forbidden("only an owner may change roles")
         require_group(tx, room_id)
         target = rooms.find_member(tx, room_id, member_id)
@@ -449,21 +415,21 @@ class Rooms:
         data = member_data(target.user, role)
         return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
 
-    async def remove_member(self, user: User | None, room_id: str, member_id: str) -> None:
-        """Remove a member (admins and owners; the administrator when ``user`` is None) or
-        leave (anyone, for themselves)."""
-        removed = await self.db.run(self._remove_member_tx, _actor(user), room_id, member_id)
+    async def remove_member(self, actor: Actor, room_id: str, member_id: str) -> None:
+        """Remove a member (admins and owners, or the operator) or leave (anyone, for
+        themselves)."""
+        removed = await self.db.run(self._remove_member_tx, actor, room_id, member_id)
         await self.notify.events(removed)
 
     @staticmethod
-    def _remove_member_tx(tx: Tx, user_id: str, room_id: str, member_id: str) -> list[Event]:
-        actor_role = authority(tx, room_id, user_id, lock=True)
+    def _remove_member_tx(tx: Tx, actor: Actor, room_id: str, member_id: str) -> list[Event]:
+        actor_role = role_of(tx, room_id, actor, lock=True)
         target = rooms.find_member(tx, room_id, member_id)
         if target is None:
             raise NotFound("no such member")
         room = rooms.find_room(tx, room_id)
         assert room is not None
-        if member_id != user_id:
+        if actor != MemberActor(member_id):
             if room.kind == "direct":
                 raise Forbidden("nobody can be removed from a direct room; leave it instead")
             if actor_role not in ("owner", "admin"):
@@ -478,16 +444,12 @@ class Rooms:
             raise Conflict("the last owner cannot leave while others remain; pass ownership")
         now = now_ms()
         event = events.append(
-            tx, room_id, "member.left", user_id, member_data(target.user, target.role), now
+            tx, room_id, "member.left", actor.actor_id, member_data(target.user, target.role), now
         )
         rooms.delete_member(tx, room_id, member_id)
         if room.member_count == 1 and room.kind == "group":
             rooms.mark_deleted(tx, room_id, now)  # nobody left to see it
         return [event]
-
-
-def _actor(user: User | None) -> str:
-    return SYSTEM_ACTOR if user is None else user.id
 
 
 def _join_tx(tx: Tx, room_id: str, user_id: str, role: str, actor_id: str, now: int) -> Event:
