@@ -24,11 +24,16 @@ from cronchat.realtime.hub import Hub
 from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
 from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.services.accounts import Accounts
+from cronchat.services.edits import Edits
+from cronchat.services.history import History
 from cronchat.services.media import Media
-from cronchat.services.messages import Messages
 from cronchat.services.notify import Notifier
 from cronchat.services.presence import Presence
+from cronchat.services.reactions import Reactions
+from cronchat.services.read_markers import ReadMarkers
 from cronchat.services.rooms import Rooms
+from cronchat.services.sending import Sending
+from cronchat.services.typing_notices import TypingNotices
 from cronchat.services.users import Users
 from storage import Storage, StorageError
 from storage.local import LocalStorage
@@ -45,7 +50,12 @@ class Services:
     accounts: Accounts
     users: Users
     rooms: Rooms
-    messages: Messages
+    sending: Sending
+    history: History
+    edits: Edits
+    reactions: Reactions
+    read_markers: ReadMarkers
+    typing: TypingNotices
     media: Media
 
 
@@ -99,10 +109,15 @@ class Runtime:
             accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
-            messages=Messages(self.db, notify, settings.max_text_length, self.metrics, media),
+            sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
+            history=History(self.db, notify),
+            edits=Edits(self.db, notify, settings.max_text_length, media),
+            reactions=Reactions(self.db, notify),
+            read_markers=ReadMarkers(self.db, notify),
+            typing=TypingNotices(self.db, notify),
             media=media,
         )
-        self.hub.load_events = self.services.messages.stored_events
+        self.hub.load_events = self.services.history.stored_events
         self.hub.load_read_state = self.services.rooms.read_states
         self.hub.on_presence = self.presence.changed
         self.hub.on_delivered = self.metrics.frames_delivered.inc

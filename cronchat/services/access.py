@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cronchat.db import Tx
+from cronchat.db import Row, Tx
 from cronchat.errors import Forbidden, NotFound
 from cronchat.models import Membership, Room
-from cronchat.repos import rooms
+from cronchat.repos import messages, rooms
 
 # The stored ``actor_id`` of what the operator does (events, as the CLI has always written).
 OPERATOR_ACTOR_ID = "system"
@@ -88,3 +88,11 @@ def require_room_admin(tx: Tx, room_id: str, actor: Actor, lock: bool = False) -
     if role not in ("owner", "admin"):
         raise Forbidden("only an owner or admin may change the room")
     return RoomAdmin(actor, role, room)
+
+
+def get_message_owner(tx: Tx, room_id: str, message_id: str) -> Row:
+    """Who sent a message of the room, and whether it is deleted; NotFound otherwise."""
+    owner = messages.message_owner(tx, room_id, message_id)
+    if owner is None:
+        raise NotFound("no such message")
+    return owner

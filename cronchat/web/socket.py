@@ -23,7 +23,10 @@ from cronchat.errors import DomainError, Invalid, RateLimited, Unauthorized
 from cronchat.models import Principal
 from cronchat.rate_limits import SOCKET_FRAMES
 from cronchat.realtime.frames import encode
-from cronchat.services.messages import CatchUp, EditMessage, MarkRead, SendMessage
+from cronchat.services.edits import EditMessage
+from cronchat.services.history import CatchUp
+from cronchat.services.read_markers import MarkRead
+from cronchat.services.sending import SendMessage
 from cronchat.times import rfc3339
 from cronchat.views import event_json, message_json, user_json
 
@@ -445,25 +448,25 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     async def _send(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(RoomRef, frame)
         body = validation.parse(SendMessage, frame)
-        message, _ = await self.runtime.services.messages.send(self.user, room.room_id, body)
+        message, _ = await self.runtime.services.sending.send(self.user, room.room_id, body)
         self.reply(frame_id, {"message": message_json(message, self.runtime.links)})
 
     async def _edit(self, frame: dict, frame_id: Any) -> None:
         ref = validation.parse(MessageRef, frame)
         body = validation.parse(EditMessage, frame)
-        message = await self.runtime.services.messages.edit(
+        message = await self.runtime.services.edits.edit(
             self.user, ref.room_id, ref.message_id, body
         )
         self.reply(frame_id, {"message": message_json(message, self.runtime.links)})
 
     async def _delete(self, frame: dict, frame_id: Any) -> None:
         ref = validation.parse(MessageRef, frame)
-        await self.runtime.services.messages.delete(self.user, ref.room_id, ref.message_id)
+        await self.runtime.services.edits.delete(self.user, ref.room_id, ref.message_id)
         self.reply(frame_id, {})
 
     async def _react(self, frame: dict, frame_id: Any, add: bool) -> None:
         ref = validation.parse(ReactionRef, frame)
-        await self.runtime.services.messages.react(
+        await self.runtime.services.reactions.react(
             self.user, ref.room_id, ref.message_id, ref.emoji, add
         )
         self.reply(frame_id, {})
@@ -471,7 +474,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     async def _read(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(RoomRef, frame)
         body = validation.parse(MarkRead, frame)
-        summary = await self.runtime.services.messages.mark_read(self.user, room.room_id, body)
+        summary = await self.runtime.services.read_markers.mark_read(self.user, room.room_id, body)
         self.reply(
             frame_id,
             {"last_read_seq": summary.last_read_seq, "unread_count": summary.unread_count},
@@ -479,7 +482,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def _typing(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(RoomRef, frame)
-        await self.runtime.services.messages.typing(self.user, room.room_id)
+        await self.runtime.services.typing.typing(self.user, room.room_id)
         self.reply(frame_id, {})
 
     async def _resume(self, frame: dict, frame_id: Any) -> None:
@@ -517,7 +520,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         for room_id in after_seqs:
             self._s.resuming[room_id] = []
         try:
-            caught = await self.runtime.services.messages.events_after_many(
+            caught = await self.runtime.services.history.events_after_many(
                 self.user, after_seqs, RESUME_MAX_EVENTS, budget
             )
         except DomainError as error:
