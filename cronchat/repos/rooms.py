@@ -79,15 +79,16 @@ def find_membership(
     return None if row is None else Membership(**row)
 
 
-def insert_member(
-    tx: Tx, room_id: str, user_id: str, role: str, now: int, last_read_seq: int
-) -> None:
-    tx.execute(
+def insert_members(tx: Tx, room_id: str, members: list[tuple[str, str, int]], now: int) -> None:
+    """Add members, each ``(user_id, role, last_read_seq)``, in two statements."""
+    tx.executemany(
         "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (room_id, user_id, role, now, last_read_seq),
+        [(room_id, user_id, role, now, last_read_seq) for user_id, role, last_read_seq in members],
     )
-    tx.execute("UPDATE rooms SET member_count = member_count + 1 WHERE id = %s", (room_id,))
+    tx.execute(
+        "UPDATE rooms SET member_count = member_count + %s WHERE id = %s", (len(members), room_id)
+    )
 
 
 def delete_member(tx: Tx, room_id: str, user_id: str) -> None:
@@ -109,12 +110,18 @@ def count_role(tx: Tx, room_id: str, role: str) -> int:
 
 
 def next_seq(tx: Tx, room_id: str, now: int) -> int:
-    """Take the room's next event seq. The UPDATE locks the room row until commit, so seqs
-    of one room are assigned one transaction at a time and a rollback leaves no gap."""
+    """Take the room's next event seq (see :func:`take_seqs`)."""
+    return take_seqs(tx, room_id, 1, now)
+
+
+def take_seqs(tx: Tx, room_id: str, count: int, now: int) -> int:
+    """Take the room's next ``count`` event seqs; answers the last of them. The UPDATE locks
+    the room row until commit, so seqs of one room are assigned one transaction at a time
+    and a rollback leaves no gap."""
     changed = tx.execute(
-        "UPDATE rooms SET last_seq = last_seq + 1, updated_at = %s WHERE id = %s"
+        "UPDATE rooms SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s"
         " AND deleted_at IS NULL",
-        (now, room_id),
+        (count, now, room_id),
     )
     if changed != 1:
         raise LookupError(room_id)

@@ -229,7 +229,7 @@ class Rooms:
         now = now_ms()
         rooms.insert_room(tx, room_id, "group", name, topic, user.id, now)
         joined = [(user.id, "owner")] + [(member_id, "member") for member_id in others]
-        return [_join_tx(tx, room_id, member_id, role, user.id, now) for member_id, role in joined]
+        return _join_tx(tx, room_id, joined, user.id, now)
 
     async def open_direct(self, user: User, cmd: OpenDirect) -> tuple[RoomView, bool]:
         """The one direct room of two users: created when missing (both become members again
@@ -263,12 +263,12 @@ class Rooms:
         if room_id is None:
             room_id = new_id()
             rooms.insert_room(tx, room_id, "direct", "", "", user_id, now, direct_key=direct_key)
-        joined = [
-            _join_tx(tx, room_id, member_id, "member", user_id, now)
+        joining = [
+            (member_id, "member")
             for member_id in (user_id, peer_id)
             if rooms.find_membership(tx, room_id, member_id) is None
         ]
-        return room_id, created, joined
+        return room_id, created, _join_tx(tx, room_id, joining, user_id, now)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ class Rooms:
             raise NotFound("no such user", field="user_id")
         if rooms.find_membership(tx, room_id, new_member_id) is not None:
             raise Conflict("already a member of this room", field="user_id")
-        return [_join_tx(tx, room_id, new_member_id, role, actor.actor_id, now_ms())]
+        return _join_tx(tx, room_id, [(new_member_id, role)], actor.actor_id, now_ms())
 
     @staticmethod
     def _member_tx(tx: Tx, room_id: str, user_id: str) -> Member:
@@ -452,11 +452,26 @@ class Rooms:
         return [event]
 
 
-def _join_tx(tx: Tx, room_id: str, user_id: str, role: str, actor_id: str, now: int) -> Event:
-    """Add a member and record ``member.joined``. A new member's read marker starts at the
-    join, so history from before it does not count as unread."""
-    user = users.find_user(tx, user_id)
-    assert user is not None
-    event = events.append(tx, room_id, "member.joined", actor_id, member_data(user, role), now)
-    rooms.insert_member(tx, room_id, user_id, role, now, last_read_seq=event.seq)
-    return event
+def _join_tx(
+    tx: Tx, room_id: str, joining: list[tuple[str, str]], actor_id: str, now: int
+) -> list[Event]:
+    """Add members, each ``(user_id, role)``, and record a ``member.joined`` for each, in
+    order: a fixed number of statements whatever their number. A new member's read marker
+    starts at their join, so history from before it does not count as unread."""
+    if not joining:
+        return []
+    found = users.find_users(tx, [user_id for user_id, _ in joining])
+    last_seq = rooms.take_seqs(tx, room_id, len(joining), now)
+    first_seq = last_seq - len(joining) + 1
+    joined = events.insert_events(
+        tx,
+        [
+            Event(room_id, seq, "member.joined", actor_id, now, member_data(found[user_id], role))
+            for seq, (user_id, role) in enumerate(joining, first_seq)
+        ],
+    )
+    members = [
+        (user_id, role, event.seq) for (user_id, role), event in zip(joining, joined, strict=True)
+    ]
+    rooms.insert_members(tx, room_id, members, now)
+    return joined
