@@ -11,7 +11,8 @@ from cli.common import Context, emit, fails_in_one_line
 from cronchat.models import Member, Room
 from cronchat.runtime import Runtime
 from cronchat.services.access import Operator
-from cronchat.services.rooms import AddMember, CreateRoom
+from cronchat.services.members import AddMember
+from cronchat.services.rooms import CreateRoom
 from cronchat.views import member_json, room_json
 
 
@@ -84,7 +85,7 @@ def room_show(obj: Context, room_id: str, as_json: bool) -> None:
 
     async def show(rt: Runtime) -> tuple[Room, list[Member]]:
         found = await rt.services.rooms.get_room(room_id)
-        return found, await rt.services.rooms.list_members(Operator(), room_id)
+        return found, await rt.services.members.list_members(Operator(), room_id)
 
     found, members = obj.run(show)
     record: dict[str, Any] = room_json(found) | {"members": [member_json(m) for m in members]}
@@ -104,7 +105,7 @@ def room_add_member(obj: Context, room_id: str, username: str, role: str, as_jso
 
     async def add(rt: Runtime) -> Member:
         user = await rt.services.accounts.require_username(username)
-        return await rt.services.rooms.add_member(Operator(), room_id, AddMember(user.id, role))
+        return await rt.services.members.add_member(Operator(), room_id, AddMember(user.id, role))
 
     member = obj.run(add)
     emit(as_json, member_json(member), f"added {member.user.username} as {member.role}")
@@ -121,7 +122,7 @@ def room_remove_member(obj: Context, room_id: str, username: str, as_json: bool)
 
     async def remove(rt: Runtime) -> None:
         user = await rt.services.accounts.require_username(username)
-        await rt.services.rooms.remove_member(Operator(), room_id, user.id)
+        await rt.services.members.remove_member(Operator(), room_id, user.id)
 
     obj.run(remove)
     emit(as_json, {"removed": username, "room_id": room_id}, f"removed {username}")

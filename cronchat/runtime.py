@@ -27,6 +27,7 @@ from cronchat.services.accounts import Accounts
 from cronchat.services.edits import Edits
 from cronchat.services.history import History
 from cronchat.services.media import Media
+from cronchat.services.members import Members
 from cronchat.services.notify import Notifier
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
@@ -50,6 +51,7 @@ class Services:
     accounts: Accounts
     users: Users
     rooms: Rooms
+    members: Members
     sending: Sending
     history: History
     edits: Edits
@@ -109,6 +111,7 @@ class Runtime:
             accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
+            members=Members(self.db, notify),
             sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
             history=History(self.db, notify),
             edits=Edits(self.db, notify, settings.max_text_length, media),

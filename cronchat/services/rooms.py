@@ -1,5 +1,5 @@
-"""Rooms: group and direct rooms, membership and roles (who may do what is
-:mod:`cronchat.services.access`).
+"""Rooms: group and direct rooms, their settings, and the rooms of a member (who may do what
+is :mod:`cronchat.services.access`; membership is :mod:`cronchat.services.members`).
 
 Every change is a room event with the room's next seq, written in the same transaction.
 """
@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
-from cronchat.event_data import member_data, room_data
+from cronchat.event_data import room_data
 from cronchat.ids import new_id
 from cronchat.models import (
     Event,
     MediaRecord,
-    Member,
     ReadState,
     Room,
     RoomView,
@@ -34,10 +33,10 @@ from cronchat.services.access import (
     role_of,
 )
 from cronchat.services.media import ROOM_AVATAR, Media
+from cronchat.services.members import join_tx
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
 
-ROLES = ("owner", "admin", "member")
 NAME_MAX, TOPIC_MAX = 100, 500
 MAX_INITIAL_MEMBERS = 500
 ROOMS_LIMIT_MAX = 100
@@ -61,17 +60,6 @@ class UpdateRoom:
     topic: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AddMember:
-    user_id: str
-    role: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRole:
-    role: str
-
-
 def check_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not 1 <= len(cleaned) <= NAME_MAX:
@@ -84,12 +72,6 @@ def check_topic(topic: str) -> str:
     if len(cleaned) > TOPIC_MAX:
         raise Invalid(f"topic must be at most {TOPIC_MAX} characters", field="topic")
     return cleaned
-
-
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise Invalid("role must be owner, admin or member", field="role")
-    return role
 
 
 def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
@@ -172,14 +154,6 @@ class Rooms:
             raise NotFound("no such room")
         return self._views(tx, rows, user_id)[0]
 
-    async def list_members(self, actor: Actor, room_id: str) -> list[Member]:
-        return await self.db.read(self._members_tx, actor, room_id)
-
-    @staticmethod
-    def _members_tx(tx: Tx, actor: Actor, room_id: str) -> list[Member]:
-        role_of(tx, room_id, actor)
-        return rooms.list_members(tx, room_id)
-
     async def all_rooms(self, limit: int = 1000, offset: int = 0) -> list[Room]:
         """Every live room, newest activity first (administration)."""
         return await self.db.read(self._all_rooms_tx, limit, offset)
@@ -229,7 +203,7 @@ class Rooms:
         now = now_ms()
         rooms.insert_room(tx, room_id, "group", name, topic, user.id, now)
         joined = [(user.id, "owner")] + [(member_id, "member") for member_id in others]
-        return _join_tx(tx, room_id, joined, user.id, now)
+        return join_tx(tx, room_id, joined, user.id, now)
 
     async def open_direct(self, user: User, cmd: OpenDirect) -> tuple[RoomView, bool]:
         """The one direct room of two users: created when missing (both become members again
@@ -268,7 +242,7 @@ class Rooms:
             for member_id in (user_id, peer_id)
             if rooms.find_membership(tx, room_id, member_id) is None
         ]
-        return room_id, created, _join_tx(tx, room_id, joining, user_id, now)
+        return room_id, created, join_tx(tx, room_id, joining, user_id, now)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -357,121 +331,3 @@ class Rooms:
         event = events.insert_event(tx, room_id, seq, "room.deleted", actor.actor_id, now, data)
         rooms.mark_deleted(tx, room_id, now)
         return [event]
-
-    async def add_member(self, actor: Actor, room_id: str, cmd: AddMember) -> Member:
-        """Add a member (admins and owners, or the operator)."""
-        role = check_role(cmd.role or "member")
-        added = await self.db.run(self._add_member_tx, actor, room_id, cmd.user_id, role)
-        await self.notify.events(added)
-        return await self.db.read(self._member_tx, room_id, cmd.user_id)
-
-    @staticmethod
-    def _add_member_tx(
-        tx: Tx, actor: Actor, room_id: str, new_member_id: str, role: str
-    ) -> list[Event]:
-        actor_role = role_of(tx, room_id, actor, lock=True)
-        require_group(tx, room_id)
-        if actor_role not in ("owner", "admin"):
-            raise Forbidden("only an owner or admin may add members")
-        if role != "member" and actor_role != "owner":
-            raise Forbidden("only an owner may add admins or owners")
-        if not rooms.existing_user_ids(tx, [new_member_id]):
-            raise NotFound("no such user", field="user_id")
-        if rooms.find_membership(tx, room_id, new_member_id) is not None:
-            raise Conflict("already a member of this room", field="user_id")
-        return _join_tx(tx, room_id, [(new_member_id, role)], actor.actor_id, now_ms())
-
-    @staticmethod
-    def _member_tx(tx: Tx, room_id: str, user_id: str) -> Member:
-        member = rooms.find_member(tx, room_id, user_id)
-        if member is None:
-            raise NotFound("no such member")
-        return member
-
-    async def change_role(
-        self, user: User, room_id: str, member_id: str, cmd: ChangeRole
-    ) -> Member:
-        role = check_role(cmd.role)
-        changed = await self.db.run(self._change_role_tx, user.id, room_id, member_id, role)
-        await self.notify.events(changed)
-        return await self.db.read(self._member_tx, room_id, member_id)
-
-    @staticmethod
-    def _change_role_tx(
-        tx: Tx, user_id: str, room_id: str, member_id: str, role: str
-    ) -> list[Event]:
-        if role_of(tx, room_id, MemberActor(user_id), lock=True) != "owner":
-            raise Forbidden("only an owner may change roles")
-        require_group(tx, room_id)
-        target = rooms.find_member(tx, room_id, member_id)
-        if target is None:
-            raise NotFound("no such member")
-        if target.role == role:
-            return []
-        if target.role == "owner" and rooms.count_role(tx, room_id, "owner") == 1:
-            raise Conflict("the last owner cannot step down; make another member owner first")
-        rooms.set_role(tx, room_id, member_id, role)
-        now = now_ms()
-        data = member_data(target.user, role)
-        return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
-
-    async def remove_member(self, actor: Actor, room_id: str, member_id: str) -> None:
-        """Remove a member (admins and owners, or the operator) or leave (anyone, for
-        themselves)."""
-        removed = await self.db.run(self._remove_member_tx, actor, room_id, member_id)
-        await self.notify.events(removed)
-
-    @staticmethod
-    def _remove_member_tx(tx: Tx, actor: Actor, room_id: str, member_id: str) -> list[Event]:
-        actor_role = role_of(tx, room_id, actor, lock=True)
-        target = rooms.find_member(tx, room_id, member_id)
-        if target is None:
-            raise NotFound("no such member")
-        room = rooms.find_room(tx, room_id)
-        assert room is not None
-        if actor != MemberActor(member_id):
-            if room.kind == "direct":
-                raise Forbidden("nobody can be removed from a direct room; leave it instead")
-            if actor_role not in ("owner", "admin"):
-                raise Forbidden("only an owner or admin may remove members")
-            if target.role != "member" and actor_role != "owner":
-                raise Forbidden("only an owner may remove admins or owners")
-        if (
-            target.role == "owner"
-            and room.member_count > 1
-            and rooms.count_role(tx, room_id, "owner") == 1
-        ):
-            raise Conflict("the last owner cannot leave while others remain; pass ownership")
-        now = now_ms()
-        event = events.append(
-            tx, room_id, "member.left", actor.actor_id, member_data(target.user, target.role), now
-        )
-        rooms.delete_member(tx, room_id, member_id)
-        if room.member_count == 1 and room.kind == "group":
-            rooms.mark_deleted(tx, room_id, now)  # nobody left to see it
-        return [event]
-
-
-def _join_tx(
-    tx: Tx, room_id: str, joining: list[tuple[str, str]], actor_id: str, now: int
-) -> list[Event]:
-    """Add members, each ``(user_id, role)``, and record a ``member.joined`` for each, in
-    order: a fixed number of statements whatever their number. A new member's read marker
-    starts at their join, so history from before it does not count as unread."""
-    if not joining:
-        return []
-    found = users.find_users(tx, [user_id for user_id, _ in joining])
-    last_seq = rooms.take_seqs(tx, room_id, len(joining), now)
-    first_seq = last_seq - len(joining) + 1
-    joined = events.insert_events(
-        tx,
-        [
-            Event(room_id, seq, "member.joined", actor_id, now, member_data(found[user_id], role))
-            for seq, (user_id, role) in enumerate(joining, first_seq)
-        ],
-    )
-    members = [
-        (user_id, role, event.seq) for (user_id, role), event in zip(joining, joined, strict=True)
-    ]
-    rooms.insert_members(tx, room_id, members, now)
-    return joined

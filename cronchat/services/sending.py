@@ -104,11 +104,11 @@ class Sending:
         return sent.message, sent.created
 
 
-def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | DomainError]:
+def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
     """Many sends in one transaction, each checked as if alone: a send that fails is its
     own outcome and writes nothing. A fixed number of statements, whatever the number of
     sends, plus one per image and one per repeated ``client_msg_id``."""
-    outcomes: list[_Sent | DomainError | None] = [None] * len(sends)
+    outcomes: list[_Sent | Exception | None] = [None] * len(sends)
     last_seqs = rooms.lock_live_rooms(tx, list({send.room_id for send in sends}))
     memberships = rooms.members_among(tx, {(send.room_id, send.user_id) for send in sends})
     repeated = messages.sent_before(tx, {(send.user_id, send.client_msg_id) for send in sends})
