@@ -95,6 +95,20 @@ class Runtime:
         )
         self.presence = Presence(self.db, self.broker, store, self.hub.online_users)
         notify = Notifier(self.broker, self.metrics, self.links, online=self.presence.online)
+        self.services = self._build_services(notify)
+        self.hub.load_events = self.services.history.stored_events
+        self.hub.load_read_state = self.services.rooms.read_states
+        self.hub.on_presence = self.presence.changed
+        self.hub.on_delivered = self.metrics.frames_delivered.inc
+        self.db.observe_wait = self.metrics.db_wait_seconds.observe
+        self.metrics.watch(
+            sockets=self.hub.connection_count,
+            broker_reconnects=lambda: getattr(self.broker, "reconnects", 0),
+        )
+
+    def _build_services(self, notify: Notifier) -> Services:
+        """The domain services, each given what it needs."""
+        settings = self.settings
         media = Media(
             self.db,
             self.blocking,
@@ -107,7 +121,7 @@ class Runtime:
             ),
             notify,
         )
-        self.services = Services(
+        return Services(
             accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
@@ -119,15 +133,6 @@ class Runtime:
             read_markers=ReadMarkers(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
-        )
-        self.hub.load_events = self.services.history.stored_events
-        self.hub.load_read_state = self.services.rooms.read_states
-        self.hub.on_presence = self.presence.changed
-        self.hub.on_delivered = self.metrics.frames_delivered.inc
-        self.db.observe_wait = self.metrics.db_wait_seconds.observe
-        self.metrics.watch(
-            sockets=self.hub.connection_count,
-            broker_reconnects=lambda: getattr(self.broker, "reconnects", 0),
         )
 
     @staticmethod

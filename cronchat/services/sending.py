@@ -138,39 +138,50 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
             continue
         first_of[key] = index
         last_seqs[send.room_id] += 1
-        new.append(
-            messages.NewMessage(
-                new_id(),
-                send.room_id,
-                last_seqs[send.room_id],
-                send.user_id,
-                send.kind,
-                send.text,
-                send.media_id,
-                send.reply_to_id,
-                send.client_msg_id,
-                now,
-            )
-        )
-    if new:
-        advance = {message.room_id: last_seqs[message.room_id] for message in new}
-        rooms.advance_rooms(tx, advance, now)
-        created = messages.insert_messages(tx, new)
-        logged = events.insert_events(
-            tx,
-            [
-                Event(m.room_id, m.seq, "message.created", m.sender_id, now, shared_message_data(m))
-                for m in created
-            ],
-        )
-        for spec, message, event in zip(new, created, logged, strict=True):
-            outcomes[first_of[(spec.sender_id, spec.client_msg_id)]] = _Sent(message, True, event)
+        new.append(_new_message(send, last_seqs[send.room_id], now))
+    for spec, sent in zip(new, _insert_messages_tx(tx, new, last_seqs, now), strict=True):
+        outcomes[first_of[(spec.sender_id, spec.client_msg_id)]] = sent
     for index, send in enumerate(sends):
         if outcomes[index] is None:  # a repeat of a send earlier in this batch
             first = outcomes[first_of[(send.user_id, send.client_msg_id)]]
             assert isinstance(first, _Sent)
             outcomes[index] = _Sent(first.message, False)
     return outcomes  # type: ignore[return-value]  # every None was filled above
+
+
+def _new_message(send: _Send, seq: int, now: int) -> messages.NewMessage:
+    return messages.NewMessage(
+        new_id(),
+        send.room_id,
+        seq,
+        send.user_id,
+        send.kind,
+        send.text,
+        send.media_id,
+        send.reply_to_id,
+        send.client_msg_id,
+        now,
+    )
+
+
+def _insert_messages_tx(
+    tx: Tx, new: list[messages.NewMessage], last_seqs: dict[str, int], now: int
+) -> list[_Sent]:
+    """Write the new messages, their ``message.created`` events and their rooms' seqs, in a
+    fixed number of statements; answers each one's outcome, in order."""
+    if not new:
+        return []
+    advance = {message.room_id: last_seqs[message.room_id] for message in new}
+    rooms.advance_rooms(tx, advance, now)
+    created = messages.insert_messages(tx, new)
+    logged = events.insert_events(
+        tx,
+        [
+            Event(m.room_id, m.seq, "message.created", m.sender_id, now, shared_message_data(m))
+            for m in created
+        ],
+    )
+    return [_Sent(message, True, event) for message, event in zip(created, logged, strict=True)]
 
 
 def _original_tx(tx: Tx, send: _Send) -> _Sent:
