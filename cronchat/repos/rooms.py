@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cronchat.db import Row, Tx, in_list, pairs_match
@@ -214,13 +215,23 @@ def find_member(tx: Tx, room_id: str, user_id: str) -> Member | None:
     return None if row is None else _member(row)
 
 
-def member_room_rows(
+@dataclass(frozen=True, slots=True)
+class MemberRoom:
+    """A room of a member, with their role, read marker and unread count."""
+
+    room: Room
+    my_role: str
+    last_read_seq: int
+    unread_count: int
+
+
+def member_rooms(
     tx: Tx,
     user_id: str,
     limit: int,
     after: tuple[int, str] | None = None,
     room_id: str | None = None,
-) -> list[Row]:
+) -> list[MemberRoom]:
     """The rooms of a member, most recent activity first, with their role, read marker and
     unread count, in one query. ``after`` is the (last_activity_at, id) of the previous page."""
     where = ["m.user_id = %s", "r.deleted_at IS NULL"]
@@ -232,13 +243,19 @@ def member_room_rows(
         where.append("(r.last_activity_at < %s OR (r.last_activity_at = %s AND r.id < %s))")
         params.extend([after[0], after[0], after[1]])
     params.append(limit)
-    return tx.all(
+    rows = tx.all(
         f"SELECT {ROOM_COLUMNS}, m.role AS my_role, m.last_read_seq, {_UNREAD} AS unread_count"
         " FROM room_members m JOIN rooms r ON r.id = m.room_id"
         f" WHERE {' AND '.join(where)}"
         " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s",
         params,
     )
+    return [
+        MemberRoom(
+            room_from_row(row), row["my_role"], row["last_read_seq"], int(row["unread_count"])
+        )
+        for row in rows
+    ]
 
 
 def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:

@@ -23,7 +23,6 @@ from cronchat.models import (
     User,
 )
 from cronchat.repos import events, media, messages, rooms, users
-from cronchat.repos.rows import room_from_row
 from cronchat.services.access import (
     Actor,
     MemberActor,
@@ -122,26 +121,26 @@ class Rooms:
     def _list_tx(
         self, tx: Tx, user_id: str, limit: int, after: tuple[int, str] | None
     ) -> tuple[list[RoomView], bool]:
-        rows = rooms.member_room_rows(tx, user_id, limit + 1, after)
-        return self._views(tx, rows[:limit], user_id), len(rows) > limit
+        found = rooms.member_rooms(tx, user_id, limit + 1, after)
+        return self._views(tx, found[:limit], user_id), len(found) > limit
 
     @staticmethod
-    def _views(tx: Tx, rows: list, user_id: str) -> list[RoomView]:
-        """Rows of member_room_rows to views: last messages and peers in one query each."""
-        room_ids = [row["id"] for row in rows]
+    def _views(tx: Tx, found: list[rooms.MemberRoom], user_id: str) -> list[RoomView]:
+        """A member's rooms to views: last messages and peers in one query each."""
+        room_ids = [member_room.room.id for member_room in found]
         last = messages.last_messages(tx, room_ids, user_id)
-        direct_ids = [row["id"] for row in rows if row["kind"] == "direct"]
+        direct_ids = [m.room.id for m in found if m.room.kind == "direct"]
         peers = rooms.peers(tx, direct_ids, user_id)
         return [
             RoomView(
-                room=room_from_row(row),
-                my_role=row["my_role"],
-                last_read_seq=row["last_read_seq"],
-                unread_count=int(row["unread_count"]),
-                last_message=last.get(row["id"]),
-                peer=peers.get(row["id"]),
+                room=m.room,
+                my_role=m.my_role,
+                last_read_seq=m.last_read_seq,
+                unread_count=m.unread_count,
+                last_message=last.get(m.room.id),
+                peer=peers.get(m.room.id),
             )
-            for row in rows
+            for m in found
         ]
 
     async def view_room(self, user: User, room_id: str) -> RoomView:
@@ -149,10 +148,10 @@ class Rooms:
         return await self.db.read(self._view_tx, user.id, room_id)
 
     def _view_tx(self, tx: Tx, user_id: str, room_id: str) -> RoomView:
-        rows = rooms.member_room_rows(tx, user_id, 1, room_id=room_id)
-        if not rows:
+        found = rooms.member_rooms(tx, user_id, 1, room_id=room_id)
+        if not found:
             raise NotFound("no such room")
-        return self._views(tx, rows, user_id)[0]
+        return self._views(tx, found, user_id)[0]
 
     async def all_rooms(self, limit: int = 1000, offset: int = 0) -> list[Room]:
         """Every live room, newest activity first (administration)."""
