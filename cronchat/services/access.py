@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cronchat.db import Row, Tx
+from cronchat.db import Tx
 from cronchat.errors import Forbidden, NotFound
 from cronchat.models import Membership, Room
 from cronchat.repos import messages, rooms
@@ -90,7 +90,7 @@ def require_room_admin(tx: Tx, room_id: str, actor: Actor, lock: bool = False) -
     return RoomAdmin(actor, role, room)
 
 
-def get_message_owner(tx: Tx, room_id: str, message_id: str) -> Row:
+def get_message_owner(tx: Tx, room_id: str, message_id: str) -> messages.MessageOwner:
     """Who sent a message of the room, and whether it is deleted; NotFound otherwise."""
     owner = messages.message_owner(tx, room_id, message_id)
     if owner is None:

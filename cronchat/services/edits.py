@@ -42,9 +42,9 @@ class Edits:
     ) -> tuple[Message, list[Event]]:
         require_member(tx, room_id, user_id)
         owner = get_message_owner(tx, room_id, message_id)
-        if owner["sender_id"] != user_id:
+        if owner.sender_id != user_id:
             raise Forbidden("only the sender may edit a message")
-        if owner["deleted_at"] is not None:
+        if owner.deleted_at is not None:
             raise Conflict("the message is deleted")
         now = now_ms()
         messages.set_text(tx, message_id, text, now)
@@ -69,8 +69,8 @@ class Edits:
     def _delete_tx(tx: Tx, user_id: str, room_id: str, message_id: str) -> Redacted | None:
         membership = require_member(tx, room_id, user_id)
         owner = get_message_owner(tx, room_id, message_id)
-        if owner["sender_id"] != user_id and membership.role not in ("owner", "admin"):
+        if owner.sender_id != user_id and membership.role not in ("owner", "admin"):
             raise Forbidden("only the sender, an admin or the owner may delete a message")
-        if owner["deleted_at"] is not None:
+        if owner.deleted_at is not None:
             return None
-        return redact_tx(tx, room_id, message_id, owner["media_id"], user_id, now_ms())
+        return redact_tx(tx, room_id, message_id, owner.media_id, user_id, now_ms())

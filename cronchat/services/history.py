@@ -32,7 +32,7 @@ class History:
         self.db = db
         self.notify = notify
 
-    async def history(
+    async def page(
         self,
         user: User,
         room_id: str,
@@ -40,15 +40,16 @@ class History:
         after_seq: int | None = None,
         limit: int = HISTORY_DEFAULT,
     ) -> tuple[list[Message], bool]:
+        """A page of the room's messages, ascending by seq (see :func:`messages.page`)."""
         if not 1 <= limit <= HISTORY_MAX:
             raise Invalid(f"limit must be between 1 and {HISTORY_MAX}", field="limit")
         for name, value in (("before_seq", before_seq), ("after_seq", after_seq)):
             if value is not None and value < 0:
                 raise Invalid(f"{name} must not be negative", field=name)
-        return await self.db.read(self._history_tx, user.id, room_id, before_seq, after_seq, limit)
+        return await self.db.read(self._page_tx, user.id, room_id, before_seq, after_seq, limit)
 
     @staticmethod
-    def _history_tx(
+    def _page_tx(
         tx: Tx,
         user_id: str,
         room_id: str,

@@ -30,7 +30,7 @@ class Reactions:
     ) -> list[Event]:
         require_member(tx, room_id, user_id)
         owner = get_message_owner(tx, room_id, message_id)
-        if owner["deleted_at"] is not None:
+        if owner.deleted_at is not None:
             raise Conflict("the message is deleted")
         now = now_ms()
         if add:

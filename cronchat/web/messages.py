@@ -14,7 +14,7 @@ class MessagesHandler(BaseHandler):
     rate_rules = {"POST": SENDS}
 
     async def get(self, room_id: str) -> None:
-        found, has_more = await self.services.history.history(
+        found, has_more = await self.services.history.page(
             self.principal.user,
             room_id,
             before_seq=self.query_int("before_seq"),
