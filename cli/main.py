@@ -8,10 +8,7 @@ import click
 
 from cli import media, rooms, users
 from cli.common import Context, configure_logging, emit, fails_in_one_line
-from cronchat.config import ConfigError, Settings
-from cronchat.db import Database
-from cronchat.db.migrations import migrate as apply_migrations
-from cronchat.errors import DomainError
+from cronchat.runtime import Runtime
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,18 +46,8 @@ def serve(obj: Context, run_migrations: bool, **flags: Any) -> None:
     # Quiet until the checks pass, so that a failed start says one line.
     configure_logging("CRITICAL")
     if run_migrations:
-        _migrate(settings)
+        Runtime.migrate(settings)
     run_server(settings)
-
-
-def _migrate(settings: Settings) -> list[str]:
-    db = Database(settings.database, 1)
-    try:
-        return [f"{m.version:04d}_{m.name}" for m in apply_migrations(db)]
-    except DomainError:
-        raise ConfigError(f"database {settings.database.describe()} is unreachable") from None
-    finally:
-        db.close()
 
 
 @main.command()
@@ -69,7 +56,7 @@ def _migrate(settings: Settings) -> list[str]:
 @fails_in_one_line
 def migrate(obj: Context, as_json: bool) -> None:
     """Apply pending database migrations (idempotent)."""
-    applied = _migrate(obj.settings())
+    applied = Runtime.migrate(obj.settings())
     text = "\n".join(f"applied {name}" for name in applied) or "schema is up to date"
     emit(as_json, {"applied": applied}, text)
 

@@ -1,5 +1,5 @@
-"""``cronchat room``: administer rooms. The administrator acts with an owner's authority in
-every room; the changes are room events like any other, with ``actor_id`` ``system``."""
+"""``cronchat room``: administer rooms. The operator acts with an owner's authority in every
+room; the changes are room events like any other, with ``actor_id`` ``system``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import click
 from cli.common import Context, emit, fails_in_one_line
 from cronchat.models import Member, Room
 from cronchat.runtime import Runtime
-from cronchat.services.rooms import AddMember, CreateRoom
+from cronchat.services.access import Operator
+from cronchat.services.members import AddMember
+from cronchat.services.rooms import CreateRoom
 from cronchat.views import member_json, room_json
 
 
@@ -82,8 +84,8 @@ def room_show(obj: Context, room_id: str, as_json: bool) -> None:
     """Show a room and its members."""
 
     async def show(rt: Runtime) -> tuple[Room, list[Member]]:
-        found = await rt.services.rooms.find_room(room_id)
-        return found, await rt.services.rooms.list_members(None, room_id)
+        found = await rt.services.rooms.get_room(room_id)
+        return found, await rt.services.members.list_members(Operator(), room_id)
 
     found, members = obj.run(show)
     record: dict[str, Any] = room_json(found) | {"members": [member_json(m) for m in members]}
@@ -103,7 +105,7 @@ def room_add_member(obj: Context, room_id: str, username: str, role: str, as_jso
 
     async def add(rt: Runtime) -> Member:
         user = await rt.services.accounts.require_username(username)
-        return await rt.services.rooms.add_member(None, room_id, AddMember(user.id, role))
+        return await rt.services.members.add_member(Operator(), room_id, AddMember(user.id, role))
 
     member = obj.run(add)
     emit(as_json, member_json(member), f"added {member.user.username} as {member.role}")
@@ -120,7 +122,7 @@ def room_remove_member(obj: Context, room_id: str, username: str, as_json: bool)
 
     async def remove(rt: Runtime) -> None:
         user = await rt.services.accounts.require_username(username)
-        await rt.services.rooms.remove_member(None, room_id, user.id)
+        await rt.services.members.remove_member(Operator(), room_id, user.id)
 
     obj.run(remove)
     emit(as_json, {"removed": username, "room_id": room_id}, f"removed {username}")
@@ -133,5 +135,5 @@ def room_remove_member(obj: Context, room_id: str, username: str, as_json: bool)
 @fails_in_one_line
 def room_delete(obj: Context, room_id: str, as_json: bool) -> None:
     """Delete a group room for all its members."""
-    obj.run(lambda rt: rt.services.rooms.delete_room(None, room_id))
+    obj.run(lambda rt: rt.services.rooms.delete_room(Operator(), room_id))
     emit(as_json, {"deleted": room_id}, f"deleted {room_id}")

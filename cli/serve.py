@@ -14,9 +14,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from cronchat.config import ConfigError, Settings
-from cronchat.db import Database
-from cronchat.db.migrations import require_current_schema
-from cronchat.runtime import Runtime, open_storage, require_storage
+from cronchat.runtime import Runtime
 from cronchat.web.app import make_app, server_options
 
 log = logging.getLogger("cronchat.serve")
@@ -28,12 +26,7 @@ DRAIN_SECONDS = 10.0
 def run_server(settings: Settings) -> None:
     """Check the schema and the media store, bind the port, then serve until SIGTERM or
     SIGINT."""
-    db = Database(settings.database, 1)
-    try:
-        require_current_schema(db)
-    finally:
-        db.close()
-    require_storage(open_storage(settings))
+    Runtime.preflight(settings)
     try:
         sockets = bind_sockets(settings.port, settings.host, family=socket.AF_INET)
     except OSError as error:

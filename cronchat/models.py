@@ -1,11 +1,10 @@
-"""Domain values passed between layers: plain, frozen dataclasses built from rows."""
+"""Domain values passed between layers: plain, frozen dataclasses (built from rows by
+:mod:`cronchat.repos.rows`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from cronchat.db import Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,31 +18,6 @@ class User:
     disabled: bool
     created_at: int
     last_seen_at: int | None
-
-    @classmethod
-    def from_row(cls, row: Row, prefix: str = "") -> User:
-        return cls(
-            id=row[prefix + "id"],
-            username=row[prefix + "username"],
-            display_name=row[prefix + "display_name"],
-            bio=row[prefix + "bio"],
-            avatar_media_id=row[prefix + "avatar_media_id"],
-            is_admin=bool(row[prefix + "is_admin"]),
-            disabled=bool(row[prefix + "disabled"]),
-            created_at=row[prefix + "created_at"],
-            last_seen_at=row[prefix + "last_seen_at"],
-        )
-
-
-# The user columns, for SELECTs that build a User (optionally under a table alias).
-USER_COLUMNS = (
-    "id, username, display_name, bio, avatar_media_id, is_admin, disabled, created_at, last_seen_at"
-)
-
-
-def user_columns(alias: str, prefix: str) -> str:
-    """``u.id AS peer_id, ...``: the user columns of a joined table under a prefix."""
-    return ", ".join(f"{alias}.{column} AS {prefix}{column}" for column in USER_COLUMNS.split(", "))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,28 +62,6 @@ class Room:
     created_at: int
     updated_at: int
     last_activity_at: int
-
-    @classmethod
-    def from_row(cls, row: Row) -> Room:
-        return cls(
-            id=row["id"],
-            kind=row["kind"],
-            name=row["name"],
-            topic=row["topic"],
-            avatar_media_id=row["avatar_media_id"],
-            member_count=row["member_count"],
-            last_seq=row["last_seq"],
-            last_message_seq=row["last_message_seq"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            last_activity_at=row["last_activity_at"],
-        )
-
-
-ROOM_COLUMNS = (
-    "r.id, r.kind, r.name, r.topic, r.avatar_media_id, r.member_count, r.last_seq,"
-    " r.last_message_seq, r.created_at, r.updated_at, r.last_activity_at"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,20 +125,10 @@ class MediaRecord:
     created_at: int
     used_at: int | None
 
-    @classmethod
-    def from_row(cls, row: Row) -> MediaRecord:
-        return cls(**{name: row[name] for name in MEDIA_COLUMNS.split(", ")})
-
     def info(self) -> MediaInfo:
         return MediaInfo(
             self.id, self.owner_id, self.content_type, self.width, self.height, self.size
         )
-
-
-MEDIA_COLUMNS = (
-    "id, owner_id, purpose, storage_key, thumbnail_key, content_type, width, height, size,"
-    " checksum, created_at, used_at"
-)
 
 
 @dataclass(frozen=True, slots=True)

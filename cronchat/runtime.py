@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
 from cronchat.db import Database
-from cronchat.db.migrations import require_current_schema
+from cronchat.db.migrations import migrate, require_current_schema
+from cronchat.errors import DomainError
 from cronchat.images import Limits
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
@@ -25,11 +26,17 @@ from cronchat.realtime.readers import StoredEvents, StoredReadStates
 from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.edits import Edits
+from cronchat.services.history import History
 from cronchat.services.media import Media
-from cronchat.services.messages import Messages
+from cronchat.services.members import Members
 from cronchat.services.notify import Notifier
 from cronchat.services.presence import Presence
+from cronchat.services.reactions import Reactions
+from cronchat.services.read_markers import ReadMarkers
 from cronchat.services.rooms import Rooms
+from cronchat.services.sending import Sending
+from cronchat.services.typing_notices import TypingNotices
 from cronchat.services.users import Users
 from storage import Storage, StorageError
 from storage.local import LocalStorage
@@ -46,7 +53,13 @@ class Services:
     accounts: Accounts
     users: Users
     rooms: Rooms
-    messages: Messages
+    members: Members
+    sending: Sending
+    history: History
+    edits: Edits
+    reactions: Reactions
+    read_markers: ReadMarkers
+    typing: TypingNotices
     media: Media
 
 
@@ -91,6 +104,16 @@ class Runtime:
         self._keep_alive: asyncio.Task[None] | None = None
         self.broker.subscribe(self.hub.deliver)
         notify = Notifier(self.broker, self.metrics, self.links, online=self.presence.online)
+        self.services = self._build_services(notify)
+        self.db.observe_wait = self.metrics.db_wait_seconds.observe
+        self.metrics.watch(
+            sockets=self.hub.connection_count,
+            broker_reconnects=lambda: getattr(self.broker, "reconnects", 0),
+        )
+
+    def _build_services(self, notify: Notifier) -> Services:
+        """The domain services, each given what it needs."""
+        settings = self.settings
         media = Media(
             self.db,
             self.blocking,
@@ -103,18 +126,42 @@ class Runtime:
             ),
             notify,
         )
-        self.services = Services(
+        return Services(
             accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
-            messages=Messages(self.db, notify, settings.max_text_length, self.metrics, media),
+            members=Members(self.db, notify),
+            sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
+            history=History(self.db, notify),
+            edits=Edits(self.db, notify, settings.max_text_length, media),
+            reactions=Reactions(self.db, notify),
+            read_markers=ReadMarkers(self.db, notify),
+            typing=TypingNotices(self.db, notify),
             media=media,
         )
-        self.db.observe_wait = self.metrics.db_wait_seconds.observe
-        self.metrics.watch(
-            sockets=self.hub.connection_count,
-            broker_reconnects=lambda: getattr(self.broker, "reconnects", 0),
-        )
+
+    @staticmethod
+    def preflight(settings: Settings) -> None:
+        """Refuse to start on a database whose schema is behind, or on a media store that
+        does not work: raise ConfigError, one line for the operator (blocking; before the
+        runtime is built, so that a server checks before it binds and forks)."""
+        db = Database(settings.database, 1)
+        try:
+            require_current_schema(db)
+        finally:
+            db.close()
+        require_storage(open_storage(settings))
+
+    @staticmethod
+    def migrate(settings: Settings) -> list[str]:
+        """Apply the pending migrations; answers their names, ``NNNN_name`` (blocking)."""
+        db = Database(settings.database, 1)
+        try:
+            return [f"{m.version:04d}_{m.name}" for m in migrate(db)]
+        except DomainError:
+            raise ConfigError(f"database {settings.database.describe()} is unreachable") from None
+        finally:
+            db.close()
 
     def check_schema(self) -> None:
         """Refuse to serve a database whose schema is behind (blocking; at start-up)."""

@@ -1,15 +1,22 @@
 """The JSON shape of each domain value, one function each, as API.md and openapi.yaml say.
 
 Media URLs are signed and expire, so they are made only when JSON leaves the server: every
-function takes ``links`` for that. Without it comes the stored form, kept in room events:
-media objects with null URLs, and user objects whose avatar is named by ``avatar_media_id``
-instead of a URL. :func:`event_json` with ``links`` turns the stored form into the one sent.
+function takes ``links`` for that. Without it comes the stored form of
+:mod:`cronchat.event_data`, kept in room events. :func:`event_json` with ``links`` turns
+the stored form into the one sent.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from cronchat.event_data import (
+    media_data,
+    message_data,
+    room_data,
+    shared_message_data,
+    user_data,
+)
 from cronchat.media_links import ORIGINAL, THUMBNAIL, MediaLinks
 from cronchat.models import (
     AuthResult,
@@ -28,20 +35,8 @@ from cronchat.times import rfc3339
 def user_json(
     user: User, online: bool | None = False, links: MediaLinks | None = None
 ) -> dict[str, Any]:
-    """The public profile: nothing secret, ever. ``online`` None hides the presence of a user
-    who shares no room with the reader: ``online`` and ``last_seen_at`` are null."""
-    shaped = {
-        "id": user.id,
-        "username": user.username,
-        "display_name": user.display_name,
-        "bio": user.bio,
-        "avatar_url": None,
-        "created_at": rfc3339(user.created_at),
-        "online": online,
-        "last_seen_at": None if online is None else rfc3339(user.last_seen_at),
-    }
-    if user.avatar_media_id is not None:
-        shaped["avatar_media_id"] = user.avatar_media_id
+    """The public profile; ``online`` None hides the presence (see :func:`user_data`)."""
+    shaped = user_data(user, online)
     return shaped if links is None else signed_user_json(shaped, links)
 
 
@@ -69,15 +64,7 @@ def auth_json(result: AuthResult, links: MediaLinks | None = None) -> dict[str, 
 
 
 def media_json(media: MediaInfo, links: MediaLinks | None = None) -> dict[str, Any]:
-    shaped = {
-        "id": media.id,
-        "url": None,
-        "thumbnail_url": None,
-        "content_type": media.content_type,
-        "width": media.width,
-        "height": media.height,
-        "size": media.size,
-    }
+    shaped = media_data(media)
     return shaped if links is None else signed_media_json(shaped, links)
 
 
@@ -91,41 +78,14 @@ def signed_media_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, An
 
 
 def message_json(message: Message, links: MediaLinks | None = None) -> dict[str, Any]:
-    reply = message.reply_to
-    return {
-        "id": message.id,
-        "room_id": message.room_id,
-        "seq": message.seq,
-        "sender_id": message.sender_id,
-        "client_msg_id": message.client_msg_id,
-        "kind": message.kind,
-        "text": message.text,
-        "media": media_json(message.media, links) if message.media else None,
-        "reply_to": None
-        if reply is None
-        else {
-            "id": reply.id,
-            "sender_id": reply.sender_id,
-            "excerpt": reply.excerpt,
-            "deleted": reply.deleted,
-        },
-        "reactions": [
-            {"emoji": reaction.emoji, "count": reaction.count, "me": reaction.me}
-            for reaction in message.reactions
-        ],
-        "created_at": rfc3339(message.created_at),
-        "edited_at": rfc3339(message.edited_at),
-        "deleted": message.deleted,
-    }
+    shaped = message_data(message)
+    return shaped if links is None else signed_message_json(shaped, links)
 
 
 def shared_message_json(message: Message, links: MediaLinks | None = None) -> dict[str, Any]:
-    """A message as every member gets it in an event: ``me`` is false in every reaction,
-    since one serialisation goes to all (clients learn their own from reaction events)."""
-    shaped = message_json(message, links)
-    for reaction in shaped["reactions"]:
-        reaction["me"] = False
-    return shaped
+    """A message as every member gets it in an event (see :func:`shared_message_data`)."""
+    shaped = shared_message_data(message)
+    return shaped if links is None else signed_message_json(shaped, links)
 
 
 def signed_message_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
@@ -138,26 +98,8 @@ def signed_message_json(shaped: dict[str, Any], links: MediaLinks) -> dict[str, 
 def room_json(
     room: Room, peer: User | None = None, links: MediaLinks | None = None
 ) -> dict[str, Any]:
-    """The room itself, as in room events: the fields every member shares. The member's own
-    fields (``my_role``, ``last_read_seq``, ``unread_count``) are null here. Without
-    ``links``, the stored form: a group room's avatar named by ``avatar_media_id``."""
-    shaped = {
-        "id": room.id,
-        "kind": room.kind,
-        "name": peer.display_name if peer is not None else room.name,
-        "topic": room.topic,
-        "avatar_url": None,
-        "member_count": room.member_count,
-        "my_role": None,
-        "last_seq": room.last_seq,
-        "last_read_seq": None,
-        "unread_count": None,
-        "last_message": None,
-        "created_at": rfc3339(room.created_at),
-        "updated_at": rfc3339(room.updated_at),
-    }
-    if room.avatar_media_id is not None and room.kind == "group":
-        shaped["avatar_media_id"] = room.avatar_media_id
+    """The room itself, as in room events (see :func:`room_data`); with ``links``, as sent."""
+    shaped = room_data(room, peer)
     return shaped if links is None else signed_room_json(shaped, links)
 
 

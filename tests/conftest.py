@@ -22,8 +22,6 @@ from tornado.httpserver import HTTPServer
 from tornado.websocket import websocket_connect
 
 from cronchat.config import Settings, load_settings
-from cronchat.db import Database
-from cronchat.db.migrations import migrate
 from cronchat.runtime import Runtime
 from cronchat.web.app import make_app, server_options
 
@@ -74,9 +72,7 @@ def ensure_migrated(url: str, data_dir: Any) -> None:
     if url in _migrated:
         return
     settings = load_settings({}, database_url=url, data_dir=str(data_dir), jwt_secret=JWT_SECRET)
-    db = Database(settings.database, 1)
-    migrate(db)
-    db.close()
+    Runtime.migrate(settings)
     _migrated.add(url)
 
 

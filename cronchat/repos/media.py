@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cronchat.db import Tx, in_list
-from cronchat.models import MEDIA_COLUMNS, MediaRecord
+from cronchat.models import MediaRecord
+from cronchat.repos.rows import MEDIA_COLUMNS, media_record_from_row
 
 
 def insert_media(tx: Tx, record: MediaRecord) -> None:
@@ -34,7 +35,7 @@ def find_media(tx: Tx, media_id: str, lock: bool = False) -> MediaRecord | None:
         + (tx.dialect.for_update if lock else ""),
         (media_id,),
     )
-    return None if row is None else MediaRecord.from_row(row)
+    return None if row is None else media_record_from_row(row)
 
 
 def is_shared_with(tx: Tx, media_id: str, user_id: str) -> bool:
@@ -85,7 +86,7 @@ def unused_before(tx: Tx, cutoff: int, limit: int) -> list[MediaRecord]:
         " ORDER BY created_at LIMIT %s" + tx.dialect.for_update,
         (cutoff, limit),
     )
-    return [MediaRecord.from_row(row) for row in rows]
+    return [media_record_from_row(row) for row in rows]
 
 
 def delete_media(tx: Tx, media_ids: list[str]) -> None:

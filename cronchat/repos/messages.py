@@ -224,14 +224,26 @@ def rooms_of_messages(tx: Tx, message_ids: set[str]) -> dict[str, str]:
     return {row["id"]: row["room_id"] for row in rows}
 
 
-def message_owner(tx: Tx, room_id: str, message_id: str) -> Row | None:
+@dataclass(frozen=True, slots=True)
+class MessageOwner:
+    """What a change of a message is checked against: who sent it, its seq, its media and
+    when it was deleted (None while it is not)."""
+
+    sender_id: str
+    seq: int
+    media_id: str | None
+    deleted_at: int | None
+
+
+def message_owner(tx: Tx, room_id: str, message_id: str) -> MessageOwner | None:
     """Sender, seq, media and deletion of a message of this room, locked for the change to
     come."""
-    return tx.one(
+    row = tx.one(
         "SELECT sender_id, seq, media_id, deleted_at FROM messages WHERE id = %s AND room_id = %s"
         + tx.dialect.for_update,
         (message_id, room_id),
     )
+    return None if row is None else MessageOwner(**row)
 
 
 def replies_to(tx: Tx, message_id: str) -> list[str]:

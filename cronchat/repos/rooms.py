@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cronchat.db import Row, Tx, in_list, pairs_match
-from cronchat.models import (
+from cronchat.models import Member, Membership, ReadState, Room, User
+from cronchat.repos.rows import (
     ROOM_COLUMNS,
     USER_COLUMNS,
-    Member,
-    Membership,
-    ReadState,
-    Room,
-    User,
+    room_from_row,
     user_columns,
+    user_from_row,
 )
 
 # Messages of others above the member's read marker, not deleted: the unread count.
@@ -48,7 +47,7 @@ def find_room(tx: Tx, room_id: str, lock: bool = False) -> Room | None:
         + (tx.dialect.for_update if lock else ""),
         (room_id,),
     )
-    return None if row is None else Room.from_row(row)
+    return None if row is None else room_from_row(row)
 
 
 def list_rooms(tx: Tx, limit: int, offset: int) -> list[Room]:
@@ -57,7 +56,7 @@ def list_rooms(tx: Tx, limit: int, offset: int) -> list[Room]:
         " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s OFFSET %s",
         (limit, offset),
     )
-    return [Room.from_row(row) for row in rows]
+    return [room_from_row(row) for row in rows]
 
 
 def find_direct_room_id(tx: Tx, direct_key: str) -> str | None:
@@ -81,15 +80,16 @@ def find_membership(
     return None if row is None else Membership(**row)
 
 
-def insert_member(
-    tx: Tx, room_id: str, user_id: str, role: str, now: int, last_read_seq: int
-) -> None:
-    tx.execute(
+def insert_members(tx: Tx, room_id: str, members: list[tuple[str, str, int]], now: int) -> None:
+    """Add members, each ``(user_id, role, last_read_seq)``, in two statements."""
+    tx.executemany(
         "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (room_id, user_id, role, now, last_read_seq),
+        [(room_id, user_id, role, now, last_read_seq) for user_id, role, last_read_seq in members],
     )
-    tx.execute("UPDATE rooms SET member_count = member_count + 1 WHERE id = %s", (room_id,))
+    tx.execute(
+        "UPDATE rooms SET member_count = member_count + %s WHERE id = %s", (len(members), room_id)
+    )
 
 
 def delete_member(tx: Tx, room_id: str, user_id: str) -> None:
@@ -111,12 +111,18 @@ def count_role(tx: Tx, room_id: str, role: str) -> int:
 
 
 def next_seq(tx: Tx, room_id: str, now: int) -> int:
-    """Take the room's next event seq. The UPDATE locks the room row until commit, so seqs
-    of one room are assigned one transaction at a time and a rollback leaves no gap."""
+    """Take the room's next event seq (see :func:`take_seqs`)."""
+    return take_seqs(tx, room_id, 1, now)
+
+
+def take_seqs(tx: Tx, room_id: str, count: int, now: int) -> int:
+    """Take the room's next ``count`` event seqs; answers the last of them. The UPDATE locks
+    the room row until commit, so seqs of one room are assigned one transaction at a time
+    and a rollback leaves no gap."""
     changed = tx.execute(
-        "UPDATE rooms SET last_seq = last_seq + 1, updated_at = %s WHERE id = %s"
+        "UPDATE rooms SET last_seq = last_seq + %s, updated_at = %s WHERE id = %s"
         " AND deleted_at IS NULL",
-        (now, room_id),
+        (count, now, room_id),
     )
     if changed != 1:
         raise LookupError(room_id)
@@ -188,7 +194,7 @@ _MEMBER_COLUMNS = f"m.role, m.joined_at, m.last_read_seq, {user_columns('u', 'u_
 
 
 def _member(row: Row) -> Member:
-    return Member(User.from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
+    return Member(user_from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
 
 
 def list_members(tx: Tx, room_id: str) -> list[Member]:
@@ -209,13 +215,23 @@ def find_member(tx: Tx, room_id: str, user_id: str) -> Member | None:
     return None if row is None else _member(row)
 
 
-def member_room_rows(
+@dataclass(frozen=True, slots=True)
+class MemberRoom:
+    """A room of a member, with their role, read marker and unread count."""
+
+    room: Room
+    my_role: str
+    last_read_seq: int
+    unread_count: int
+
+
+def member_rooms(
     tx: Tx,
     user_id: str,
     limit: int,
     after: tuple[int, str] | None = None,
     room_id: str | None = None,
-) -> list[Row]:
+) -> list[MemberRoom]:
     """The rooms of a member, most recent activity first, with their role, read marker and
     unread count, in one query. ``after`` is the (last_activity_at, id) of the previous page."""
     where = ["m.user_id = %s", "r.deleted_at IS NULL"]
@@ -227,13 +243,19 @@ def member_room_rows(
         where.append("(r.last_activity_at < %s OR (r.last_activity_at = %s AND r.id < %s))")
         params.extend([after[0], after[0], after[1]])
     params.append(limit)
-    return tx.all(
+    rows = tx.all(
         f"SELECT {ROOM_COLUMNS}, m.role AS my_role, m.last_read_seq, {_UNREAD} AS unread_count"
         " FROM room_members m JOIN rooms r ON r.id = m.room_id"
         f" WHERE {' AND '.join(where)}"
         " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s",
         params,
     )
+    return [
+        MemberRoom(
+            room_from_row(row), row["my_role"], row["last_read_seq"], int(row["unread_count"])
+        )
+        for row in rows
+    ]
 
 
 def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
@@ -252,7 +274,7 @@ def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
         return {}
     marks, params = in_list(set(peer_of.values()))
     rows = tx.all(f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", params)
-    found = {row["id"]: User.from_row(row) for row in rows}
+    found = {row["id"]: user_from_row(row) for row in rows}
     return {room_id: found[peer] for room_id, peer in peer_of.items() if peer in found}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cronchat.db import Tx, in_list
-from cronchat.models import User, user_columns
+from cronchat.models import User
+from cronchat.repos.rows import user_columns, user_from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ def find_refresh_token(tx: Tx, token_hash: str) -> RefreshRecord | None:
         return None
     return RefreshRecord(
         session_id=row["session_id"],
-        user=User.from_row(row, "u_"),
+        user=user_from_row(row, "u_"),
         expires_at=row["expires_at"],
         spent_at=row["spent_at"],
         session_revoked_at=row["revoked_at"],
@@ -73,7 +74,7 @@ def find_active_session_user(tx: Tx, session_id: str, user_id: str) -> User | No
         " WHERE s.id = %s AND s.user_id = %s AND s.revoked_at IS NULL AND u.disabled = 0",
         (session_id, user_id),
     )
-    return None if row is None else User.from_row(row)
+    return None if row is None else user_from_row(row)
 
 
 def revoke_session(tx: Tx, session_id: str, now: int) -> None:

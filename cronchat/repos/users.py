@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from cronchat.db import Tx, in_list
-from cronchat.models import USER_COLUMNS, User
+from cronchat.models import User
+from cronchat.repos.rows import USER_COLUMNS, user_from_row
 
 
 def insert_user(
@@ -41,7 +42,16 @@ def find_user(tx: Tx, user_id: str, lock: bool = False) -> User | None:
         f"SELECT {USER_COLUMNS} FROM users WHERE id = %s" + (tx.dialect.for_update if lock else ""),
         (user_id,),
     )
-    return None if row is None else User.from_row(row)
+    return None if row is None else user_from_row(row)
+
+
+def find_users(tx: Tx, user_ids: list[str]) -> dict[str, User]:
+    """Those of these users that exist, by id, in one query."""
+    if not user_ids:
+        return {}
+    marks, params = in_list(user_ids)
+    rows = tx.all(f"SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})", params)
+    return {row["id"]: user_from_row(row) for row in rows}
 
 
 def find_credentials(tx: Tx, username: str) -> tuple[User, str] | None:
@@ -50,7 +60,7 @@ def find_credentials(tx: Tx, username: str) -> tuple[User, str] | None:
         f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = %s",
         (username.lower(),),
     )
-    return None if row is None else (User.from_row(row), row["password_hash"])
+    return None if row is None else (user_from_row(row), row["password_hash"])
 
 
 def password_hash_of(tx: Tx, user_id: str) -> str | None:
@@ -94,7 +104,7 @@ def search_users(tx: Tx, prefix: str, limit: int) -> list[User]:
         " ORDER BY username_key LIMIT %s",
         (pattern, pattern, limit),
     )
-    return [User.from_row(row) for row in rows]
+    return [user_from_row(row) for row in rows]
 
 
 def list_users(tx: Tx, limit: int, offset: int) -> list[User]:
@@ -102,7 +112,7 @@ def list_users(tx: Tx, limit: int, offset: int) -> list[User]:
         f"SELECT {USER_COLUMNS} FROM users ORDER BY username_key LIMIT %s OFFSET %s",
         (limit, offset),
     )
-    return [User.from_row(row) for row in rows]
+    return [user_from_row(row) for row in rows]
 
 
 def _like_prefix(text: str) -> str:

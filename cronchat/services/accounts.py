@@ -144,7 +144,7 @@ class Accounts:
         a success refills it: what is counted is failures, and attempts still running."""
         username_key = cmd.username[:64].lower()  # longer than any username: a bounded key
         self.limits.require(LOGIN_USERNAME, username_key)
-        found = await self.db.read(users.find_credentials, cmd.username)
+        found = await self.db.read(self._credentials_tx, cmd.username)
         user, password_hash = found if found else (None, None)
         # Always verify, against a dummy hash for an unknown user: equal time either way.
         async with self.limits.password_hashes.slot():
@@ -155,6 +155,10 @@ class Accounts:
         if user.disabled:
             raise InvalidCredentials("this account is disabled")
         return await self._open_session(user, user_agent)
+
+    @staticmethod
+    def _credentials_tx(tx: Tx, username: str) -> tuple[User, str] | None:
+        return users.find_credentials(tx, username)
 
     async def _open_session(self, user: User, user_agent: str) -> AuthResult:
         session_id = new_id()
@@ -221,19 +225,25 @@ class Accounts:
         return record.user, record.session_id, False
 
     async def logout(self, principal: Principal) -> None:
-        await self.db.run(sessions.revoke_session, principal.session_id, now_ms())
+        await self.db.run(self._logout_tx, principal.session_id)
         log.info("session closed user_id=%s session_id=%s", principal.user.id, principal.session_id)
         await self._announce_revoked([principal.session_id])
+
+    @staticmethod
+    def _logout_tx(tx: Tx, session_id: str) -> None:
+        sessions.revoke_session(tx, session_id, now_ms())
 
     async def authenticate(self, access_token: str) -> Principal:
         """The caller of a Bearer token: valid signature and claims, live session, user enabled."""
         claims = self.tokens.decode_access(access_token)
-        user = await self.db.read(
-            sessions.find_active_session_user, claims.session_id, claims.user_id
-        )
+        user = await self.db.read(self._session_user_tx, claims.session_id, claims.user_id)
         if user is None:
             raise Unauthorized("the session has ended; log in again")
         return Principal(user=user, session_id=claims.session_id)
+
+    @staticmethod
+    def _session_user_tx(tx: Tx, session_id: str, user_id: str) -> User | None:
+        return sessions.find_active_session_user(tx, session_id, user_id)
 
     async def change_password(self, principal: Principal, cmd: ChangePassword) -> None:
         """Change the password after checking the current one; other sessions end. A wrong
@@ -242,7 +252,7 @@ class Accounts:
         check_password(cmd.new_password, "new_password")
         username_key = principal.user.username.lower()
         self.limits.require(LOGIN_USERNAME, username_key)
-        current_hash = await self.db.read(users.password_hash_of, principal.user.id)
+        current_hash = await self.db.read(self._password_hash_tx, principal.user.id)
         async with self.limits.password_hashes.slot():
             matches = await self.blocking.run(
                 self.passwords.verify, current_hash, cmd.current_password
@@ -251,6 +261,10 @@ class Accounts:
             raise InvalidCredentials("the current password is wrong")
         self.limits.forget(LOGIN_USERNAME, username_key)
         await self._replace_password(principal.user.id, cmd.new_password, keep=principal.session_id)
+
+    @staticmethod
+    def _password_hash_tx(tx: Tx, user_id: str) -> str | None:
+        return users.password_hash_of(tx, user_id)
 
     async def _replace_password(self, user_id: str, password: str, keep: str | None) -> None:
         async with self.limits.password_hashes.slot():
@@ -293,11 +307,15 @@ class Accounts:
 
     async def promote(self, username: str, is_admin: bool = True) -> User:
         user = await self.require_username(username)
-        await self.db.run(users.set_flag, user.id, "is_admin", is_admin, now_ms())
+        await self.db.run(self._set_admin_tx, user.id, is_admin)
         return await self.db.read(self._get_user_tx, user.id)
 
+    @staticmethod
+    def _set_admin_tx(tx: Tx, user_id: str, is_admin: bool) -> None:
+        users.set_flag(tx, user_id, "is_admin", is_admin, now_ms())
+
     async def require_username(self, username: str) -> User:
-        found = await self.db.read(users.find_credentials, username)
+        found = await self.db.read(self._credentials_tx, username)
         if found is None:
             raise NotFound(f"no user named {username!r}")
         return found[0]
@@ -310,4 +328,8 @@ class Accounts:
         return user
 
     async def list_users(self, limit: int = 1000, offset: int = 0) -> list[User]:
-        return await self.db.read(users.list_users, limit, offset)
+        return await self.db.read(self._list_users_tx, limit, offset)
+
+    @staticmethod
+    def _list_users_tx(tx: Tx, limit: int, offset: int) -> list[User]:
+        return users.list_users(tx, limit, offset)

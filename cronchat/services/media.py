@@ -64,7 +64,7 @@ class Media:
         encoded = await self._prepare(images.prepare_upload, data)
         record = await self._store(user.id, MESSAGE, encoded, used_at=None)
         try:
-            await self.db.run(media.insert_media, record)
+            await self.db.run(_insert_media_tx, record)
         except BaseException:
             await self._delete_objects(record)
             raise
@@ -275,3 +275,7 @@ def _is_live(tx: Tx, record: MediaRecord) -> bool:
     or one that a live message carries. A redacted message's media record is deleted with
     it; this also holds for one deleted before redaction existed."""
     return record.purpose != MESSAGE or record.used_at is None or media.is_carried(tx, record.id)
+
+
+def _insert_media_tx(tx: Tx, record: MediaRecord) -> None:
+    media.insert_media(tx, record)

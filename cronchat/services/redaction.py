@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cronchat.db import Tx
+from cronchat.event_data import shared_message_data
 from cronchat.models import Event, MediaRecord, Message
 from cronchat.repos import events, media, messages, rooms
-from cronchat.views import shared_message_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def redact_tx(
     messages.mark_deleted(tx, message_id, now)
     tombstone_message = messages.find_message(tx, room_id, message_id, actor_id)
     assert tombstone_message is not None
-    tombstone = shared_message_json(tombstone_message)
+    tombstone = shared_message_data(tombstone_message)
     quoted = {
         "id": message_id,
         "sender_id": tombstone_message.sender_id,

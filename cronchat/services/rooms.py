@@ -1,6 +1,6 @@
-"""Rooms: group and direct rooms, membership, roles, and who may do what.
+"""Rooms: group and direct rooms, their settings, and the rooms of a member (who may do what
+is :mod:`cronchat.services.access`; membership is :mod:`cronchat.services.members`).
 
-A room a user is not a member of does not exist for them: every path answers NotFound.
 Every change is a room event with the room's next seq, written in the same transaction.
 """
 
@@ -12,24 +12,30 @@ from dataclasses import dataclass
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
+from cronchat.event_data import room_data
 from cronchat.ids import new_id
 from cronchat.models import (
     Event,
     MediaRecord,
-    Member,
-    Membership,
     ReadState,
     Room,
     RoomView,
     User,
 )
 from cronchat.repos import events, media, messages, rooms, users
+from cronchat.services.access import (
+    Actor,
+    MemberActor,
+    get_room,
+    require_group,
+    require_room_admin,
+    role_of,
+)
 from cronchat.services.media import ROOM_AVATAR, Media
+from cronchat.services.members import join_tx
 from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
-from cronchat.views import room_json, user_json
 
-ROLES = ("owner", "admin", "member")
 NAME_MAX, TOPIC_MAX = 100, 500
 MAX_INITIAL_MEMBERS = 500
 ROOMS_LIMIT_MAX = 100
@@ -53,17 +59,6 @@ class UpdateRoom:
     topic: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AddMember:
-    user_id: str
-    role: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRole:
-    role: str
-
-
 def check_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not 1 <= len(cleaned) <= NAME_MAX:
@@ -78,63 +73,14 @@ def check_topic(topic: str) -> str:
     return cleaned
 
 
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise Invalid("role must be owner, admin or member", field="role")
-    return role
-
-
-def require_member(tx: Tx, room_id: str, user_id: str, lock: bool = False) -> Membership:
-    """The caller's membership, or NotFound: a room you are not in does not exist for you."""
-    membership = rooms.find_membership(tx, room_id, user_id, lock)
-    if membership is None:
-        raise NotFound("no such room")
-    return membership
-
-
-SYSTEM_ACTOR = "system"
-
-
-def authority(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> str:
-    """The role an actor acts with in a room. The administrator (``SYSTEM_ACTOR``, the CLI)
-    acts as an owner of every room; a user acts with their membership, or not at all."""
-    if actor_id == SYSTEM_ACTOR:
-        if rooms.find_room(tx, room_id) is None:
-            raise NotFound("no such room")
-        return "owner"
-    return require_member(tx, room_id, actor_id, lock).role
-
-
-def require_group(tx: Tx, room_id: str, lock: bool = False) -> Room:
-    room = rooms.find_room(tx, room_id, lock)
-    if room is None:
-        raise NotFound("no such room")
-    if room.kind != "group":
-        raise Forbidden("direct rooms have exactly their two members and no settings")
-    return room
-
-
-def require_room_admin(tx: Tx, room_id: str, actor_id: str, lock: bool = False) -> Room:
-    """The group room whose settings an owner or admin changes; ``lock`` holds its row."""
-    role = authority(tx, room_id, actor_id)
-    room = require_group(tx, room_id, lock)
-    if role not in ("owner", "admin"):
-        raise Forbidden("only an owner or admin may change the room")
-    return room
-
-
 def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
     """Record ``room.updated`` with the room as it now stands."""
     room = rooms.find_room(tx, room_id)
     assert room is not None
     # The event's room object shows the seq of the event itself.
     seq = rooms.next_seq(tx, room_id, now)
-    data = room_json(room) | {"last_seq": seq}
+    data = room_data(room) | {"last_seq": seq}
     return events.insert_event(tx, room_id, seq, "room.updated", actor_id, now, data)
-
-
-def _member_data(user: User, role: str) -> dict:
-    return {"user": user_json(user), "role": role}
 
 
 def _encode_cursor(activity: int, room_id: str) -> str:
@@ -175,60 +121,62 @@ class Rooms:
     def _list_tx(
         self, tx: Tx, user_id: str, limit: int, after: tuple[int, str] | None
     ) -> tuple[list[RoomView], bool]:
-        rows = rooms.member_room_rows(tx, user_id, limit + 1, after)
-        return self._views(tx, rows[:limit], user_id), len(rows) > limit
+        found = rooms.member_rooms(tx, user_id, limit + 1, after)
+        return self._views(tx, found[:limit], user_id), len(found) > limit
 
     @staticmethod
-    def _views(tx: Tx, rows: list, user_id: str) -> list[RoomView]:
-        """Rows of member_room_rows to views: last messages and peers in one query each."""
-        room_ids = [row["id"] for row in rows]
+    def _views(tx: Tx, found: list[rooms.MemberRoom], user_id: str) -> list[RoomView]:
+        """A member's rooms to views: last messages and peers in one query each."""
+        room_ids = [member_room.room.id for member_room in found]
         last = messages.last_messages(tx, room_ids, user_id)
-        direct_ids = [row["id"] for row in rows if row["kind"] == "direct"]
+        direct_ids = [m.room.id for m in found if m.room.kind == "direct"]
         peers = rooms.peers(tx, direct_ids, user_id)
         return [
             RoomView(
-                room=Room.from_row(row),
-                my_role=row["my_role"],
-                last_read_seq=row["last_read_seq"],
-                unread_count=int(row["unread_count"]),
-                last_message=last.get(row["id"]),
-                peer=peers.get(row["id"]),
+                room=m.room,
+                my_role=m.my_role,
+                last_read_seq=m.last_read_seq,
+                unread_count=m.unread_count,
+                last_message=last.get(m.room.id),
+                peer=peers.get(m.room.id),
             )
-            for row in rows
+            for m in found
         ]
 
-    async def get_room(self, user: User, room_id: str) -> RoomView:
+    async def view_room(self, user: User, room_id: str) -> RoomView:
+        """The room as the caller sees it; NotFound unless they are a member."""
         return await self.db.read(self._view_tx, user.id, room_id)
 
     def _view_tx(self, tx: Tx, user_id: str, room_id: str) -> RoomView:
-        rows = rooms.member_room_rows(tx, user_id, 1, room_id=room_id)
-        if not rows:
+        found = rooms.member_rooms(tx, user_id, 1, room_id=room_id)
+        if not found:
             raise NotFound("no such room")
-        return self._views(tx, rows, user_id)[0]
-
-    async def list_members(self, user: User | None, room_id: str) -> list[Member]:
-        return await self.db.read(self._members_tx, _actor(user), room_id)
-
-    @staticmethod
-    def _members_tx(tx: Tx, user_id: str, room_id: str) -> list[Member]:
-        authority(tx, room_id, user_id)
-        return rooms.list_members(tx, room_id)
+        return self._views(tx, found, user_id)[0]
 
     async def all_rooms(self, limit: int = 1000, offset: int = 0) -> list[Room]:
         """Every live room, newest activity first (administration)."""
-        return await self.db.read(rooms.list_rooms, limit, offset)
+        return await self.db.read(self._all_rooms_tx, limit, offset)
 
-    async def find_room(self, room_id: str) -> Room:
-        """A live room by id (administration)."""
-        room = await self.db.read(rooms.find_room, room_id)
-        if room is None:
-            raise NotFound("no such room")
-        return room
+    @staticmethod
+    def _all_rooms_tx(tx: Tx, limit: int, offset: int) -> list[Room]:
+        return rooms.list_rooms(tx, limit, offset)
+
+    async def get_room(self, room_id: str) -> Room:
+        """A live room by id, or NotFound (administration)."""
+        return await self.db.read(self._room_tx, room_id)
+
+    @staticmethod
+    def _room_tx(tx: Tx, room_id: str) -> Room:
+        return get_room(tx, room_id)
 
     async def read_states(self, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
         """Every room of the user (or the one given) with its last seq, their unread count
         and read marker: what a socket follows."""
-        return await self.db.read(rooms.read_states, user_id, room_id)
+        return await self.db.read(self._read_states_tx, user_id, room_id)
+
+    @staticmethod
+    def _read_states_tx(tx: Tx, user_id: str, room_id: str | None) -> dict[str, ReadState]:
+        return rooms.read_states(tx, user_id, room_id)
 
     # -- creating ------------------------------------------------------------------------
 
@@ -241,7 +189,7 @@ class Rooms:
         room_id = new_id()
         created = await self.db.run(self._create_group_tx, user, room_id, name, topic, member_ids)
         await self.notify.events(created)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     @staticmethod
     def _create_group_tx(
@@ -254,7 +202,7 @@ class Rooms:
         now = now_ms()
         rooms.insert_room(tx, room_id, "group", name, topic, user.id, now)
         joined = [(user.id, "owner")] + [(member_id, "member") for member_id in others]
-        return [_join_tx(tx, room_id, member_id, role, user.id, now) for member_id, role in joined]
+        return join_tx(tx, room_id, joined, user.id, now)
 
     async def open_direct(self, user: User, cmd: OpenDirect) -> tuple[RoomView, bool]:
         """The one direct room of two users: created when missing (both become members again
@@ -273,7 +221,7 @@ class Rooms:
         else:
             raise Conflict("the direct room is being created; try again")
         await self.notify.events(joined)
-        return await self.get_room(user, room_id), created
+        return await self.view_room(user, room_id), created
 
     @staticmethod
     def _open_direct_tx(
@@ -288,12 +236,12 @@ class Rooms:
         if room_id is None:
             room_id = new_id()
             rooms.insert_room(tx, room_id, "direct", "", "", user_id, now, direct_key=direct_key)
-        joined = [
-            _join_tx(tx, room_id, member_id, "member", user_id, now)
+        joining = [
+            (member_id, "member")
             for member_id in (user_id, peer_id)
             if rooms.find_membership(tx, room_id, member_id) is None
         ]
-        return room_id, created, joined
+        return room_id, created, join_tx(tx, room_id, joining, user_id, now)
 
     # -- changing ------------------------------------------------------------------------
 
@@ -305,11 +253,11 @@ class Rooms:
             changes["topic"] = check_topic(cmd.topic)
         updated = await self.db.run(self._update_tx, user.id, room_id, changes)
         await self.notify.events(updated)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     @staticmethod
     def _update_tx(tx: Tx, user_id: str, room_id: str, changes: dict) -> list[Event]:
-        require_room_admin(tx, room_id, user_id)
+        require_room_admin(tx, room_id, MemberActor(user_id))
         if not changes:
             return []
         now = now_ms()
@@ -320,7 +268,7 @@ class Rooms:
         """Replace a group room's avatar (owners and admins), as a ``room.updated`` event.
         The old image leaves the store once the change is committed."""
         # Who may is checked before the image is decoded, and again in the transaction.
-        await self.db.read(require_room_admin, room_id, user.id)
+        await self.db.read(self._check_room_admin_tx, room_id, user.id)
         record = await self.media.store_avatar(user.id, ROOM_AVATAR, data)
         try:
             updated, old = await self.db.run(self._set_avatar_tx, user.id, room_id, record)
@@ -328,13 +276,17 @@ class Rooms:
             await self.media.discard(record)
             raise
         await self._avatar_changed(updated, old)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
+
+    @staticmethod
+    def _check_room_admin_tx(tx: Tx, room_id: str, user_id: str) -> None:
+        require_room_admin(tx, room_id, MemberActor(user_id))
 
     async def remove_avatar(self, user: User, room_id: str) -> RoomView:
         """Remove a group room's avatar (owners and admins); without one, nothing happens."""
         updated, old = await self.db.run(self._set_avatar_tx, user.id, room_id, None)
         await self._avatar_changed(updated, old)
-        return await self.get_room(user, room_id)
+        return await self.view_room(user, room_id)
 
     async def _avatar_changed(self, updated: list[Event], old: MediaRecord | None) -> None:
         await self.notify.events(updated)
@@ -347,7 +299,7 @@ class Rooms:
     ) -> tuple[list[Event], MediaRecord | None]:
         # The room's row stays locked, so that two avatar changes at once cannot both
         # replace the same old avatar and leave one new avatar behind.
-        room = require_room_admin(tx, room_id, user_id, lock=True)
+        room = require_room_admin(tx, room_id, MemberActor(user_id), lock=True).room
         if record is None and room.avatar_media_id is None:
             return [], None
         old = (
@@ -361,127 +313,20 @@ class Rooms:
             media.delete_media(tx, [old.id])
         return [_room_updated_tx(tx, room_id, user_id, now)], old
 
-    async def delete_room(self, user: User | None, room_id: str) -> None:
-        """Delete a group room (its owner, or the administrator when ``user`` is None)."""
-        deleted = await self.db.run(self._delete_tx, _actor(user), room_id)
+    async def delete_room(self, actor: Actor, room_id: str) -> None:
+        """Delete a group room (its owner, or the operator)."""
+        deleted = await self.db.run(self._delete_tx, actor, room_id)
         await self.notify.events(deleted)
 
     @staticmethod
-    def _delete_tx(tx: Tx, user_id: str, room_id: str) -> list[Event]:
-        role = authority(tx, room_id, user_id)
+    def _delete_tx(tx: Tx, actor: Actor, room_id: str) -> list[Event]:
+        role = role_of(tx, room_id, actor)
         room = require_group(tx, room_id)
         if role != "owner":
             raise Forbidden("only an owner may delete the room")
         now = now_ms()
         seq = rooms.next_seq(tx, room_id, now)
-        data = room_json(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
-        event = events.insert_event(tx, room_id, seq, "room.deleted", user_id, now, data)
+        data = room_data(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
+        event = events.insert_event(tx, room_id, seq, "room.deleted", actor.actor_id, now, data)
         rooms.mark_deleted(tx, room_id, now)
         return [event]
-
-    async def add_member(self, user: User | None, room_id: str, cmd: AddMember) -> Member:
-        """Add a member (admins and owners; the administrator when ``user`` is None)."""
-        role = check_role(cmd.role or "member")
-        added = await self.db.run(self._add_member_tx, _actor(user), room_id, cmd.user_id, role)
-        await self.notify.events(added)
-        return await self.db.read(self._member_tx, room_id, cmd.user_id)
-
-    @staticmethod
-    def _add_member_tx(
-        tx: Tx, user_id: str, room_id: str, new_member_id: str, role: str
-    ) -> list[Event]:
-        actor_role = authority(tx, room_id, user_id, lock=True)
-        require_group(tx, room_id)
-        if actor_role not in ("owner", "admin"):
-            raise Forbidden("only an owner or admin may add members")
-        if role != "member" and actor_role != "owner":
-            raise Forbidden("only an owner may add admins or owners")
-        if not rooms.existing_user_ids(tx, [new_member_id]):
-            raise NotFound("no such user", field="user_id")
-        if rooms.find_membership(tx, room_id, new_member_id) is not None:
-            raise Conflict("already a member of this room", field="user_id")
-        return [_join_tx(tx, room_id, new_member_id, role, user_id, now_ms())]
-
-    @staticmethod
-    def _member_tx(tx: Tx, room_id: str, user_id: str) -> Member:
-        member = rooms.find_member(tx, room_id, user_id)
-        if member is None:
-            raise NotFound("no such member")
-        return member
-
-    async def change_role(
-        self, user: User, room_id: str, member_id: str, cmd: ChangeRole
-    ) -> Member:
-        role = check_role(cmd.role)
-        changed = await self.db.run(self._change_role_tx, user.id, room_id, member_id, role)
-        await self.notify.events(changed)
-        return await self.db.read(self._member_tx, room_id, member_id)
-
-    @staticmethod
-    def _change_role_tx(
-        tx: Tx, user_id: str, room_id: str, member_id: str, role: str
-    ) -> list[Event]:
-        if authority(tx, room_id, user_id, lock=True) != "owner":
-            raise Forbidden("only an owner may change roles")
-        require_group(tx, room_id)
-        target = rooms.find_member(tx, room_id, member_id)
-        if target is None:
-            raise NotFound("no such member")
-        if target.role == role:
-            return []
-        if target.role == "owner" and rooms.count_role(tx, room_id, "owner") == 1:
-            raise Conflict("the last owner cannot step down; make another member owner first")
-        rooms.set_role(tx, room_id, member_id, role)
-        now = now_ms()
-        data = _member_data(target.user, role)
-        return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
-
-    async def remove_member(self, user: User | None, room_id: str, member_id: str) -> None:
-        """Remove a member (admins and owners; the administrator when ``user`` is None) or
-        leave (anyone, for themselves)."""
-        removed = await self.db.run(self._remove_member_tx, _actor(user), room_id, member_id)
-        await self.notify.events(removed)
-
-    @staticmethod
-    def _remove_member_tx(tx: Tx, user_id: str, room_id: str, member_id: str) -> list[Event]:
-        actor_role = authority(tx, room_id, user_id, lock=True)
-        target = rooms.find_member(tx, room_id, member_id)
-        if target is None:
-            raise NotFound("no such member")
-        room = rooms.find_room(tx, room_id)
-        assert room is not None
-        if member_id != user_id:
-            if room.kind == "direct":
-                raise Forbidden("nobody can be removed from a direct room; leave it instead")
-            if actor_role not in ("owner", "admin"):
-                raise Forbidden("only an owner or admin may remove members")
-            if target.role != "member" and actor_role != "owner":
-                raise Forbidden("only an owner may remove admins or owners")
-        if (
-            target.role == "owner"
-            and room.member_count > 1
-            and rooms.count_role(tx, room_id, "owner") == 1
-        ):
-            raise Conflict("the last owner cannot leave while others remain; pass ownership")
-        now = now_ms()
-        event = events.append(
-            tx, room_id, "member.left", user_id, _member_data(target.user, target.role), now
-        )
-        rooms.delete_member(tx, room_id, member_id)
-        if room.member_count == 1 and room.kind == "group":
-            rooms.mark_deleted(tx, room_id, now)  # nobody left to see it
-        return [event]
-
-
-def _actor(user: User | None) -> str:
-    return SYSTEM_ACTOR if user is None else user.id
-
-
-def _join_tx(tx: Tx, room_id: str, user_id: str, role: str, actor_id: str, now: int) -> Event:
-    """Add a member and record ``member.joined``. A new member's read marker starts at the
-    join, so history from before it does not count as unread."""
-    user = users.find_user(tx, user_id)
-    assert user is not None
-    event = events.append(tx, room_id, "member.joined", actor_id, _member_data(user, role), now)
-    rooms.insert_member(tx, room_id, user_id, role, now, last_read_seq=event.seq)
-    return event

@@ -42,7 +42,11 @@ class Users:
         self.notify = notify
 
     async def get_user(self, user_id: str) -> User:
-        user = await self.db.read(users.find_user, user_id)
+        return await self.db.read(self._get_user_tx, user_id)
+
+    @staticmethod
+    def _get_user_tx(tx: Tx, user_id: str) -> User:
+        user = users.find_user(tx, user_id)
         if user is None:
             raise NotFound("no such user")
         return user
@@ -72,8 +76,12 @@ class Users:
         others = set(user_ids) - {viewer_id}
         visible = {viewer_id}
         if others:
-            visible |= await self.db.read(rooms.sharing_a_room, viewer_id, others)
+            visible |= await self.db.read(self._sharing_a_room_tx, viewer_id, others)
         return visible
+
+    @staticmethod
+    def _sharing_a_room_tx(tx: Tx, viewer_id: str, others: set[str]) -> set[str]:
+        return rooms.sharing_a_room(tx, viewer_id, others)
 
     async def search(self, prefix: str, limit: int = 20) -> list[User]:
         prefix = prefix.strip()
@@ -81,4 +89,8 @@ class Users:
             raise Invalid("q must not be empty", field="q")
         if not 1 <= limit <= SEARCH_LIMIT_MAX:
             raise Invalid(f"limit must be between 1 and {SEARCH_LIMIT_MAX}", field="limit")
-        return await self.db.read(users.search_users, prefix, limit)
+        return await self.db.read(self._search_tx, prefix, limit)
+
+    @staticmethod
+    def _search_tx(tx: Tx, prefix: str, limit: int) -> list[User]:
+        return users.search_users(tx, prefix, limit)

@@ -7,7 +7,7 @@ import json
 import logging
 from asyncio import Future
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import tornado.web
 from tornado import httputil, iostream
@@ -28,10 +28,11 @@ from cronchat.errors import (
 from cronchat.media_links import MediaLinks
 from cronchat.models import Principal, User
 from cronchat.rate_limits import READS, WRITES, address_key, client_address
+from cronchat.services.access import MemberActor
 from cronchat.views import user_json
 
 if TYPE_CHECKING:
-    from cronchat.runtime import Runtime
+    from cronchat.runtime import Runtime, Services
 
 log = logging.getLogger("cronchat.web")
 
@@ -77,8 +78,13 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.application.settings["runtime"]
 
     @property
-    def services(self) -> Any:
+    def services(self) -> Services:
         return self.runtime.services
+
+    @property
+    def actor(self) -> MemberActor:
+        """The caller, as who acts in a room."""
+        return MemberActor(self.principal.user.id)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -211,6 +217,12 @@ class BaseHandler(tornado.web.RequestHandler):
     def json_body(self, cls: type[T]) -> T:
         """The body parsed into ``cls``; a 400 names the field that is missing or wrong."""
         return validation.parse(cls, validation.load_json(self.body_bytes() or b"{}"))
+
+    @overload
+    def query_int(self, name: str, default: int) -> int: ...
+
+    @overload
+    def query_int(self, name: str, default: None = None) -> int | None: ...
 
     def query_int(self, name: str, default: int | None = None) -> int | None:
         raw = self.get_query_argument(name, None)

@@ -15,7 +15,7 @@ from cronchat.errors import DomainError, RateLimited
 from cronchat.media_links import MediaLinks
 from cronchat.models import User
 from cronchat.realtime.room_stream import SocketCursor
-from cronchat.services.messages import CatchUp, Messages
+from cronchat.services.history import CatchUp, History
 from cronchat.views import event_json
 from cronchat.web import wire
 
@@ -49,7 +49,7 @@ class Resume:
     """One socket's resume: whose, from where, and where its frames go."""
 
     user: User
-    messages: Messages
+    history: History
     cursor: SocketCursor
     links: MediaLinks
     send_frame: Callable[[bytes], None]
@@ -69,7 +69,7 @@ class Resume:
         """One batch of a resume; answers the number of events replayed."""
         self.cursor.hold(list(after_seqs))
         try:
-            caught = await self.messages.events_after_many(
+            caught = await self.history.events_after_many(
                 self.user, after_seqs, RESUME_MAX_EVENTS, budget
             )
         except DomainError as error:

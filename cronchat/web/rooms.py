@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cronchat.models import RoomView
-from cronchat.services.rooms import AddMember, ChangeRole, CreateRoom, OpenDirect, UpdateRoom
+from cronchat.services.members import AddMember, ChangeRole
+from cronchat.services.rooms import CreateRoom, OpenDirect, UpdateRoom
 from cronchat.views import member_json, room_view_json
 from cronchat.web.base import BaseHandler
 
@@ -49,7 +50,7 @@ class DirectRoomHandler(RoomBase):
 
 class RoomHandler(RoomBase):
     async def get(self, room_id: str) -> None:
-        view = await self.services.rooms.get_room(self.principal.user, room_id)
+        view = await self.services.rooms.view_room(self.principal.user, room_id)
         self.write_json(await self.room_json(view))
 
     async def patch(self, room_id: str) -> None:
@@ -58,13 +59,13 @@ class RoomHandler(RoomBase):
         self.write_json(await self.room_json(view))
 
     async def delete(self, room_id: str) -> None:
-        await self.services.rooms.delete_room(self.principal.user, room_id)
+        await self.services.rooms.delete_room(self.actor, room_id)
         self.no_content()
 
 
 class MembersHandler(BaseHandler):
     async def get(self, room_id: str) -> None:
-        members = await self.services.rooms.list_members(self.principal.user, room_id)
+        members = await self.services.members.list_members(self.actor, room_id)
         online = await self.online(m.user.id for m in members)
         self.write_json(
             {"members": [member_json(m, m.user.id in online, self.links) for m in members]}
@@ -72,7 +73,7 @@ class MembersHandler(BaseHandler):
 
     async def post(self, room_id: str) -> None:
         body = self.json_body(AddMember)
-        member = await self.services.rooms.add_member(self.principal.user, room_id, body)
+        member = await self.services.members.add_member(self.actor, room_id, body)
         online = member.user.id in await self.online([member.user.id])
         self.write_json(member_json(member, online, self.links), status=201)
 
@@ -80,10 +81,12 @@ class MembersHandler(BaseHandler):
 class MemberHandler(BaseHandler):
     async def patch(self, room_id: str, user_id: str) -> None:
         body = self.json_body(ChangeRole)
-        member = await self.services.rooms.change_role(self.principal.user, room_id, user_id, body)
+        member = await self.services.members.change_role(
+            self.principal.user, room_id, user_id, body
+        )
         online = member.user.id in await self.online([member.user.id])
         self.write_json(member_json(member, online, self.links))
 
     async def delete(self, room_id: str, user_id: str) -> None:
-        await self.services.rooms.remove_member(self.principal.user, room_id, user_id)
+        await self.services.members.remove_member(self.actor, room_id, user_id)
         self.no_content()

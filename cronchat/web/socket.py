@@ -26,7 +26,9 @@ from cronchat.errors import DomainError, Invalid, Unauthorized
 from cronchat.models import Principal
 from cronchat.rate_limits import SOCKET_FRAMES
 from cronchat.realtime.room_stream import SocketCursor
-from cronchat.services.messages import EditMessage, MarkRead, SendMessage
+from cronchat.services.edits import EditMessage
+from cronchat.services.read_markers import MarkRead
+from cronchat.services.sending import SendMessage
 from cronchat.views import user_json
 from cronchat.web import wire
 from cronchat.web.outbox import Written, write_frames
@@ -337,25 +339,25 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     async def _send(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(wire.RoomRef, frame)
         body = validation.parse(SendMessage, frame)
-        message, _ = await self.runtime.services.messages.send(self.user, room.room_id, body)
+        message, _ = await self.runtime.services.sending.send(self.user, room.room_id, body)
         self.reply(frame_id, wire.message_result(message, self.runtime.links))
 
     async def _edit(self, frame: dict, frame_id: Any) -> None:
         ref = validation.parse(wire.MessageRef, frame)
         body = validation.parse(EditMessage, frame)
-        message = await self.runtime.services.messages.edit(
+        message = await self.runtime.services.edits.edit(
             self.user, ref.room_id, ref.message_id, body
         )
         self.reply(frame_id, wire.message_result(message, self.runtime.links))
 
     async def _delete(self, frame: dict, frame_id: Any) -> None:
         ref = validation.parse(wire.MessageRef, frame)
-        await self.runtime.services.messages.delete(self.user, ref.room_id, ref.message_id)
+        await self.runtime.services.edits.delete(self.user, ref.room_id, ref.message_id)
         self.reply(frame_id, {})
 
     async def _react(self, frame: dict, frame_id: Any, add: bool) -> None:
         ref = validation.parse(wire.ReactionRef, frame)
-        await self.runtime.services.messages.react(
+        await self.runtime.services.reactions.react(
             self.user, ref.room_id, ref.message_id, ref.emoji, add
         )
         self.reply(frame_id, {})
@@ -363,12 +365,12 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     async def _read(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(wire.RoomRef, frame)
         body = validation.parse(MarkRead, frame)
-        summary = await self.runtime.services.messages.mark_read(self.user, room.room_id, body)
+        summary = await self.runtime.services.read_markers.mark_read(self.user, room.room_id, body)
         self.reply(frame_id, wire.read_result(summary))
 
     async def _typing(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(wire.RoomRef, frame)
-        await self.runtime.services.messages.typing(self.user, room.room_id)
+        await self.runtime.services.typing.typing(self.user, room.room_id)
         self.reply(frame_id, {})
 
     async def _resume(self, frame: dict, frame_id: Any) -> None:
@@ -377,7 +379,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._s.resume_budget.take(len(rooms))
         resume = Resume(
             self.user,
-            self.runtime.services.messages,
+            self.runtime.services.history,
             self._s.cursor,
             self.runtime.links,
             self.send_frame,
