@@ -42,8 +42,11 @@ UnreadChange = tuple[str, int, int]
 
 
 class Connection(Protocol):
-    user_id: str
-    session_id: str
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def session_id(self) -> str: ...
 
     def send_frame(self, frame: bytes) -> None: ...
 
