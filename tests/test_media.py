@@ -4,7 +4,6 @@ the store's health. Every test runs on local disk and on S3 (moto's standalone s
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import functools
 import io
@@ -810,17 +809,3 @@ async def test_serve_refuses_to_start_without_its_s3_bucket(
     assert code == 1
     assert err.strip().count("\n") == 0, err
     assert err.startswith("error: media storage") and f"'{bucket}' does not exist" in err
-
-
-async def test_storage_knows_nothing_of_cronchat() -> None:
-    for path in (Path(__file__).resolve().parent.parent / "storage").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = (
-                [alias.name for alias in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            for name in names:
-                assert not name.startswith("cronchat"), f"{path.name} imports {name}"
