@@ -168,9 +168,13 @@ def of_type(type_: str, **match: Any) -> Fits:
     )
 
 
-def event_of(room_id: str) -> Fits:
-    """The ``event`` frames of a room."""
-    return lambda frame: frame.get("type") == "event" and frame["event"]["room_id"] == room_id
+def event_of(room_id: str, seq: int | None = None) -> Fits:
+    """The ``event`` frames of a room (only the one of ``seq`` when given)."""
+    return lambda frame: (
+        frame.get("type") == "event"
+        and frame["event"]["room_id"] == room_id
+        and (seq is None or frame["event"]["seq"] == seq)
+    )
 
 
 class WsClient:

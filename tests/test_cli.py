@@ -19,7 +19,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from clients import ApiClient, WsClient, eventually, unique_name
+from clients import ApiClient, WsClient, event_of, eventually, unique_name
 from conftest import cronchat_env, ensure_migrated, missing_service
 from cronchat.config import DatabaseUrl, Secret, Settings
 from cronchat.db import Database
@@ -448,9 +448,10 @@ async def test_cli_remove_member_stops_the_rooms_events_at_once(
     assert (left["type"], left["data"]["user"]["id"]) == ("member.left", erin["user"]["id"])
     await api.send(owner, room["id"], "not for erin any more")
     marker = await api.send(owner, other_room["id"], "marker")
-    [seen] = await socket_of_erin.events(other_room["id"], 1)
-    assert seen["data"]["id"] == marker["id"]
-    missed = [f for f in socket_of_erin.backlog if f.get("event", {}).get("room_id") == room["id"]]
+    before = await socket_of_erin.frames_before(
+        event_of(other_room["id"], marker["seq"]), "the marker"
+    )
+    missed = [f for f in before if f.get("event", {}).get("room_id") == room["id"]]
     assert missed == [], f"expected nothing of the room erin left, got {missed}"
 
 

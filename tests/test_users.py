@@ -8,7 +8,7 @@ import pytest
 from test_scale import Server, client, redis_url, server_env, two_servers  # noqa: F401
 from tornado.httpclient import AsyncHTTPClient
 
-from clients import ApiClient, WsClient, unique_name
+from clients import ApiClient, WsClient, event_of, unique_name
 
 pytestmark = pytest.mark.gen_test
 
@@ -271,9 +271,11 @@ async def test_profile_change_reaches_room_mates_and_own_devices_not_strangers(
             "new bio",
         )
     # The marker: an event of the stranger's own room, sent after the change.
-    await api.send(stranger, stranger_room["id"], "marker")
-    await stranger_ws.events(stranger_room["id"], 1)
-    assert not [f for f in stranger_ws.backlog if f["type"] == "user.updated"]
+    marker = await api.send(stranger, stranger_room["id"], "marker")
+    before = await stranger_ws.frames_before(
+        event_of(stranger_room["id"], marker["seq"]), "the marker"
+    )
+    assert not [f for f in before if f["type"] == "user.updated"]
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -284,9 +286,9 @@ async def test_a_profile_patch_that_changes_nothing_sends_nothing(
     room = await api.group(alice, bob)
     bob_ws = await connect(bob["token"])
     assert (await api.patch("/api/v1/users/me", {}, alice["token"])).status == 200
-    await api.send(alice, room["id"], "marker")
-    await bob_ws.events(room["id"], 1)
-    assert not [f for f in bob_ws.backlog if f["type"] == "user.updated"]
+    marker = await api.send(alice, room["id"], "marker")
+    before = await bob_ws.frames_before(event_of(room["id"], marker["seq"]), "the marker")
+    assert not [f for f in before if f["type"] == "user.updated"]
 
 
 @pytest.mark.gen_test(timeout=60)

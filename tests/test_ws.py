@@ -217,7 +217,7 @@ async def test_non_member_sees_nothing_of_the_room(api: ApiClient, connect: Any)
     await alice_ws.expect("receipt")
     marker = await api.send(bob, eves_room["id"], "marker")
     seen = await eve_ws.frames_before(
-        lambda f: event_of(eves_room["id"])(f) and f["event"]["seq"] == marker["seq"],
+        event_of(eves_room["id"], marker["seq"]),
         "the marker in eve's room",
     )
     assert [f for f in seen if room["id"] in json.dumps(f)] == []
@@ -481,7 +481,7 @@ async def test_membership_changes_act_at_once(api: ApiClient, connect: Any) -> N
     assert left["type"] == "member.left" and after["data"]["text"] == "after removal"
     marker = await api.send(owner, elsewhere["id"], "marker")
     seen = await member_ws.frames_before(
-        lambda f: event_of(elsewhere["id"])(f) and f["event"]["seq"] == marker["seq"],
+        event_of(elsewhere["id"], marker["seq"]),
         "the marker in the other room",
     )
     assert [f for f in seen if room["id"] in json.dumps(f)] == []
