@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    installs into .venv, applies migrations, serves on SQLite + local disk (:8080)
-#   make test   installs with the test extras and runs the whole suite
+#   make test   installs with the test extras, runs the lint (ruff, mypy), then the whole suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,7 +23,7 @@ run: $(VENV)/.installed
 	$(BIN)/cronchat migrate
 	$(BIN)/cronchat serve
 
-test: $(VENV)/.installed-dev browser-deps
+test: lint browser-deps
 	$(BIN)/pytest -q
 
 # The browser tests (tests/test_browser.py) drive Debian's chromium with playwright-core.
@@ -43,13 +43,15 @@ browser-deps:
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench --standard
 
+# Style and types: ruff, then mypy on cronchat/, cli/ and storage/ (configured in pyproject.toml).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache

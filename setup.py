@@ -23,9 +23,17 @@ setup(
         "prometheus-client>=0.20",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-tornado>=0.8.1", "moto[server]>=5.0", "PyYAML>=6"],
+        "test": [
+            "pytest>=8.0",
+            "pytest-tornado>=0.8.1",
+            "moto[server]>=5.0",
+            "PyYAML>=6",
+            "ruff>=0.5",
+            "mypy>=1.10",
+        ],
         "dev": [
             "ruff>=0.5",
+            "mypy>=1.10",
             "pytest>=8.0",
             "pytest-tornado>=0.8.1",
             "moto[server]>=5.0",

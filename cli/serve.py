@@ -62,12 +62,12 @@ class Supervisor:
                 break
             except InterruptedError:
                 continue
-            number = self.workers.pop(pid, None)
-            if number is None or self.stopping:
+            dead = self.workers.pop(pid, None)
+            if dead is None or self.stopping:
                 continue
-            log.warning("worker %d (pid %d) died status=%d; starting it again", number, pid, status)
+            log.warning("worker %d (pid %d) died status=%d; starting it again", dead, pid, status)
             time.sleep(0.2)
-            self._start(number)
+            self._start(dead)
 
     def _start(self, number: int) -> None:
         pid = os.fork()

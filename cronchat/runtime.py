@@ -21,6 +21,7 @@ from cronchat.rate_limits import RateLimits
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.db_relay import DatabaseBroker, NoticeRelay
 from cronchat.realtime.hub import Hub
+from cronchat.realtime.notifier import Notifier
 from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
 from cronchat.realtime.readers import StoredEvents, StoredReadStates
 from cronchat.realtime.redis_broker import RedisBroker
@@ -30,7 +31,6 @@ from cronchat.services.edits import Edits
 from cronchat.services.history import History
 from cronchat.services.media import Media
 from cronchat.services.members import Members
-from cronchat.services.notify import Notifier
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers

@@ -51,8 +51,11 @@ def load_json(raw: bytes | str, what: str = "the body") -> Any:
 def _is_deeper_than(value: Any, raw: bytes | str, limit: int) -> bool:
     """Whether arrays and objects nest past ``limit``: walked without recursion, and only
     when the text has enough brackets to nest that deep (most have not)."""
-    opening = ("[", "{") if isinstance(raw, str) else (b"[", b"{")
-    if raw.count(opening[0]) + raw.count(opening[1]) <= limit:
+    if isinstance(raw, str):
+        brackets = raw.count("[") + raw.count("{")
+    else:
+        brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets <= limit:
         return False
     pending = [(value, 1)] if isinstance(value, dict | list) else []
     while pending:
@@ -71,7 +74,8 @@ def parse(cls: type[T], data: Any) -> T:
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object")
     values = {}
-    for name, annotation, required in _shape(cls):
+    shaped: type = cls  # mypy takes a type[T] for unhashable; every class is hashable
+    for name, annotation, required in _shape(shaped):
         if name not in data:
             if required:
                 raise Invalid(f"{name} is required", field=name)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from conftest import Api, unique_name
+from clients import ApiClient, unique_name
 
 pytestmark = pytest.mark.gen_test(timeout=60)
 
@@ -71,7 +71,7 @@ def post_with_urllib(url: str, body: bytes, headers: dict[str, str]) -> tuple[in
 
 
 async def test_a_declared_length_over_the_json_limit_is_413_before_any_body(
-    api: Api, base_url: str
+    api: ApiClient, base_url: str
 ) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(
@@ -88,7 +88,7 @@ async def test_a_declared_length_over_the_json_limit_is_413_before_any_body(
 
 
 async def test_a_client_expecting_100_continue_reads_the_413_instead(
-    api: Api, base_url: str
+    api: ApiClient, base_url: str
 ) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(request_head("POST", LOGIN, Content_Length="5000000", Expect="100-continue"))
@@ -102,7 +102,7 @@ async def test_a_client_expecting_100_continue_reads_the_413_instead(
 
 
 async def test_a_chunked_json_body_is_413_once_its_count_passes_the_limit(
-    api: Api, base_url: str
+    api: ApiClient, base_url: str
 ) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(request_head("POST", LOGIN, Transfer_Encoding="chunked"))
@@ -116,7 +116,7 @@ async def test_a_chunked_json_body_is_413_once_its_count_passes_the_limit(
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
 
 
-async def test_the_body_limit_is_per_route(api: Api) -> None:
+async def test_the_body_limit_is_per_route(api: ApiClient) -> None:
     alice = await api.register()
     padding = "x" * (300 * 1024)
     room = await api.post("/api/v1/rooms", {"name": "Big", "topic": padding}, alice["token"])
@@ -129,14 +129,16 @@ async def test_the_body_limit_is_per_route(api: Api) -> None:
     assert upload.status == 201, upload.body
 
 
-async def test_a_body_on_a_route_that_takes_none_is_413(api: Api) -> None:
+async def test_a_body_on_a_route_that_takes_none_is_413(api: ApiClient) -> None:
     alice = await api.register()
     reply = await api.call("GET", "/api/v1/users/me", token=alice["token"], body=b"x" * 4096)
     assert (reply.status, reply.error_code) == (413, "payload_too_large")
 
 
 @pytest.mark.server_settings(body_timeout=1)
-async def test_a_stalled_body_is_dropped_after_the_body_timeout(api: Api, base_url: str) -> None:
+async def test_a_stalled_body_is_dropped_after_the_body_timeout(
+    api: ApiClient, base_url: str
+) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(request_head("POST", LOGIN, Content_Length="100") + b'{"username": ')
     await writer.drain()
@@ -150,7 +152,9 @@ async def test_a_stalled_body_is_dropped_after_the_body_timeout(api: Api, base_u
 
 
 @pytest.mark.server_settings(idle_connection_timeout=1)
-async def test_stalled_headers_are_dropped_after_the_idle_timeout(api: Api, base_url: str) -> None:
+async def test_stalled_headers_are_dropped_after_the_idle_timeout(
+    api: ApiClient, base_url: str
+) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
     await writer.drain()
@@ -163,7 +167,7 @@ async def test_stalled_headers_are_dropped_after_the_idle_timeout(api: Api, base
     assert rest == b""
 
 
-async def test_an_11_mib_upload_sent_whole_reads_its_413(api: Api, base_url: str) -> None:
+async def test_an_11_mib_upload_sent_whole_reads_its_413(api: ApiClient, base_url: str) -> None:
     alice = await api.register()
     headers = {"Authorization": f"Bearer {alice['token']}", "Content-Type": "image/png"}
     body = os.urandom(11 * 1024 * 1024)
@@ -177,7 +181,9 @@ async def test_an_11_mib_upload_sent_whole_reads_its_413(api: Api, base_url: str
     assert (status, answer["error"]["code"]) == (413, "payload_too_large")
 
 
-async def test_an_unauthenticated_upload_sent_whole_reads_its_401(api: Api, base_url: str) -> None:
+async def test_an_unauthenticated_upload_sent_whole_reads_its_401(
+    api: ApiClient, base_url: str
+) -> None:
     body = os.urandom(4 * 1024 * 1024)
     loop = asyncio.get_running_loop()
     try:
@@ -190,7 +196,7 @@ async def test_an_unauthenticated_upload_sent_whole_reads_its_401(api: Api, base
 
 
 async def test_the_connection_serves_again_after_a_refused_body_is_read(
-    api: Api, base_url: str
+    api: ApiClient, base_url: str
 ) -> None:
     reader, writer = await open_raw(base_url)
     try:
@@ -211,7 +217,7 @@ async def test_the_connection_serves_again_after_a_refused_body_is_read(
 
 @pytest.mark.server_settings(media_max_concurrent_uploads=1)
 async def test_uploads_past_the_concurrent_cap_are_503_with_retry_after(
-    api: Api, base_url: str
+    api: ApiClient, base_url: str
 ) -> None:
     alice = await api.register()
     image = noise_png((40, 40))
@@ -253,7 +259,7 @@ async def test_uploads_past_the_concurrent_cap_are_503_with_retry_after(
 # -- deep JSON -------------------------------------------------------------------------------
 
 
-async def test_deep_json_bodies_are_400(api: Api) -> None:
+async def test_deep_json_bodies_are_400(api: ApiClient) -> None:
     for depth in (5000, 100):
         reply = await api.post(LOGIN, body=b"[" * depth + b"]" * depth)
         assert (reply.status, reply.error_code) == (400, "invalid_request"), (depth, reply.body)
@@ -261,7 +267,7 @@ async def test_deep_json_bodies_are_400(api: Api) -> None:
     assert (open_only.status, open_only.error_code) == (400, "invalid_request")
 
 
-async def test_json_nested_within_the_limit_is_accepted(api: Api) -> None:
+async def test_json_nested_within_the_limit_is_accepted(api: ApiClient) -> None:
     nested: Any = "deep"
     for _ in range(15):  # 30 levels, in the object of the body: 31
         nested = {"inner": [nested]}
@@ -271,7 +277,7 @@ async def test_json_nested_within_the_limit_is_accepted(api: Api) -> None:
 
 
 async def test_a_deep_json_frame_is_an_error_and_the_socket_stays_open(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
@@ -288,7 +294,7 @@ async def test_a_deep_json_frame_is_an_error_and_the_socket_stays_open(
 # -- oversize headers ------------------------------------------------------------------------
 
 
-async def test_a_70_kb_authorization_header_is_431(api: Api, base_url: str) -> None:
+async def test_a_70_kb_authorization_header_is_431(api: ApiClient, base_url: str) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(request_head("GET", "/api/v1/users/me", Authorization="Bearer " + "x" * 70_000))
     await writer.drain()
@@ -301,7 +307,7 @@ async def test_a_70_kb_authorization_header_is_431(api: Api, base_url: str) -> N
     assert (status, body["error"]["code"]) == (431, "headers_too_large")
 
 
-async def test_a_big_header_on_the_websocket_upgrade_is_431(api: Api, base_url: str) -> None:
+async def test_a_big_header_on_the_websocket_upgrade_is_431(api: ApiClient, base_url: str) -> None:
     reader, writer = await open_raw(base_url)
     writer.write(
         request_head(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Api, cronchat_env, unique_name
+from clients import ApiClient, unique_name
+from conftest import cronchat_env
 
 pytestmark = pytest.mark.gen_test(timeout=60)
 
@@ -68,7 +69,7 @@ HOSTILE_BIOS = {
 }
 
 
-async def register_reply(api: Api, username: str, display_name: str) -> object:
+async def register_reply(api: ApiClient, username: str, display_name: str) -> object:
     return await api.post(
         "/api/v1/auth/register",
         {"username": username, "password": "correct horse", "display_name": display_name},
@@ -77,7 +78,7 @@ async def register_reply(api: Api, username: str, display_name: str) -> object:
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_NAMES))
 async def test_register_refuses_a_hostile_display_name_and_creates_no_one(
-    api: Api, case: str
+    api: ApiClient, case: str
 ) -> None:
     username = unique_name("hostile")
     reply = await register_reply(api, username, HOSTILE_NAMES[case])
@@ -91,7 +92,7 @@ async def test_register_refuses_a_hostile_display_name_and_creates_no_one(
 
 
 @pytest.mark.parametrize("case", sorted(GOOD_NAMES))
-async def test_ordinary_names_of_every_script_are_kept(api: Api, case: str) -> None:
+async def test_ordinary_names_of_every_script_are_kept(api: ApiClient, case: str) -> None:
     sent, kept = GOOD_NAMES[case]
     user = await api.register(display_name=sent)
     assert user["user"]["display_name"] == kept, case
@@ -101,7 +102,7 @@ async def test_ordinary_names_of_every_script_are_kept(api: Api, case: str) -> N
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_NAMES))
 async def test_patch_me_refuses_a_hostile_display_name_and_changes_nothing(
-    api: Api, case: str
+    api: ApiClient, case: str
 ) -> None:
     user = await api.register(display_name="Plain Name")
     reply = await api.patch(
@@ -114,7 +115,9 @@ async def test_patch_me_refuses_a_hostile_display_name_and_changes_nothing(
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_BIOS))
-async def test_patch_me_refuses_a_hostile_bio_and_changes_nothing(api: Api, case: str) -> None:
+async def test_patch_me_refuses_a_hostile_bio_and_changes_nothing(
+    api: ApiClient, case: str
+) -> None:
     user = await api.register()
     assert (await api.patch("/api/v1/users/me", {"bio": "before"}, user["token"])).status == 200
     reply = await api.patch(
@@ -126,7 +129,7 @@ async def test_patch_me_refuses_a_hostile_bio_and_changes_nothing(api: Api, case
     assert (me.body["bio"], me.body["display_name"]) == ("before", user["user"]["display_name"])
 
 
-async def test_a_bio_keeps_its_lines_and_its_direction_marks(api: Api) -> None:
+async def test_a_bio_keeps_its_lines_and_its_direction_marks(api: ApiClient) -> None:
     user = await api.register()
     bio = "first line\r\nsecond line\n\u05e9\u05dc\u05d5\u05dd\u200f!"
     reply = await api.patch("/api/v1/users/me", {"bio": f"  {bio}  "}, user["token"])
@@ -136,7 +139,7 @@ async def test_a_bio_keeps_its_lines_and_its_direction_marks(api: Api) -> None:
     assert (cleared.status, cleared.body["bio"]) == (200, "")
 
 
-async def test_a_peer_cannot_rename_their_direct_room_into_a_reversed_name(api: Api) -> None:
+async def test_a_peer_cannot_rename_their_direct_room_into_a_reversed_name(api: ApiClient) -> None:
     alice = await api.register(display_name="Alice")
     mallory = await api.register(display_name="Mallory")
     room = await api.direct(alice, mallory)
@@ -168,7 +171,7 @@ async def cronchat(env: dict[str, str], *args: str, stdin: str = "") -> tuple[in
 
 @pytest.mark.parametrize("display_name", ["\u202enimda", "\u2800", "a\u2066b"])
 async def test_cli_user_create_refuses_a_hostile_display_name(
-    api: Api, database_url: str, tmp_path: Path, display_name: str
+    api: ApiClient, database_url: str, tmp_path: Path, display_name: str
 ) -> None:
     env = cronchat_env(database_url, tmp_path / "cli-data")
     name = unique_name("cli")

@@ -19,7 +19,7 @@ from PIL import Image
 from test_openapi import load_spec, operations, route_path, routes, spec_path, websocket_paths
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import Api, Reply, unique_name
+from clients import ApiClient, Reply, unique_name
 from cronchat.config import ConfigError, Rate, load_settings
 from cronchat.rate_limits import RateLimits, address_key, client_address
 
@@ -35,11 +35,11 @@ def png() -> bytes:
     return buffer.getvalue()
 
 
-async def login(api: Api, username: str, password: str, **kw: Any) -> Reply:
+async def login(api: ApiClient, username: str, password: str, **kw: Any) -> Reply:
     return await api.post("/api/v1/auth/login", {"username": username, "password": password}, **kw)
 
 
-async def register(api: Api, **kw: Any) -> Reply:
+async def register(api: ApiClient, **kw: Any) -> Reply:
     return await api.post(
         "/api/v1/auth/register", {"username": unique_name(), "password": "correct horse"}, **kw
     )
@@ -64,7 +64,9 @@ def statuses(replies: list[Reply]) -> list[int]:
 @pytest.mark.server_settings(
     rate_limits=True, rate_login_username=Rate(5, HOURLY), rate_login_address=Rate(100, HOURLY)
 )
-async def test_wrong_passwords_for_one_username_are_refused_after_the_anchor(api: Api) -> None:
+async def test_wrong_passwords_for_one_username_are_refused_after_the_anchor(
+    api: ApiClient,
+) -> None:
     alice = await api.register()
     replies = [await login(api, alice["user"]["username"], "wrong password") for _ in range(40)]
     assert statuses(replies[:5]) == [401] * 5
@@ -76,7 +78,7 @@ async def test_wrong_passwords_for_one_username_are_refused_after_the_anchor(api
     rate_limits=True, rate_login_username=Rate(5, HOURLY), rate_login_address=Rate(100, HOURLY)
 )
 async def test_the_right_password_is_refused_too_while_the_username_is_limited(
-    api: Api,
+    api: ApiClient,
 ) -> None:
     alice = await api.register()
     for _ in range(6):
@@ -89,7 +91,7 @@ async def test_the_right_password_is_refused_too_while_the_username_is_limited(
 @pytest.mark.server_settings(
     rate_limits=True, rate_login_username=Rate(5, HOURLY), rate_login_address=Rate(100, HOURLY)
 )
-async def test_the_username_limit_counts_any_case_of_the_name(api: Api) -> None:
+async def test_the_username_limit_counts_any_case_of_the_name(api: ApiClient) -> None:
     alice = await api.register()
     name = alice["user"]["username"]
     for variant in (name.upper(), name.lower(), name.title(), name.swapcase(), name.upper()):
@@ -100,7 +102,7 @@ async def test_the_username_limit_counts_any_case_of_the_name(api: Api) -> None:
 @pytest.mark.server_settings(
     rate_limits=True, rate_login_username=Rate(5, HOURLY), rate_login_address=Rate(100, HOURLY)
 )
-async def test_another_username_from_the_same_address_still_logs_in(api: Api) -> None:
+async def test_another_username_from_the_same_address_still_logs_in(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     for _ in range(6):
         await login(api, alice["user"]["username"], "wrong password")
@@ -111,7 +113,7 @@ async def test_another_username_from_the_same_address_still_logs_in(api: Api) ->
 @pytest.mark.server_settings(
     rate_limits=True, rate_login_username=Rate(5, HOURLY), rate_login_address=Rate(100, HOURLY)
 )
-async def test_a_successful_login_resets_the_count_of_failures(api: Api) -> None:
+async def test_a_successful_login_resets_the_count_of_failures(api: ApiClient) -> None:
     alice = await api.register()
     name = alice["user"]["username"]
     for _ in range(3):
@@ -123,7 +125,7 @@ async def test_a_successful_login_resets_the_count_of_failures(api: Api) -> None
 @pytest.mark.server_settings(
     rate_limits=True, rate_login_username=Rate(5, HOURLY), rate_login_address=Rate(10, HOURLY)
 )
-async def test_logins_from_one_address_are_limited_whatever_the_usernames(api: Api) -> None:
+async def test_logins_from_one_address_are_limited_whatever_the_usernames(api: ApiClient) -> None:
     replies = [await login(api, unique_name("nobody"), "wrong password") for _ in range(12)]
     assert statuses(replies[:10]) == [401] * 10
     for reply in replies[10:]:
@@ -135,7 +137,7 @@ async def test_logins_from_one_address_are_limited_whatever_the_usernames(api: A
     rate_login_username=Rate(5, HOURLY),
     rate_writes=Rate(1000, HOURLY),
 )
-async def test_guesses_of_the_current_password_count_as_login_failures(api: Api) -> None:
+async def test_guesses_of_the_current_password_count_as_login_failures(api: ApiClient) -> None:
     """A stolen access token must not let the password be guessed at the writes rate."""
     alice = await api.register()
     token, username = alice["access_token"], alice["user"]["username"]
@@ -151,7 +153,7 @@ async def test_guesses_of_the_current_password_count_as_login_failures(api: Api)
 
 
 @pytest.mark.server_settings(rate_limits=True)
-async def test_registrations_from_one_address_are_limited_by_default(api: Api) -> None:
+async def test_registrations_from_one_address_are_limited_by_default(api: ApiClient) -> None:
     replies = [await register(api) for _ in range(30)]
     assert statuses(replies[:10]) == [201] * 10
     for reply in replies[10:]:
@@ -159,7 +161,7 @@ async def test_registrations_from_one_address_are_limited_by_default(api: Api) -
 
 
 @pytest.mark.server_settings(rate_limits=True, rate_refresh=Rate(3, HOURLY))
-async def test_refreshes_from_one_address_are_limited(api: Api) -> None:
+async def test_refreshes_from_one_address_are_limited(api: ApiClient) -> None:
     replies = [
         await api.post("/api/v1/auth/refresh", {"refresh_token": f"made-up-{n}"}) for n in range(5)
     ]
@@ -172,7 +174,7 @@ async def test_refreshes_from_one_address_are_limited(api: Api) -> None:
 
 
 @pytest.mark.server_settings(rate_limits=True, rate_sends=Rate(20, HOURLY))
-async def test_a_flood_of_sends_is_limited_per_user(api: Api) -> None:
+async def test_a_flood_of_sends_is_limited_per_user(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     path = f"/api/v1/rooms/{room['id']}/messages"
@@ -190,7 +192,7 @@ async def test_a_flood_of_sends_is_limited_per_user(api: Api) -> None:
 
 
 @pytest.mark.server_settings(rate_limits=True, rate_reads=Rate(5, HOURLY))
-async def test_reads_are_limited_per_user(api: Api) -> None:
+async def test_reads_are_limited_per_user(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     replies = [await api.get("/api/v1/users/me", alice["token"]) for _ in range(7)]
     assert statuses(replies[:5]) == [200] * 5
@@ -200,7 +202,7 @@ async def test_reads_are_limited_per_user(api: Api) -> None:
 
 
 @pytest.mark.server_settings(rate_limits=True, rate_writes=Rate(3, HOURLY))
-async def test_other_writes_are_limited_per_user(api: Api) -> None:
+async def test_other_writes_are_limited_per_user(api: ApiClient) -> None:
     alice = await api.register()
     replies = [
         await api.patch("/api/v1/users/me", {"bio": f"bio {n}"}, alice["token"]) for n in range(4)
@@ -211,7 +213,7 @@ async def test_other_writes_are_limited_per_user(api: Api) -> None:
 
 
 @pytest.mark.server_settings(rate_limits=True, rate_uploads=Rate(2, HOURLY))
-async def test_uploads_are_limited_per_user(api: Api) -> None:
+async def test_uploads_are_limited_per_user(api: ApiClient) -> None:
     alice = await api.register()
     image = png()
     headers = {"Content-Type": "image/png"}
@@ -235,13 +237,13 @@ async def test_uploads_are_limited_per_user(api: Api) -> None:
     rate_password_queue=1,
 )
 async def test_a_login_flood_from_many_addresses_is_refused_and_an_upload_still_answers(
-    api: Api, base_url: str
+    api: ApiClient, base_url: str
 ) -> None:
     """Each login costs a real argon2 hash; every flooding request comes from an address of
     its own (through the trusted proxy), so only the bound on hashes at once holds it."""
     alice = await api.register()
     client = AsyncHTTPClient(force_instance=True, max_clients=100)
-    flood_api = Api(client, base_url)
+    flood_api = ApiClient(client, base_url)
     try:
         flood = [
             asyncio.ensure_future(
@@ -279,7 +281,7 @@ async def test_a_login_flood_from_many_addresses_is_refused_and_an_upload_still_
     rate_limits=True, trusted_proxies=LOOPBACK, rate_login_address=Rate(10, HOURLY)
 )
 async def test_a_login_flood_from_one_address_leaves_other_addresses_logging_in(
-    api: Api,
+    api: ApiClient,
 ) -> None:
     alice = await api.register()
     attacker = {"X-Forwarded-For": "198.51.100.66"}
@@ -299,7 +301,7 @@ async def test_a_login_flood_from_one_address_leaves_other_addresses_logging_in(
 
 
 @pytest.mark.server_settings(rate_limits=True, rate_register=Rate(2, HOURLY))
-async def test_a_forged_forwarded_for_from_an_untrusted_peer_is_ignored(api: Api) -> None:
+async def test_a_forged_forwarded_for_from_an_untrusted_peer_is_ignored(api: ApiClient) -> None:
     replies = [
         await register(api, headers={"X-Forwarded-For": f"203.0.113.{n}"}) for n in range(1, 4)
     ]
@@ -311,7 +313,7 @@ async def test_a_forged_forwarded_for_from_an_untrusted_peer_is_ignored(api: Api
     rate_limits=True, rate_register=Rate(2, HOURLY), trusted_proxies=LOOPBACK
 )
 async def test_behind_a_trusted_proxy_each_forwarded_address_has_its_own_limit(
-    api: Api,
+    api: ApiClient,
 ) -> None:
     first = [await register(api, headers={"X-Forwarded-For": "203.0.113.1"}) for _ in range(3)]
     assert statuses(first[:2]) == [201, 201]
@@ -325,7 +327,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_address_has_its_own_limit(
     trusted_proxies=(*LOOPBACK, ipaddress.ip_network("10.0.0.0/8")),
 )
 async def test_behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client(
-    api: Api,
+    api: ApiClient,
 ) -> None:
     """The client forges the left part of the header; each trusted proxy appends the
     address it heard from: the first untrusted one from the right is the client."""
@@ -341,7 +343,7 @@ async def test_behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client(
 
 
 @pytest.mark.server_settings(rate_limits=False, rate_login_username=Rate(5, HOURLY))
-async def test_rate_limits_false_lifts_every_limit(api: Api, connect: Any) -> None:
+async def test_rate_limits_false_lifts_every_limit(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     wrong = [await login(api, alice["user"]["username"], "wrong password") for _ in range(40)]
     assert statuses(wrong) == [401] * 40

@@ -7,12 +7,13 @@ import time
 import jwt
 import pytest
 
-from conftest import JWT_SECRET, Api, unique_name
+from clients import ApiClient, unique_name
+from conftest import JWT_SECRET
 
 pytestmark = pytest.mark.gen_test
 
 
-async def test_register_answers_user_and_tokens(api: Api) -> None:
+async def test_register_answers_user_and_tokens(api: ApiClient) -> None:
     name = unique_name("Reg")
     reply = await api.post(
         "/api/v1/auth/register",
@@ -26,12 +27,12 @@ async def test_register_answers_user_and_tokens(api: Api) -> None:
     assert "password" not in reply.body["user"] and "password_hash" not in reply.body["user"]
 
 
-async def test_register_defaults_display_name_to_username(api: Api) -> None:
+async def test_register_defaults_display_name_to_username(api: ApiClient) -> None:
     user = await api.register()
     assert user["user"]["display_name"] == user["user"]["username"]
 
 
-async def test_username_taken_in_any_case_is_conflict(api: Api) -> None:
+async def test_username_taken_in_any_case_is_conflict(api: ApiClient) -> None:
     name = unique_name("dup")
     await api.register(name)
     reply = await api.post(
@@ -58,14 +59,16 @@ async def test_username_taken_in_any_case_is_conflict(api: Api) -> None:
         ({"username": "someone", "password": "long enough", "display_name": "   "}, "display_name"),
     ],
 )
-async def test_register_rejects_bad_fields_naming_them(api: Api, body: dict, field: str) -> None:
+async def test_register_rejects_bad_fields_naming_them(
+    api: ApiClient, body: dict, field: str
+) -> None:
     reply = await api.post("/api/v1/auth/register", body)
     assert reply.status == 400, reply.body
     assert reply.error_code == "invalid_request"
     assert reply.body["error"]["details"]["field"] == field
 
 
-async def test_malformed_json_is_a_clear_400(api: Api) -> None:
+async def test_malformed_json_is_a_clear_400(api: ApiClient) -> None:
     reply = await api.post(
         "/api/v1/auth/register", body=b"{not json", headers={"Content-Type": "application/json"}
     )
@@ -75,7 +78,7 @@ async def test_malformed_json_is_a_clear_400(api: Api) -> None:
     assert reply.status == 400
 
 
-async def test_oversize_body_is_413_and_creates_nothing(api: Api) -> None:
+async def test_oversize_body_is_413_and_creates_nothing(api: ApiClient) -> None:
     name = unique_name("big")
     body = {"username": name, "password": "long enough", "padding": "x" * 300_000}
     reply = await api.post("/api/v1/auth/register", body)
@@ -85,7 +88,7 @@ async def test_oversize_body_is_413_and_creates_nothing(api: Api) -> None:
     assert login.status == 401
 
 
-async def test_login_with_any_case_of_the_username(api: Api) -> None:
+async def test_login_with_any_case_of_the_username(api: ApiClient) -> None:
     user = await api.register()
     reply = await api.post(
         "/api/v1/auth/login",
@@ -95,7 +98,7 @@ async def test_login_with_any_case_of_the_username(api: Api) -> None:
     assert reply.body["user"]["id"] == user["user"]["id"]
 
 
-async def test_wrong_password_and_unknown_user_answer_alike(api: Api) -> None:
+async def test_wrong_password_and_unknown_user_answer_alike(api: ApiClient) -> None:
     user = await api.register()
     wrong = await api.post(
         "/api/v1/auth/login", {"username": user["user"]["username"], "password": "not it at all"}
@@ -108,7 +111,7 @@ async def test_wrong_password_and_unknown_user_answer_alike(api: Api) -> None:
     assert wrong.body["error"]["message"] == unknown.body["error"]["message"]
 
 
-async def test_refresh_rotates_and_spent_token_revokes_the_session(api: Api) -> None:
+async def test_refresh_rotates_and_spent_token_revokes_the_session(api: ApiClient) -> None:
     user = await api.register()
     first = await api.post("/api/v1/auth/refresh", {"refresh_token": user["refresh_token"]})
     assert first.status == 200
@@ -124,7 +127,7 @@ async def test_refresh_rotates_and_spent_token_revokes_the_session(api: Api) -> 
     assert again.status == 401
 
 
-async def test_refresh_with_unknown_token_is_401(api: Api) -> None:
+async def test_refresh_with_unknown_token_is_401(api: ApiClient) -> None:
     reply = await api.post("/api/v1/auth/refresh", {"refresh_token": "not-a-token"})
     assert reply.status == 401
     assert reply.error_code == "unauthorized"
@@ -133,7 +136,7 @@ async def test_refresh_with_unknown_token_is_401(api: Api) -> None:
     assert missing.body["error"]["details"]["field"] == "refresh_token"
 
 
-async def test_logout_revokes_access_and_refresh_at_once(api: Api) -> None:
+async def test_logout_revokes_access_and_refresh_at_once(api: ApiClient) -> None:
     user = await api.register()
     other_device = await api.post(
         "/api/v1/auth/login", {"username": user["user"]["username"], "password": user["password"]}
@@ -148,7 +151,7 @@ async def test_logout_revokes_access_and_refresh_at_once(api: Api) -> None:
     assert (await api.get("/api/v1/users/me", other_device.body["access_token"])).status == 200
 
 
-async def test_missing_and_malformed_authorization_is_401(api: Api) -> None:
+async def test_missing_and_malformed_authorization_is_401(api: ApiClient) -> None:
     assert (await api.get("/api/v1/users/me")).status == 401
     reply = await api.get("/api/v1/users/me", headers={"Authorization": "Basic abc"})
     assert reply.status == 401
@@ -162,7 +165,7 @@ def _claims(user: dict, **changes: object) -> dict:
     return claims
 
 
-async def test_expired_token_is_refused(api: Api) -> None:
+async def test_expired_token_is_refused(api: ApiClient) -> None:
     user = await api.register()
     token = jwt.encode(_claims(user, exp=int(time.time()) - 5), JWT_SECRET, algorithm="HS256")
     reply = await api.get("/api/v1/users/me", token)
@@ -170,19 +173,19 @@ async def test_expired_token_is_refused(api: Api) -> None:
     assert "expired" in reply.body["error"]["message"]
 
 
-async def test_token_signed_with_another_key_is_refused(api: Api) -> None:
+async def test_token_signed_with_another_key_is_refused(api: ApiClient) -> None:
     user = await api.register()
     token = jwt.encode(_claims(user), "another-secret-" + "y" * 40, algorithm="HS256")
     assert (await api.get("/api/v1/users/me", token)).status == 401
 
 
-async def test_alg_none_token_is_refused(api: Api) -> None:
+async def test_alg_none_token_is_refused(api: ApiClient) -> None:
     user = await api.register()
     token = jwt.encode(_claims(user), None, algorithm="none")
     assert (await api.get("/api/v1/users/me", token)).status == 401
 
 
-async def test_token_with_wrong_audience_or_issuer_is_refused(api: Api) -> None:
+async def test_token_with_wrong_audience_or_issuer_is_refused(api: ApiClient) -> None:
     user = await api.register()
     for change in ({"aud": "elsewhere"}, {"iss": "someone-else"}):
         token = jwt.encode(_claims(user, **change), JWT_SECRET, algorithm="HS256")
@@ -190,7 +193,7 @@ async def test_token_with_wrong_audience_or_issuer_is_refused(api: Api) -> None:
 
 
 @pytest.mark.server_settings(open_registration=False)
-async def test_closed_registration_answers_403(api: Api) -> None:
+async def test_closed_registration_answers_403(api: ApiClient) -> None:
     reply = await api.post(
         "/api/v1/auth/register", {"username": unique_name(), "password": "long enough"}
     )

@@ -19,7 +19,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service, unique_name
+from clients import ApiClient, WsClient, event_of, eventually, unique_name
+from conftest import cronchat_env, ensure_migrated, missing_service
 from cronchat.config import DatabaseUrl, Secret, Settings
 from cronchat.db import Database
 from cronchat.runtime import Runtime
@@ -48,7 +49,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_user_create_then_login(api: Api, env: dict[str, str]) -> None:
+async def test_user_create_then_login(api: ApiClient, env: dict[str, str]) -> None:
     name = unique_name("alice")
     code, out, err = await cronchat(
         env, "user", "create", name, "--password-stdin", stdin="alice's password\n"
@@ -98,7 +99,9 @@ async def test_user_create_rejects_bad_input_in_one_line(env: dict[str, str]) ->
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_disable_enable_promote_set_password_and_list(api: Api, env: dict[str, str]) -> None:
+async def test_disable_enable_promote_set_password_and_list(
+    api: ApiClient, env: dict[str, str]
+) -> None:
     user = await api.register()
     name = user["user"]["username"]
 
@@ -230,9 +233,9 @@ def test_generated_jwt_secret_is_private_and_stable(
     assert secret_file.read_text() == first
 
 
-def test_serve_answers_and_stops_on_sigterm(plain_env: dict[str, str]) -> None:
+@pytest.mark.gen_test(timeout=60)
+async def test_serve_answers_and_stops_on_sigterm(plain_env: dict[str, str]) -> None:
     import signal
-    import time
     import urllib.request
 
     assert run_cli(plain_env, "migrate").returncode == 0
@@ -247,17 +250,20 @@ def test_serve_answers_and_stops_on_sigterm(plain_env: dict[str, str]) -> None:
         text=True,
     )
     try:
-        body: Any = None
-        for _ in range(100):
+        answers: list[Any] = []
+
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(
                     f"http://127.0.0.1:{port}/healthz", timeout=1
                 ) as response:
-                    body = json.loads(response.read())
-                break
+                    answers.append(json.loads(response.read()))
+                return True
             except OSError:
-                time.sleep(0.1)
-        assert body == {"status": "ok"}
+                return False
+
+        await eventually(healthy, 10, "/healthz to answer")
+        assert answers == [{"status": "ok"}]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
@@ -269,7 +275,9 @@ def test_serve_answers_and_stops_on_sigterm(plain_env: dict[str, str]) -> None:
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_room_commands_manage_a_room_seen_over_the_api(api: Api, env: dict[str, str]) -> None:
+async def test_room_commands_manage_a_room_seen_over_the_api(
+    api: ApiClient, env: dict[str, str]
+) -> None:
     owner, member, other = await api.register(), await api.register(), await api.register()
     owner_name, member_name, other_name = (u["user"]["username"] for u in (owner, member, other))
 
@@ -332,7 +340,7 @@ async def test_room_commands_manage_a_room_seen_over_the_api(api: Api, env: dict
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_room_commands_fail_in_one_line(api: Api, env: dict[str, str]) -> None:
+async def test_room_commands_fail_in_one_line(api: ApiClient, env: dict[str, str]) -> None:
     alice, bob = await api.register(), await api.register()
     direct = await api.direct(alice, bob)
     failures = [
@@ -402,7 +410,7 @@ async def ok(env: dict[str, str], *args: str, stdin: str = "") -> None:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_disable_closes_open_sockets_with_4003(
-    api: Api, connect: Any, live_env: dict[str, str]
+    api: ApiClient, connect: Any, live_env: dict[str, str]
 ) -> None:
     erin = await api.register(unique_name("erin"))
     socket_of_erin = await connect(erin["token"])
@@ -412,7 +420,7 @@ async def test_cli_disable_closes_open_sockets_with_4003(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_set_password_closes_open_sockets_with_4003(
-    api: Api, connect: Any, live_env: dict[str, str]
+    api: ApiClient, connect: Any, live_env: dict[str, str]
 ) -> None:
     erin = await api.register(unique_name("erin"))
     socket_of_erin = await connect(erin["token"])
@@ -429,7 +437,7 @@ async def test_cli_set_password_closes_open_sockets_with_4003(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_remove_member_stops_the_rooms_events_at_once(
-    api: Api, connect: Any, live_env: dict[str, str]
+    api: ApiClient, connect: Any, live_env: dict[str, str]
 ) -> None:
     owner, erin = await api.register(), await api.register(unique_name("erin"))
     room, other_room = await api.group(owner, erin), await api.group(owner, erin, name="Other")
@@ -440,15 +448,16 @@ async def test_cli_remove_member_stops_the_rooms_events_at_once(
     assert (left["type"], left["data"]["user"]["id"]) == ("member.left", erin["user"]["id"])
     await api.send(owner, room["id"], "not for erin any more")
     marker = await api.send(owner, other_room["id"], "marker")
-    [seen] = await socket_of_erin.events(other_room["id"], 1)
-    assert seen["data"]["id"] == marker["id"]
-    missed = [f for f in socket_of_erin.backlog if f.get("event", {}).get("room_id") == room["id"]]
+    before = await socket_of_erin.frames_before(
+        event_of(other_room["id"], marker["seq"]), "the marker"
+    )
+    missed = [f for f in before if f.get("event", {}).get("room_id") == room["id"]]
     assert missed == [], f"expected nothing of the room erin left, got {missed}"
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_add_member_delivers_the_rooms_events_at_once(
-    api: Api, connect: Any, live_env: dict[str, str]
+    api: ApiClient, connect: Any, live_env: dict[str, str]
 ) -> None:
     owner, erin = await api.register(), await api.register(unique_name("erin"))
     room = await api.group(owner)
@@ -464,7 +473,7 @@ async def test_cli_add_member_delivers_the_rooms_events_at_once(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_room_create_and_delete_reach_open_sockets_at_once(
-    api: Api, connect: Any, live_env: dict[str, str]
+    api: ApiClient, connect: Any, live_env: dict[str, str]
 ) -> None:
     owner, erin = await api.register(), await api.register(unique_name("erin"))
     socket_of_erin = await connect(erin["token"])
@@ -494,12 +503,12 @@ async def test_cli_disable_reaches_every_server_process(mysql_url: str, tmp_path
     """With Redis and several processes, each process reads the CLI's notices itself."""
     ensure_migrated(mysql_url, tmp_path)
     env = cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=require_redis())
-    servers = [Server(env, free_port())]
+    servers = [await Server.start(env, free_port())]
     client = AsyncHTTPClient(force_instance=True)
     try:
-        servers.append(Server(env, free_port()))
-        erin = await Api(client, servers[0].url).register(unique_name("erin"))
-        sockets = [await Socket.connect(server.url, erin["token"]) for server in servers]
+        servers.append(await Server.start(env, free_port()))
+        erin = await ApiClient(client, servers[0].url).register(unique_name("erin"))
+        sockets = [await WsClient.connect(server.url, erin["token"]) for server in servers]
         await ok(env, "user", "disable", erin["user"]["username"])
         assert [await socket_of_erin.closed(timeout=5) for socket_of_erin in sockets] == [
             4003,
@@ -513,7 +522,7 @@ async def test_cli_disable_reaches_every_server_process(mysql_url: str, tmp_path
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_notices_committed_out_of_order_all_arrive(
-    api: Api, connect: Any, env: dict[str, str], database_url: str
+    api: ApiClient, connect: Any, env: dict[str, str], database_url: str
 ) -> None:
     """On MySQL a notice can commit after one with a higher id (two CLI acts at once): the
     servers still hand on both."""
@@ -550,7 +559,7 @@ async def test_cli_notices_committed_out_of_order_all_arrive(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_prunes_notices_older_than_ten_minutes(
-    api: Api, env: dict[str, str], database_url: str
+    api: ApiClient, env: dict[str, str], database_url: str
 ) -> None:
     owner = await api.register()
     db = Database(DatabaseUrl.parse(database_url), 1)
@@ -574,7 +583,7 @@ async def test_cli_prunes_notices_older_than_ten_minutes(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_server_does_not_replay_notices_older_than_its_start(
-    api: Api, connect: Any, env: dict[str, str], settings: Settings
+    api: ApiClient, connect: Any, env: dict[str, str], settings: Settings
 ) -> None:
     erin, fay = await api.register(unique_name("erin")), await api.register(unique_name("fay"))
     session_of_fay = (await connect(fay["token"])).ready["session_id"]
@@ -598,7 +607,7 @@ async def test_a_server_does_not_replay_notices_older_than_its_start(
     [listening] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
     server.add_sockets([listening])
     url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-    sockets = [await Socket.connect(url, user["token"]) for user in (fay, erin)]
+    sockets = [await WsClient.connect(url, user["token"]) for user in (fay, erin)]
     try:
         await ok(env, "user", "disable", erin["user"]["username"])
         assert await sockets[1].closed(timeout=5) == 4003

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,27 +24,10 @@ from test_scale import Server, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClosedError
 
-from conftest import MYSQL_PORT, Api, Reply, Socket, cronchat_env, ensure_migrated, missing_service
+from clients import ApiClient, Reply, WsClient, eventually
+from conftest import MYSQL_PORT, cronchat_env, ensure_migrated, missing_service
 
 pytestmark = pytest.mark.gen_test(timeout=120)
-
-
-def wait_until(check: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def eventually(check: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def readiness(url: str, timeout: float = 3) -> int:
@@ -60,7 +42,7 @@ def readiness(url: str, timeout: float = 3) -> int:
 
 
 class OwnRedis:
-    """A redis-server of this test, on its own port."""
+    """A redis-server of this test, on its own port: ``await OwnRedis(directory).start()``."""
 
     def __init__(self, directory: Path) -> None:
         if shutil.which("redis-server") is None:
@@ -68,13 +50,12 @@ class OwnRedis:
         self.port = free_port()
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
-        self.start()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    async def start(self) -> OwnRedis:
         self.process = subprocess.Popen(
             [
                 "redis-server",
@@ -92,7 +73,8 @@ class OwnRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(self._answers, 10, "redis to start")
+        await eventually(self._answers, 10, "redis to start")
+        return self
 
     def _answers(self) -> bool:
         import socket
@@ -134,17 +116,23 @@ class OwnMariaDB:
             timeout=120,
         )
         self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-        connection = pymysql.connect(host="127.0.0.1", port=self.port, user="root")
+
+    @classmethod
+    async def started(cls, directory: Path) -> OwnMariaDB:
+        """A fresh server, started, with an empty ``cronchat`` database."""
+        mariadb = cls(directory)
+        await mariadb.start()
+        connection = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root")
         with connection.cursor() as cursor:
             cursor.execute("CREATE DATABASE cronchat CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
         connection.close()
+        return mariadb
 
     @property
     def url(self) -> str:
         return f"mysql://root@127.0.0.1:{self.port}/cronchat"
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self.process = subprocess.Popen(
             [
                 "/usr/sbin/mariadbd",
@@ -161,7 +149,7 @@ class OwnMariaDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(self._answers, 60, "mariadb to start")
+        await eventually(self._answers, 60, "mariadb to start")
 
     def _answers(self) -> bool:
         try:
@@ -186,8 +174,8 @@ def client(io_loop: Any) -> Iterator[AsyncHTTPClient]:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    redis = OwnRedis(tmp_path)
+def own_redis(tmp_path: Path, io_loop: Any) -> Iterator[OwnRedis]:
+    redis = io_loop.run_sync(OwnRedis(tmp_path).start)
     yield redis
     redis.stop()
 
@@ -197,22 +185,22 @@ async def test_redis_stopped_and_started_under_load(
 ) -> None:
     ensure_migrated(mysql_url, tmp_path)
     env = cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=own_redis.url)
-    first, second = Server(env, free_port()), Server(env, free_port())
+    first, second = await Server.start(env, free_port()), await Server.start(env, free_port())
     try:
-        api = Api(client, first.url)
+        api = ApiClient(client, first.url)
         alice, bob = await api.register(), await api.register()
         room = await api.direct(alice, bob)
-        bob_ws = await Socket.connect(second.url, bob["token"])
+        bob_ws = await WsClient.connect(second.url, bob["token"])
         (seen,) = [await api.send(alice, room["id"], "before")]
         (live,) = await bob_ws.events(room["id"], 1)
         assert live["data"]["id"] == seen["id"]
 
         own_redis.stop()
-        await eventually(lambda: _async(readiness(first.url) == 503), what="readyz 503")
+        await eventually(lambda: readiness(first.url) == 503, what="readyz 503")
         missed = [await api.send(alice, room["id"], f"while redis is down {n}") for n in range(10)]
-        own_redis.start()
+        await own_redis.start()
         await eventually(
-            lambda: _async(readiness(first.url) == 200 and readiness(second.url) == 200),
+            lambda: readiness(first.url) == 200 and readiness(second.url) == 200,
             what="readyz 200 again",
         )
         await bob_ws.expect("resync", timeout=15)
@@ -230,17 +218,13 @@ async def test_redis_stopped_and_started_under_load(
         second.stop()
 
 
-async def _async(value: bool) -> bool:
-    return value
-
-
 async def test_mariadb_stopped_and_started(tmp_path: Path, client: AsyncHTTPClient) -> None:
-    mariadb = OwnMariaDB(tmp_path / "db")
+    mariadb = await OwnMariaDB.started(tmp_path / "db")
     server = None
     try:
         ensure_migrated(mariadb.url, tmp_path)
-        server = Server(cronchat_env(mariadb.url, tmp_path / "data"), free_port())
-        api = Api(client, server.url)
+        server = await Server.start(cronchat_env(mariadb.url, tmp_path / "data"), free_port())
+        api = ApiClient(client, server.url)
         alice, bob = await api.register(), await api.register()
         room = await api.group(alice, bob)
         await api.send(alice, room["id"], "before")
@@ -255,8 +239,8 @@ async def test_mariadb_stopped_and_started(tmp_path: Path, client: AsyncHTTPClie
         assert (await api.get("/api/v1/users/me", alice["token"])).status == 503
         assert readiness(server.url) == 503
 
-        mariadb.start()
-        await eventually(lambda: _async(readiness(server.url) == 200), what="service back")
+        await mariadb.start()
+        await eventually(lambda: readiness(server.url) == 200, what="service back")
         history = await api.get(f"/api/v1/rooms/{room['id']}/messages", bob["token"])
         assert [m["text"] for m in history.body["messages"]] == ["before"]  # no partial write
         resent = await api.post(
@@ -276,22 +260,22 @@ async def test_killed_worker_loses_no_acknowledged_message(
 ) -> None:
     if shutil.which("redis-server") is None:
         missing_service("redis-server is not installed")
-    redis = OwnRedis(tmp_path)
+    redis = await OwnRedis(tmp_path).start()
     ensure_migrated(mysql_url, tmp_path)
-    server = Server(
+    server = await Server.start(
         cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=redis.url),
         free_port(),
         "--workers",
         "2",
     )
     try:
-        api = Api(client, server.url)
+        api = ApiClient(client, server.url)
         users = [await api.register() for _ in range(4)]
         room = await api.group(users[0], *users[1:])
         acked: list[str] = []
 
         async def sender(user: dict, index: int) -> None:
-            ws = await Socket.connect(server.url, user["token"])
+            ws = await WsClient.connect(server.url, user["token"])
             for n in range(40):
                 frame = {
                     "type": "message.send",
@@ -304,7 +288,7 @@ async def test_killed_worker_loses_no_acknowledged_message(
                 except (AssertionError, WebSocketClosedError):
                     # The socket's worker died (seen waiting, or on writing): reconnect, send
                     # again with the same client_msg_id.
-                    ws = await Socket.connect(server.url, user["token"])
+                    ws = await WsClient.connect(server.url, user["token"])
                     answer = await ws.request(frame, timeout=5)
                 assert answer["type"] == "ack", answer
                 acked.append(answer["result"]["message"]["id"])
@@ -517,7 +501,7 @@ async def test_silent_redis_partition_keeps_sends_acked_and_delivered_locally(
     own_redis: OwnRedis, redis_proxy: Proxy, mysql_url: str, tmp_path: Path, client: Any
 ) -> None:
     ensure_migrated(mysql_url, tmp_path)
-    cut_off = Server(
+    cut_off = await Server.start(
         cronchat_env(
             mysql_url,
             tmp_path / "data",
@@ -526,17 +510,17 @@ async def test_silent_redis_partition_keeps_sends_acked_and_delivered_locally(
         ),
         free_port(),
     )
-    other = Server(
+    other = await Server.start(
         cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=own_redis.url),
         free_port(),
     )
     try:
-        api = Api(client, cut_off.url)
+        api = ApiClient(client, cut_off.url)
         alice, bob, carol = await api.register(), await api.register(), await api.register()
         room = await api.group(alice, bob, carol)
-        alice_ws = await Socket.connect(cut_off.url, alice["token"])
-        bob_ws = await Socket.connect(cut_off.url, bob["token"])
-        carol_ws = await Socket.connect(other.url, carol["token"])
+        alice_ws = await WsClient.connect(cut_off.url, alice["token"])
+        bob_ws = await WsClient.connect(cut_off.url, bob["token"])
+        carol_ws = await WsClient.connect(other.url, carol["token"])
 
         redis_proxy.cut()
         acked = []
@@ -546,14 +530,12 @@ async def test_silent_redis_partition_keeps_sends_acked_and_delivered_locally(
             acked.append(answer["result"]["message"]["id"])
         for ws in (alice_ws, bob_ws):  # the sender's own socket and a local member, at once
             assert [e["data"]["id"] for e in await ws.events(room["id"], 3)] == acked
-        await eventually(
-            lambda: _async(readiness(cut_off.url) == 503), 15, "the dead broker noticed"
-        )
+        await eventually(lambda: readiness(cut_off.url) == 503, 15, "the dead broker noticed")
 
         redis_proxy.heal()
         await alice_ws.expect("resync", timeout=15)
         await bob_ws.expect("resync", timeout=15)
-        await eventually(lambda: _async(readiness(cut_off.url) == 200), 15, "readyz 200 again")
+        await eventually(lambda: readiness(cut_off.url) == 200, 15, "readyz 200 again")
         # What the cut-off server published during the partition reaches the others after.
         assert [e["data"]["id"] for e in await carol_ws.events(room["id"], 3, 15)] == acked
         after = await api.send(alice, room["id"], "healed")
@@ -576,7 +558,7 @@ async def test_readiness_stays_up_under_redis_latency(
     ensure_migrated(mysql_url, tmp_path)
     server = None
     try:
-        server = Server(
+        server = await Server.start(
             cronchat_env(
                 mysql_url,
                 tmp_path / "data",
@@ -585,10 +567,10 @@ async def test_readiness_stays_up_under_redis_latency(
             ),
             free_port(),
         )
-        api = Api(client, server.url)
+        api = ApiClient(client, server.url)
         alice, bob = await api.register(), await api.register()
         room = await api.direct(alice, bob)
-        bob_ws = await Socket.connect(server.url, bob["token"])
+        bob_ws = await WsClient.connect(server.url, bob["token"])
         statuses = []
         for n in range(10):
             statuses.append(readiness(server.url, timeout=5))
@@ -615,20 +597,20 @@ async def test_silent_database_partition_answers_503_in_bounded_time(
     mysql_url: str, mysql_proxy: Proxy, tmp_path: Path, client: Any
 ) -> None:
     ensure_migrated(mysql_url, tmp_path)
-    server = Server(
+    server = await Server.start(
         cronchat_env(via(mysql_url, mysql_proxy), tmp_path / "data", CRONCHAT_DB_TIMEOUT="1"),
         free_port(),
     )
     try:
-        api = Api(client, server.url)
+        api = ApiClient(client, server.url)
         alice, bob = await api.register(), await api.register()
         room = await api.group(alice, bob)
-        alice_ws = await Socket.connect(server.url, alice["token"])
+        alice_ws = await WsClient.connect(server.url, alice["token"])
         path = f"/api/v1/rooms/{room['id']}/messages"
 
         mysql_proxy.cut()
         await eventually(
-            lambda: _async(readiness(server.url, timeout=5) == 503), 20, "readyz 503, not a hang"
+            lambda: readiness(server.url, timeout=5) == 503, 20, "readyz 503, not a hang"
         )
         down = await post_within(
             client, server.url, path, {"client_msg_id": "rest", "text": "x"}, alice["token"], 20
@@ -639,7 +621,7 @@ async def test_silent_database_partition_answers_503_in_bounded_time(
         assert readiness(server.url, timeout=5) == 503
 
         mysql_proxy.heal()
-        await eventually(lambda: _async(readiness(server.url) == 200), 30, "service back")
+        await eventually(lambda: readiness(server.url) == 200, 30, "service back")
         again = await post_within(
             client, server.url, path, {"client_msg_id": "rest", "text": "x"}, alice["token"], 20
         )
@@ -667,15 +649,15 @@ async def test_hole_skipped_live_is_refilled_by_resume(
     ensure_migrated(mysql_url, tmp_path)
     database, data = via(mysql_url, mysql_proxy), tmp_path / "data"
     slow_redis = Proxy(own_redis.port)
-    cut_off = Server(
+    cut_off = await Server.start(
         cronchat_env(database, data, CRONCHAT_REDIS_URL=via(own_redis.url, redis_proxy)),
         free_port(),
     )
-    bobs = Server(
+    bobs = await Server.start(
         cronchat_env(database, data, CRONCHAT_REDIS_URL=own_redis.url, CRONCHAT_DB_TIMEOUT="1"),
         free_port(),
     )
-    slow = Server(
+    slow = await Server.start(
         cronchat_env(
             database,
             data,
@@ -685,10 +667,10 @@ async def test_hole_skipped_live_is_refilled_by_resume(
         free_port(),
     )
     try:
-        api, slow_api = Api(client, cut_off.url), Api(client, slow.url)
+        api, slow_api = ApiClient(client, cut_off.url), ApiClient(client, slow.url)
         alice, bob = await api.register(), await api.register()
         room = await api.direct(alice, bob)
-        bob_ws = await Socket.connect(bobs.url, bob["token"])
+        bob_ws = await WsClient.connect(bobs.url, bob["token"])
         first = await api.send(alice, room["id"], "first")
         (seen,) = await bob_ws.events(room["id"], 1)
         assert seen["data"]["id"] == first["id"]
@@ -708,7 +690,7 @@ async def test_hole_skipped_live_is_refilled_by_resume(
         assert live["data"]["id"] == third["id"]  # delivered live past the hole
 
         mysql_proxy.heal()
-        await eventually(lambda: _async(readiness(bobs.url) == 200), 30, "database back")
+        await eventually(lambda: readiness(bobs.url) == 200, 30, "database back")
         resumed = await bob_ws.request({"type": "resume", "rooms": {room["id"]: seen["seq"]}})
         assert resumed["result"] == {"rooms": {room["id"]: "ok"}}
         replayed = [f["event"]["data"]["id"] for f in bob_ws.backlog if f["type"] == "event"]

@@ -16,12 +16,13 @@ import pytest
 from PIL import Image
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import Api, cronchat_env, unique_name
+from clients import ApiClient, eventually, unique_name
+from conftest import cronchat_env
 
 pytestmark = pytest.mark.gen_test
 
 
-async def test_unknown_path_is_404_in_the_envelope(api: Api) -> None:
+async def test_unknown_path_is_404_in_the_envelope(api: ApiClient) -> None:
     for method in ("GET", "POST", "DELETE"):
         reply = await api.call(method, "/api/v1/no/such/thing")
         assert reply.status == 404
@@ -34,14 +35,14 @@ async def test_unknown_path_is_404_in_the_envelope(api: Api) -> None:
         }
 
 
-async def test_wrong_method_is_405_in_the_envelope(api: Api) -> None:
+async def test_wrong_method_is_405_in_the_envelope(api: ApiClient) -> None:
     reply = await api.call("DELETE", "/api/v1/auth/login")
     assert reply.status == 405
     assert reply.error_code == "method_not_allowed"
     assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
 
 
-async def test_healthz_and_readyz(api: Api) -> None:
+async def test_healthz_and_readyz(api: ApiClient) -> None:
     health = await api.get("/healthz")
     assert health.status == 200
     ready = await api.get("/readyz")
@@ -50,7 +51,7 @@ async def test_healthz_and_readyz(api: Api) -> None:
 
 
 async def test_access_log_holds_no_password_or_token(
-    api: Api, caplog: pytest.LogCaptureFixture
+    api: ApiClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     user = await api.register(password="very secret words")
@@ -62,7 +63,7 @@ async def test_access_log_holds_no_password_or_token(
         assert secret not in text
 
 
-async def test_metrics_in_prometheus_format(api: Api) -> None:
+async def test_metrics_in_prometheus_format(api: ApiClient) -> None:
     alice = await api.register()
     room = await api.group(alice)
     await api.send(alice, room["id"], "counted")
@@ -86,7 +87,7 @@ async def test_metrics_in_prometheus_format(api: Api) -> None:
     assert float(published[0].split()[-1]) >= 2  # member.joined and message.created
 
 
-async def test_browser_client_page_is_served_with_a_strict_policy(api: Api) -> None:
+async def test_browser_client_page_is_served_with_a_strict_policy(api: ApiClient) -> None:
     page = await api.get("/")
     assert page.status == 200
     assert page.headers["Content-Type"].startswith("text/html")
@@ -105,7 +106,7 @@ def directives(policy: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("path", ["/", "/static/app.css"])
 async def test_browser_client_may_open_websockets_to_this_server_only(
-    api: Api, base_url: str, path: str
+    api: ApiClient, base_url: str, path: str
 ) -> None:
     own = base_url.removeprefix("http://")
     served = await api.get(path)
@@ -121,7 +122,7 @@ async def test_browser_client_may_open_websockets_to_this_server_only(
     ]
 
 
-async def test_a_hostile_host_header_cannot_widen_the_policy(api: Api) -> None:
+async def test_a_hostile_host_header_cannot_widen_the_policy(api: ApiClient) -> None:
     hostile = ["*", "'self'", "[::1]:80", "x.example:99999", "x.example:80:80", "a_b.example"]
     hostile += ["-x.example", "evil.example; script-src *", "a b"]
     served = 0
@@ -137,7 +138,7 @@ async def test_a_hostile_host_header_cannot_widen_the_policy(api: Api) -> None:
 
 
 @pytest.mark.server_settings(static_dir="/nonexistent-client-dir")
-async def test_client_files_come_from_the_configured_dir(api: Api) -> None:
+async def test_client_files_come_from_the_configured_dir(api: ApiClient) -> None:
     assert (await api.get("/")).status == 404
 
 
@@ -184,17 +185,16 @@ async def test_a_fresh_data_dir_is_readable_by_the_servers_user_only(
     )
     client = AsyncHTTPClient(force_instance=True)
     try:
-        api = Api(client, f"http://127.0.0.1:{port}")
-        for _ in range(300):
-            if server.returncode is not None:
-                break
+        api = ApiClient(client, f"http://127.0.0.1:{port}")
+
+        async def ready() -> bool:
+            assert server.returncode is None, f"the server exited with {server.returncode}"
             try:
-                if (await api.get("/readyz")).status == 200:
-                    break
+                return (await api.get("/readyz")).status == 200
             except OSError:
-                pass
-            await asyncio.sleep(0.1)
-        assert (await api.get("/readyz")).status == 200
+                return False
+
+        await eventually(ready, 30, "the server to be ready")
         alice = await api.register(unique_name("modes"))
         buffer = io.BytesIO()
         Image.new("RGB", (40, 30), "red").save(buffer, format="PNG")

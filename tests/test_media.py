@@ -4,7 +4,6 @@ the store's health. Every test runs on local disk and on S3 (moto's standalone s
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import functools
 import io
@@ -26,7 +25,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
-from conftest import JWT_SECRET, Api, cronchat_env, unique_name
+from clients import ApiClient, unique_name
+from conftest import JWT_SECRET, cronchat_env
 from cronchat.config import Secret, Settings
 from cronchat.media_links import THUMBNAIL, MediaLinks
 
@@ -149,19 +149,19 @@ def multipart(field: str, filename: str, data: bytes, content_type: str) -> tupl
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-async def upload(api: Api, user: dict, data: bytes, content_type: str = "image/png") -> Any:
+async def upload(api: ApiClient, user: dict, data: bytes, content_type: str = "image/png") -> Any:
     return await api.post(
         "/api/v1/media", token=user["token"], body=data, headers={"Content-Type": content_type}
     )
 
 
-async def uploaded(api: Api, user: dict, data: bytes | None = None) -> dict[str, Any]:
+async def uploaded(api: ApiClient, user: dict, data: bytes | None = None) -> dict[str, Any]:
     reply = await upload(api, user, data or image_bytes("PNG"))
     assert reply.status == 201, f"upload: expected 201, got {reply.status} {reply.body}"
     return reply.body
 
 
-async def send_image(api: Api, user: dict, room_id: str, media_id: str, **extra: Any) -> Any:
+async def send_image(api: ApiClient, user: dict, room_id: str, media_id: str, **extra: Any) -> Any:
     return await api.post(
         f"/api/v1/rooms/{room_id}/messages",
         {"client_msg_id": secrets.token_hex(8), "kind": "image", "media_id": media_id, **extra},
@@ -181,7 +181,7 @@ def media_id_of(url: str) -> str:
     [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")],
 )
 async def test_each_accepted_format_is_stored_re_encoded_with_a_thumbnail(
-    api: Api, fmt: str, content_type: str
+    api: ApiClient, fmt: str, content_type: str
 ) -> None:
     alice = await api.register()
     # Sent as application/octet-stream: the bytes decide, not the header.
@@ -201,7 +201,7 @@ async def test_each_accepted_format_is_stored_re_encoded_with_a_thumbnail(
     assert opened(thumbnail.body).size == (320, 240)
 
 
-async def test_an_animated_gif_stays_animated(api: Api) -> None:
+async def test_an_animated_gif_stays_animated(api: ApiClient) -> None:
     alice = await api.register()
     frames = [Image.new("RGB", (64, 48), color) for color in ("red", "green", "blue")]
     buffer = io.BytesIO()
@@ -232,7 +232,7 @@ def tiny_frames_gif() -> bytes:
 
 
 async def test_a_gif_of_sixteen_thousand_tiny_frames_is_415_and_stores_nothing(
-    api: Api, settings: Settings
+    api: ApiClient, settings: Settings
 ) -> None:
     alice = await api.register()
     data = tiny_frames_gif()
@@ -245,7 +245,7 @@ async def test_a_gif_of_sixteen_thousand_tiny_frames_is_415_and_stores_nothing(
 
 @pytest.mark.server_settings(media_max_frames=20)
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
-async def test_an_animation_past_the_frame_limit_is_415(api: Api, fmt: str) -> None:
+async def test_an_animation_past_the_frame_limit_is_415(api: ApiClient, fmt: str) -> None:
     alice = await api.register()
     at_limit = await upload(api, alice, animation(fmt, 20, (8, 8)))
     assert at_limit.status == 201, at_limit.body
@@ -263,7 +263,7 @@ async def test_an_animation_past_the_frame_limit_is_415(api: Api, fmt: str) -> N
 @pytest.mark.server_settings(media_max_decode_seconds=1e-9)
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
 async def test_an_animation_that_outlasts_the_decoding_deadline_is_415(
-    api: Api, settings: Settings, fmt: str
+    api: ApiClient, settings: Settings, fmt: str
 ) -> None:
     # No frame decodes within a nanosecond: the deadline is past at the first check.
     alice = await api.register()
@@ -275,7 +275,7 @@ async def test_an_animation_that_outlasts_the_decoding_deadline_is_415(
     assert (await upload(api, alice, image_bytes("PNG"))).status == 201
 
 
-async def test_multipart_upload_takes_the_file_field(api: Api) -> None:
+async def test_multipart_upload_takes_the_file_field(api: ApiClient) -> None:
     alice = await api.register()
     body, content_type = multipart("file", "cat.jpg", image_bytes("JPEG"), "image/jpeg")
     reply = await upload(api, alice, body, content_type)
@@ -287,7 +287,7 @@ async def test_multipart_upload_takes_the_file_field(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("width", "height"), [(8000, 8000), (100_000, 100_000)])
-async def test_a_decompression_bomb_is_415(api: Api, width: int, height: int) -> None:
+async def test_a_decompression_bomb_is_415(api: ApiClient, width: int, height: int) -> None:
     alice = await api.register()
     reply = await upload(api, alice, png_declaring(width, height))
     assert reply.status == 415, reply.body
@@ -297,7 +297,7 @@ async def test_a_decompression_bomb_is_415(api: Api, width: int, height: int) ->
 @pytest.mark.server_settings(media_max_pixels=10**12)
 @pytest.mark.parametrize(("width", "height"), [(10_000, 10_000), (100_000, 100_000)])
 async def test_pillows_own_bomb_limit_holds_whatever_the_configuration(
-    api: Api, width: int, height: int
+    api: ApiClient, width: int, height: int
 ) -> None:
     # Past Pillow's limit (about 89 million pixels) it warns, past twice that it raises:
     # both answer 415, however high CRONCHAT_MEDIA_MAX_PIXELS is set.
@@ -324,7 +324,7 @@ async def test_pillows_own_bomb_limit_holds_whatever_the_configuration(
     ],
 )
 async def test_what_does_not_decode_as_an_accepted_image_is_415(
-    api: Api, name: str, data: bytes, content_type: str
+    api: ApiClient, name: str, data: bytes, content_type: str
 ) -> None:
     alice = await api.register()
     raw = await upload(api, alice, data, content_type)
@@ -334,7 +334,7 @@ async def test_what_does_not_decode_as_an_accepted_image_is_415(
     assert (named.status, named.error_code) == (415, "unsupported_media_type"), name
 
 
-async def test_jpeg_loses_gps_and_all_metadata_and_is_turned_upright(api: Api) -> None:
+async def test_jpeg_loses_gps_and_all_metadata_and_is_turned_upright(api: ApiClient) -> None:
     alice = await api.register()
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
@@ -354,7 +354,7 @@ async def test_jpeg_loses_gps_and_all_metadata_and_is_turned_upright(api: Api) -
     assert opened((await api.get(media["url"])).body).size == (200, 400)
 
 
-async def test_png_text_chunks_are_dropped(api: Api) -> None:
+async def test_png_text_chunks_are_dropped(api: ApiClient) -> None:
     from PIL.PngImagePlugin import PngInfo
 
     alice = await api.register()
@@ -366,7 +366,7 @@ async def test_png_text_chunks_are_dropped(api: Api) -> None:
 
 
 @pytest.mark.server_settings(media_max_bytes=50_000)
-async def test_an_oversize_body_is_413_without_being_read(api: Api, base_url: str) -> None:
+async def test_an_oversize_body_is_413_without_being_read(api: ApiClient, base_url: str) -> None:
     alice = await api.register()
     # Announced by Content-Length: refused before the body is read.
     announced = await upload(api, alice, os.urandom(400_000))
@@ -391,7 +391,7 @@ async def test_an_oversize_body_is_413_without_being_read(api: Api, base_url: st
     assert json.loads(body)["error"]["code"] == "payload_too_large"
 
 
-async def test_an_empty_body_is_400(api: Api) -> None:
+async def test_an_empty_body_is_400(api: ApiClient) -> None:
     alice = await api.register()
     reply = await upload(api, alice, b"")
     assert (reply.status, reply.body["error"]["details"]) == (400, {"field": "file"})
@@ -401,7 +401,7 @@ async def test_an_empty_body_is_400(api: Api) -> None:
 
 
 async def test_media_is_for_its_uploader_and_the_members_of_rooms_it_was_sent_to(
-    api: Api,
+    api: ApiClient,
 ) -> None:
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     room = await api.group(alice, bob)
@@ -420,7 +420,7 @@ async def test_media_is_for_its_uploader_and_the_members_of_rooms_it_was_sent_to
     assert (await api.get("/api/v1/media/nosuchmedia", alice["token"])).status == 404
 
 
-async def test_a_forged_or_expired_signature_is_403(api: Api) -> None:
+async def test_a_forged_or_expired_signature_is_403(api: ApiClient) -> None:
     alice = await api.register()
     media, other = await uploaded(api, alice), await uploaded(api, alice)
     path, query = media["url"].split("?")
@@ -444,7 +444,7 @@ async def test_a_forged_or_expired_signature_is_403(api: Api) -> None:
     assert (await api.get(fresh)).status == 200
 
 
-async def test_etag_and_if_none_match_answer_304(api: Api) -> None:
+async def test_etag_and_if_none_match_answer_304(api: ApiClient) -> None:
     alice = await api.register()
     media = await uploaded(api, alice)
     first = await api.get(media["url"])
@@ -466,7 +466,7 @@ async def test_etag_and_if_none_match_answer_304(api: Api) -> None:
 
 
 async def test_an_image_message_arrives_live_with_links_that_load_without_a_header(
-    api: Api, connect: Any, runtime: Any
+    api: ApiClient, connect: Any, runtime: Any
 ) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.direct(alice, bob)
@@ -502,7 +502,7 @@ async def test_an_image_message_arrives_live_with_links_that_load_without_a_head
     assert json.loads(stored)["media"]["thumbnail_url"] is None
 
 
-async def test_only_ones_own_message_upload_may_be_sent(api: Api) -> None:
+async def test_only_ones_own_message_upload_may_be_sent(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     alices = await uploaded(api, alice)
@@ -517,7 +517,7 @@ async def test_only_ones_own_message_upload_may_be_sent(api: Api) -> None:
 # -- avatars -------------------------------------------------------------------------------
 
 
-async def test_avatar_is_a_signed_url_in_every_user_object(api: Api, connect: Any) -> None:
+async def test_avatar_is_a_signed_url_in_every_user_object(api: ApiClient, connect: Any) -> None:
     alice = await api.register(display_name=unique_name("Alice"))
     bob = await api.register()
     body, content_type = multipart("file", "me.png", image_bytes("PNG", (300, 200)), "image/png")
@@ -577,7 +577,9 @@ async def test_avatar_is_a_signed_url_in_every_user_object(api: Api, connect: An
     assert (await api.get(avatar_url)).status == 404
 
 
-async def test_a_new_avatar_replaces_and_deletes_the_old_one(api: Api, settings: Settings) -> None:
+async def test_a_new_avatar_replaces_and_deletes_the_old_one(
+    api: ApiClient, settings: Settings
+) -> None:
     alice = await api.register()
     first = await api.put("/api/v1/users/me/avatar", token=alice["token"], body=image_bytes("GIF"))
     second = await api.put(
@@ -593,7 +595,9 @@ async def test_a_new_avatar_replaces_and_deletes_the_old_one(api: Api, settings:
     assert len([key for key in keys if new_id in key]) == 2  # the avatar and its thumbnail
 
 
-async def test_an_avatar_change_reaches_room_mates_as_user_updated(api: Api, connect: Any) -> None:
+async def test_an_avatar_change_reaches_room_mates_as_user_updated(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob = await api.register(), await api.register()
     await api.group(alice, bob)
     bob_ws = await connect(bob["token"])
@@ -611,12 +615,12 @@ async def test_an_avatar_change_reaches_room_mates_as_user_updated(api: Api, con
 # -- room avatars --------------------------------------------------------------------------
 
 
-async def put_room_avatar(api: Api, user: dict, room_id: str, data: bytes, **kw: Any) -> Any:
+async def put_room_avatar(api: ApiClient, user: dict, room_id: str, data: bytes, **kw: Any) -> Any:
     return await api.put(f"/api/v1/rooms/{room_id}/avatar", token=user["token"], body=data, **kw)
 
 
 async def test_room_avatar_is_set_by_admins_and_owners_as_a_room_updated_event(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     owner, admin, member = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, admin, member)
@@ -656,7 +660,7 @@ async def test_room_avatar_is_set_by_admins_and_owners_as_a_room_updated_event(
         assert (await api.get(seen["avatar_url"])).status == 200
 
 
-async def test_room_avatar_bytes_are_for_members_and_signed_links(api: Api) -> None:
+async def test_room_avatar_bytes_are_for_members_and_signed_links(api: ApiClient) -> None:
     owner, member, stranger = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, member)
     reply = await put_room_avatar(api, owner, room["id"], image_bytes("JPEG"))
@@ -669,7 +673,7 @@ async def test_room_avatar_bytes_are_for_members_and_signed_links(api: Api) -> N
 
 
 async def test_room_avatar_is_refused_to_non_members_direct_rooms_and_non_images(
-    api: Api, settings: Settings
+    api: ApiClient, settings: Settings
 ) -> None:
     owner, stranger, peer = await api.register(), await api.register(), await api.register()
     room = await api.group(owner)
@@ -690,7 +694,7 @@ async def test_room_avatar_is_refused_to_non_members_direct_rooms_and_non_images
 
 
 async def test_a_new_room_avatar_replaces_the_old_and_delete_removes_it(
-    api: Api, settings: Settings
+    api: ApiClient, settings: Settings
 ) -> None:
     owner, member = await api.register(), await api.register()
     room = await api.group(owner, member)
@@ -754,7 +758,7 @@ async def cronchat(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 
 
 async def test_prune_removes_unused_uploads_from_database_and_store(
-    api: Api, settings: Settings, database_url: str
+    api: ApiClient, settings: Settings, database_url: str
 ) -> None:
     alice = await api.register()
     room = await api.group(alice)
@@ -778,7 +782,7 @@ async def test_prune_removes_unused_uploads_from_database_and_store(
     assert len([key for key in keys if used["id"] in key]) == 2
 
 
-async def test_readyz_is_503_when_the_store_fails(api: Api, settings: Settings) -> None:
+async def test_readyz_is_503_when_the_store_fails(api: ApiClient, settings: Settings) -> None:
     assert (await api.get("/readyz")).body["checks"]["storage"] is True
     if settings.media_backend == "s3":
         s3_client(settings.s3_endpoint_url).delete_bucket(Bucket=settings.s3_bucket)
@@ -810,17 +814,3 @@ async def test_serve_refuses_to_start_without_its_s3_bucket(
     assert code == 1
     assert err.strip().count("\n") == 0, err
     assert err.startswith("error: media storage") and f"'{bucket}' does not exist" in err
-
-
-async def test_storage_knows_nothing_of_cronchat() -> None:
-    for path in (Path(__file__).resolve().parent.parent / "storage").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = (
-                [alias.name for alias in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            for name in names:
-                assert not name.startswith("cronchat"), f"{path.name} imports {name}"

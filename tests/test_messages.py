@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import Api
+from clients import ApiClient
 
 pytestmark = pytest.mark.gen_test
 
@@ -29,13 +29,13 @@ MESSAGE_FIELDS = {
 }
 
 
-async def chat(api: Api) -> tuple[dict, dict, dict]:
+async def chat(api: ApiClient) -> tuple[dict, dict, dict]:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     return alice, bob, room
 
 
-async def test_send_answers_the_message(api: Api) -> None:
+async def test_send_answers_the_message(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     reply = await api.post(
         f"/api/v1/rooms/{room['id']}/messages",
@@ -55,7 +55,7 @@ async def test_send_answers_the_message(api: Api) -> None:
     assert fetched.body == message
 
 
-async def test_repeated_client_msg_id_answers_the_original(api: Api) -> None:
+async def test_repeated_client_msg_id_answers_the_original(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     path = f"/api/v1/rooms/{room['id']}/messages"
     first = await api.post(path, {"client_msg_id": "same", "text": "once"}, alice["token"])
@@ -93,7 +93,9 @@ async def test_repeated_client_msg_id_answers_the_original(api: Api) -> None:
         ({"client_msg_id": "a", "text": "x", "reply_to_id": 3}, "reply_to_id"),
     ],
 )
-async def test_send_rejects_bad_fields_and_stores_nothing(api: Api, body: dict, field: str) -> None:
+async def test_send_rejects_bad_fields_and_stores_nothing(
+    api: ApiClient, body: dict, field: str
+) -> None:
     alice, _, room = await chat(api)
     reply = await api.post(f"/api/v1/rooms/{room['id']}/messages", body, alice["token"])
     assert reply.status == 400, reply.body
@@ -104,13 +106,13 @@ async def test_send_rejects_bad_fields_and_stores_nothing(api: Api, body: dict, 
     assert events.body["events"] == []
 
 
-async def test_text_of_exactly_the_limit_is_accepted(api: Api) -> None:
+async def test_text_of_exactly_the_limit_is_accepted(api: ApiClient) -> None:
     alice, _, room = await chat(api)
     message = await api.send(alice, room["id"], "é" * 4000)
     assert len(message["text"]) == 4000
 
 
-async def test_reply_shows_an_excerpt_and_the_original_deletion(api: Api) -> None:
+async def test_reply_shows_an_excerpt_and_the_original_deletion(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     original = await api.send(alice, room["id"], "a" * 150)
     reply = await api.send(bob, room["id"], "answer", reply_to_id=original["id"])
@@ -128,7 +130,7 @@ async def test_reply_shows_an_excerpt_and_the_original_deletion(api: Api) -> Non
     }
 
 
-async def test_reply_to_a_message_of_another_room_is_refused(api: Api) -> None:
+async def test_reply_to_a_message_of_another_room_is_refused(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     other = await api.group(alice, name="other")
     elsewhere = await api.send(alice, other["id"], "over there")
@@ -140,7 +142,7 @@ async def test_reply_to_a_message_of_another_room_is_refused(api: Api) -> None:
     assert reply.status == 400 and reply.body["error"]["details"]["field"] == "reply_to_id"
 
 
-async def test_history_pages_both_ways(api: Api) -> None:
+async def test_history_pages_both_ways(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     sent = [await api.send(alice, room["id"], f"m{n}") for n in range(7)]
     path = f"/api/v1/rooms/{room['id']}/messages"
@@ -174,7 +176,7 @@ async def test_history_pages_both_ways(api: Api) -> None:
         assert answer.status == 400, bad
 
 
-async def test_edit_by_the_sender_only(api: Api) -> None:
+async def test_edit_by_the_sender_only(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     message = await api.send(alice, room["id"], "first")
     path = f"/api/v1/rooms/{room['id']}/messages/{message['id']}"
@@ -191,7 +193,7 @@ async def test_edit_by_the_sender_only(api: Api) -> None:
     assert missing.status == 404
 
 
-async def test_delete_leaves_a_tombstone_and_is_idempotent(api: Api) -> None:
+async def test_delete_leaves_a_tombstone_and_is_idempotent(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     message = await api.send(alice, room["id"], "oops")
     path = f"/api/v1/rooms/{room['id']}/messages/{message['id']}"
@@ -208,7 +210,7 @@ async def test_delete_leaves_a_tombstone_and_is_idempotent(api: Api) -> None:
     assert [e["type"] for e in events["events"]] == ["message.deleted"]
 
 
-async def test_admins_and_owners_delete_others_messages(api: Api) -> None:
+async def test_admins_and_owners_delete_others_messages(api: ApiClient) -> None:
     owner, admin, member = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, admin, member)
     await api.patch(
@@ -226,7 +228,7 @@ async def test_admins_and_owners_delete_others_messages(api: Api) -> None:
     ).status == 204
 
 
-async def test_reactions_are_idempotent_with_counts_and_me(api: Api) -> None:
+async def test_reactions_are_idempotent_with_counts_and_me(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     message = await api.send(alice, room["id"], "react to me")
     base = f"/api/v1/rooms/{room['id']}/messages/{message['id']}/reactions"
@@ -262,7 +264,7 @@ async def test_reactions_are_idempotent_with_counts_and_me(api: Api) -> None:
 
 
 @pytest.mark.parametrize("emoji", ["a", "ab", "👍👍", ":has space:", "<b>", "::", "👍 ", "👍\n"])
-async def test_reaction_must_be_one_emoji_or_shortcode(api: Api, emoji: str) -> None:
+async def test_reaction_must_be_one_emoji_or_shortcode(api: ApiClient, emoji: str) -> None:
     alice, _, room = await chat(api)
     message = await api.send(alice, room["id"], "x")
     reply = await api.put(
@@ -273,7 +275,7 @@ async def test_reaction_must_be_one_emoji_or_shortcode(api: Api, emoji: str) -> 
     assert reply.status == 400 and reply.body["error"]["details"]["field"] == "emoji"
 
 
-async def test_read_marker_moves_forward_only_and_counts_unread(api: Api) -> None:
+async def test_read_marker_moves_forward_only_and_counts_unread(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     sent = [await api.send(alice, room["id"], f"m{n}") for n in range(4)]
     await api.send(bob, room["id"], "bob's own does not count")
@@ -296,7 +298,7 @@ async def test_read_marker_moves_forward_only_and_counts_unread(api: Api) -> Non
         assert answer.status == 400 and answer.body["error"]["details"]["field"] == "seq"
 
 
-async def test_events_are_gap_free_and_page_by_seq(api: Api) -> None:
+async def test_events_are_gap_free_and_page_by_seq(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     message = await api.send(alice, room["id"], "hello")
     await api.patch(
@@ -332,7 +334,7 @@ async def test_events_are_gap_free_and_page_by_seq(api: Api) -> None:
         assert (await api.get(f"{path}?{bad}", bob["token"])).status == 400
 
 
-async def test_concurrent_senders_get_gap_free_seqs(api: Api) -> None:
+async def test_concurrent_senders_get_gap_free_seqs(api: ApiClient) -> None:
     users = [await api.register() for _ in range(5)]
     room = await api.group(users[0], *users[1:])
     start = room["last_seq"]
@@ -347,7 +349,7 @@ async def test_concurrent_senders_get_gap_free_seqs(api: Api) -> None:
         assert per_user == sorted(per_user)
 
 
-async def test_concurrent_sends_commit_together_yet_fail_alone(api: Api) -> None:
+async def test_concurrent_sends_commit_together_yet_fail_alone(api: ApiClient) -> None:
     alice, bob, room = await chat(api)
     carol = await api.register()
     elsewhere = await api.group(alice)

@@ -20,7 +20,8 @@ from test_media import (  # noqa: F401  (fixtures of the media backends, used by
     uploaded,
 )
 
-from conftest import MYSQL_HOST, MYSQL_PORT, Api, make_settings, missing_service, unique_name
+from clients import ApiClient, unique_name
+from conftest import MYSQL_HOST, MYSQL_PORT, make_settings, missing_service
 from cronchat.config import Settings
 from cronchat.db import Database, Tx
 from cronchat.db.migrations import Migration, migrate, pending
@@ -47,7 +48,7 @@ def leaks(value: Any, *secrets: str) -> list[str]:
     return [secret for secret in secrets if secret in text]
 
 
-async def all_events(api: Api, user: dict, room_id: str) -> list[dict[str, Any]]:
+async def all_events(api: ApiClient, user: dict, room_id: str) -> list[dict[str, Any]]:
     reply = await api.get(f"/api/v1/rooms/{room_id}/events?after_seq=0&limit=500", user["token"])
     assert reply.status == 200, f"events: expected 200, got {reply.status} {reply.body}"
     return reply.body["events"]
@@ -57,7 +58,7 @@ def events_of(events: list[dict[str, Any]], message_id: str) -> list[dict[str, A
     return [e for e in events if e["type"].startswith("message.") and e["data"]["id"] == message_id]
 
 
-async def sent_edited_deleted(api: Api, sender: dict, deleter: dict, room_id: str) -> dict:
+async def sent_edited_deleted(api: ApiClient, sender: dict, deleter: dict, room_id: str) -> dict:
     """A message sent, edited, then deleted by ``deleter``: answers the message as sent."""
     message = await api.send(sender, room_id, SECRET)
     path = f"/api/v1/rooms/{room_id}/messages/{message['id']}"
@@ -81,7 +82,7 @@ def assert_tombstones(events: list[dict[str, Any]], message: dict) -> None:
 # -- the event log -------------------------------------------------------------------------
 
 
-async def test_deleted_text_is_gone_from_the_event_log_of_an_old_member(api: Api) -> None:
+async def test_deleted_text_is_gone_from_the_event_log_of_an_old_member(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     message = await sent_edited_deleted(api, alice, alice, room["id"])
@@ -90,7 +91,7 @@ async def test_deleted_text_is_gone_from_the_event_log_of_an_old_member(api: Api
     assert_tombstones(events, message)
 
 
-async def test_deleted_text_is_gone_for_a_member_added_later(api: Api) -> None:
+async def test_deleted_text_is_gone_for_a_member_added_later(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice)
     message = await sent_edited_deleted(api, alice, alice, room["id"])
@@ -103,7 +104,7 @@ async def test_deleted_text_is_gone_for_a_member_added_later(api: Api) -> None:
     assert_tombstones(events, message)
 
 
-async def test_resume_replays_only_the_tombstones(api: Api, connect: Any) -> None:
+async def test_resume_replays_only_the_tombstones(api: ApiClient, connect: Any) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     message = await sent_edited_deleted(api, alice, alice, room["id"])
@@ -120,7 +121,7 @@ async def test_resume_replays_only_the_tombstones(api: Api, connect: Any) -> Non
     assert_tombstones(replayed, message)
 
 
-async def test_history_and_the_message_show_only_the_tombstone(api: Api) -> None:
+async def test_history_and_the_message_show_only_the_tombstone(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     message = await sent_edited_deleted(api, alice, alice, room["id"])
@@ -133,7 +134,7 @@ async def test_history_and_the_message_show_only_the_tombstone(api: Api) -> None
 
 
 async def test_an_admin_deleting_anothers_message_over_the_socket_redacts_it(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     owner, admin, member = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, admin, member)
@@ -155,7 +156,7 @@ async def test_an_admin_deleting_anothers_message_over_the_socket_redacts_it(
     assert created["data"]["deleted"] is True and deleted["actor_id"] == admin["user"]["id"]
 
 
-async def test_a_member_cannot_delete_anothers_message_and_nothing_changes(api: Api) -> None:
+async def test_a_member_cannot_delete_anothers_message_and_nothing_changes(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     message = await api.send(alice, room["id"], SECRET)
@@ -169,7 +170,7 @@ async def test_a_member_cannot_delete_anothers_message_and_nothing_changes(api: 
 
 
 async def test_replies_to_a_deleted_message_keep_no_excerpt_anywhere(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
@@ -208,7 +209,7 @@ async def test_replies_to_a_deleted_message_keep_no_excerpt_anywhere(
 
 @pytest.mark.usefixtures("media_backend")
 async def test_a_deleted_image_stops_loading_and_leaves_the_store(
-    api: Api, settings: Settings
+    api: ApiClient, settings: Settings
 ) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
@@ -246,7 +247,7 @@ async def test_a_deleted_image_stops_loading_and_leaves_the_store(
 
 @pytest.mark.usefixtures("media_backend")
 async def test_an_image_sent_twice_stays_until_its_last_message_is_deleted(
-    api: Api, settings: Settings
+    api: ApiClient, settings: Settings
 ) -> None:
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     first_room, second_room = await api.group(alice, bob), await api.group(alice, carol)
@@ -272,7 +273,7 @@ async def test_an_image_sent_twice_stays_until_its_last_message_is_deleted(
     assert [key for key in stored_keys(settings) if media["id"] in key] == []
 
 
-async def test_a_deleted_images_upload_cannot_be_sent_again(api: Api) -> None:
+async def test_a_deleted_images_upload_cannot_be_sent_again(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     media = await uploaded(api, alice, image_bytes("PNG"))
@@ -286,7 +287,9 @@ async def test_a_deleted_images_upload_cannot_be_sent_again(api: Api) -> None:
 # -- client_msg_id -------------------------------------------------------------------------
 
 
-async def test_every_copy_of_a_message_carries_its_client_msg_id(api: Api, connect: Any) -> None:
+async def test_every_copy_of_a_message_carries_its_client_msg_id(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     bob_ws = await connect(bob["token"])
@@ -326,7 +329,7 @@ def max_age(cache_control: str) -> int:
     return age
 
 
-async def test_media_bytes_are_private_and_immutable_by_link_and_by_token(api: Api) -> None:
+async def test_media_bytes_are_private_and_immutable_by_link_and_by_token(api: ApiClient) -> None:
     alice = await api.register()
     media = await uploaded(api, alice, image_bytes("PNG"))
     for url, token in (
@@ -354,7 +357,9 @@ async def test_media_bytes_are_private_and_immutable_by_link_and_by_token(api: A
         assert first - 2 <= second <= first, (first, second)
 
 
-async def test_if_none_match_from_someone_who_may_not_see_the_image_is_not_304(api: Api) -> None:
+async def test_if_none_match_from_someone_who_may_not_see_the_image_is_not_304(
+    api: ApiClient,
+) -> None:
     alice, mallory = await api.register(), await api.register()
     media = await uploaded(api, alice, image_bytes("PNG"))
     etag = (await api.get(media["url"])).headers["ETag"]

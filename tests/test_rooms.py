@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import Api
+from clients import ApiClient
 
 pytestmark = pytest.mark.gen_test
 
@@ -30,7 +30,7 @@ ROOM_FIELDS = {
 }
 
 
-async def test_create_group_makes_the_creator_owner(api: Api) -> None:
+async def test_create_group_makes_the_creator_owner(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     reply = await api.post(
         "/api/v1/rooms",
@@ -60,7 +60,7 @@ async def test_create_group_makes_the_creator_owner(api: Api) -> None:
         ({"name": "ok", "member_ids": [1, 2]}, "member_ids"),
     ],
 )
-async def test_create_group_rejects_bad_fields(api: Api, body: dict, field: str) -> None:
+async def test_create_group_rejects_bad_fields(api: ApiClient, body: dict, field: str) -> None:
     alice = await api.register()
     reply = await api.post("/api/v1/rooms", body, alice["token"])
     assert reply.status == 400, reply.body
@@ -68,14 +68,14 @@ async def test_create_group_rejects_bad_fields(api: Api, body: dict, field: str)
     assert (await api.get("/api/v1/rooms", alice["token"])).body["rooms"] == []
 
 
-async def test_create_group_with_unknown_member_creates_nothing(api: Api) -> None:
+async def test_create_group_with_unknown_member_creates_nothing(api: ApiClient) -> None:
     alice = await api.register()
     reply = await api.post("/api/v1/rooms", {"name": "x", "member_ids": ["nobody"]}, alice["token"])
     assert reply.status == 404
     assert (await api.get("/api/v1/rooms", alice["token"])).body["rooms"] == []
 
 
-async def test_direct_room_is_one_per_pair(api: Api) -> None:
+async def test_direct_room_is_one_per_pair(api: ApiClient) -> None:
     alice, bob = await api.register(display_name="Alice"), await api.register(display_name="Bob")
     first = await api.post("/api/v1/rooms/direct", {"user_id": bob["user"]["id"]}, alice["token"])
     assert first.status == 201
@@ -87,7 +87,7 @@ async def test_direct_room_is_one_per_pair(api: Api) -> None:
     assert again.body["name"] == "Alice" and again.body["peer"]["id"] == alice["user"]["id"]
 
 
-async def test_direct_room_created_by_both_at_once_is_one_room(api: Api) -> None:
+async def test_direct_room_created_by_both_at_once_is_one_room(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     replies = await asyncio.gather(
         *[
@@ -102,7 +102,7 @@ async def test_direct_room_created_by_both_at_once_is_one_room(api: Api) -> None
     assert len(members.body["members"]) == 2
 
 
-async def test_direct_room_with_self_or_unknown_user_is_refused(api: Api) -> None:
+async def test_direct_room_with_self_or_unknown_user_is_refused(api: ApiClient) -> None:
     alice = await api.register()
     me = await api.post("/api/v1/rooms/direct", {"user_id": alice["user"]["id"]}, alice["token"])
     assert me.status == 400 and me.body["error"]["details"]["field"] == "user_id"
@@ -112,7 +112,7 @@ async def test_direct_room_with_self_or_unknown_user_is_refused(api: Api) -> Non
     assert missing.status == 400 and missing.body["error"]["details"]["field"] == "user_id"
 
 
-async def test_direct_room_refuses_members_roles_and_settings(api: Api) -> None:
+async def test_direct_room_refuses_members_roles_and_settings(api: ApiClient) -> None:
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     room = await api.direct(alice, bob)
     path = f"/api/v1/rooms/{room['id']}"
@@ -124,7 +124,7 @@ async def test_direct_room_refuses_members_roles_and_settings(api: Api) -> None:
     assert (await api.delete(f"{path}/members/{bob['user']['id']}", alice["token"])).status == 403
 
 
-async def test_room_list_is_by_recent_activity_with_unread_and_last_message(api: Api) -> None:
+async def test_room_list_is_by_recent_activity_with_unread_and_last_message(api: ApiClient) -> None:
     alice, bob = await api.register(), await api.register()
     first = await api.group(alice, bob, name="first")
     second = await api.group(alice, bob, name="second")
@@ -140,7 +140,7 @@ async def test_room_list_is_by_recent_activity_with_unread_and_last_message(api:
     assert own["id"] == first["id"] and own["unread_count"] == 0
 
 
-async def test_room_list_pages_by_cursor(api: Api) -> None:
+async def test_room_list_pages_by_cursor(api: ApiClient) -> None:
     alice = await api.register()
     created = [(await api.group(alice, name=f"r{n}"))["id"] for n in range(5)]
     seen, cursor = [], None
@@ -158,7 +158,7 @@ async def test_room_list_pages_by_cursor(api: Api) -> None:
     assert (await api.get("/api/v1/rooms?limit=0", alice["token"])).status == 400
 
 
-async def test_non_member_sees_no_room_anywhere(api: Api) -> None:
+async def test_non_member_sees_no_room_anywhere(api: ApiClient) -> None:
     alice, bob, eve = await api.register(), await api.register(), await api.register()
     room = await api.group(alice, bob)
     message = await api.send(alice, room["id"], "secret")
@@ -189,7 +189,7 @@ async def test_non_member_sees_no_room_anywhere(api: Api) -> None:
     assert [m["text"] for m in history.body["messages"]] == ["secret"]
 
 
-async def test_roles_decide_who_may_change_the_room(api: Api) -> None:
+async def test_roles_decide_who_may_change_the_room(api: ApiClient) -> None:
     owner, admin, member, newcomer = [await api.register() for _ in range(4)]
     room = await api.group(owner, admin, member)
     base = f"/api/v1/rooms/{room['id']}"
@@ -232,7 +232,7 @@ async def test_roles_decide_who_may_change_the_room(api: Api) -> None:
     assert (await api.delete(base, admin["token"])).status == 403
 
 
-async def test_last_owner_cannot_leave_or_step_down_while_others_remain(api: Api) -> None:
+async def test_last_owner_cannot_leave_or_step_down_while_others_remain(api: ApiClient) -> None:
     owner, member = await api.register(), await api.register()
     room = await api.group(owner, member)
     base = f"/api/v1/rooms/{room['id']}"
@@ -248,7 +248,7 @@ async def test_last_owner_cannot_leave_or_step_down_while_others_remain(api: Api
     assert (await api.get(base, member["token"])).body["member_count"] == 1
 
 
-async def test_member_leaves_and_rejoins_nothing_of_the_room(api: Api) -> None:
+async def test_member_leaves_and_rejoins_nothing_of_the_room(api: ApiClient) -> None:
     owner, member = await api.register(), await api.register()
     room = await api.group(owner, member)
     base = f"/api/v1/rooms/{room['id']}"
@@ -260,7 +260,7 @@ async def test_member_leaves_and_rejoins_nothing_of_the_room(api: Api) -> None:
     assert (await api.get(base, owner["token"])).body["member_count"] == 1
 
 
-async def test_owner_deletes_the_room_for_everyone(api: Api) -> None:
+async def test_owner_deletes_the_room_for_everyone(api: ApiClient) -> None:
     owner, member = await api.register(), await api.register()
     room = await api.group(owner, member)
     base = f"/api/v1/rooms/{room['id']}"
@@ -271,7 +271,7 @@ async def test_owner_deletes_the_room_for_everyone(api: Api) -> None:
         assert (await api.get("/api/v1/rooms", user["token"])).body["rooms"] == []
 
 
-async def test_room_events_record_every_membership_change(api: Api) -> None:
+async def test_room_events_record_every_membership_change(api: ApiClient) -> None:
     owner, member, other = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, member)
     base = f"/api/v1/rooms/{room['id']}"
@@ -299,7 +299,7 @@ async def test_room_events_record_every_membership_change(api: Api) -> None:
     assert events[0]["at"].endswith("Z")
 
 
-async def test_members_list_shows_each_members_read_marker(api: Api) -> None:
+async def test_members_list_shows_each_members_read_marker(api: ApiClient) -> None:
     owner, member = await api.register(), await api.register()
     room = await api.group(owner, member)
     base = f"/api/v1/rooms/{room['id']}"

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import Api, Socket, cronchat_env, ensure_migrated, missing_service
+from clients import ApiClient, WsClient, eventually, of_type
+from conftest import cronchat_env, ensure_migrated, missing_service
 
 REDIS_URL = os.environ.get("CRONCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -43,7 +43,7 @@ def free_port() -> int:
 
 
 class Server:
-    """A `cronchat serve` process of its own."""
+    """A `cronchat serve` process of its own: ``await Server.start(env, port)``."""
 
     def __init__(self, env: dict[str, str], port: int, *args: str) -> None:
         self.port = port
@@ -65,18 +65,26 @@ class Server:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError(
-            f"server on {port} did not become ready: {self.process.stderr.read()!r}"
-        )
+
+    @classmethod
+    async def start(cls, env: dict[str, str], port: int, *args: str) -> Server:
+        """A server started and answering ``/readyz`` with 200."""
+        server = cls(env, port, *args)
+        try:
+            await eventually(server.is_ready, 30, f"the server on {port} to be ready")
+        except AssertionError:
+            server.stop()
+            assert server.process.stderr is not None
+            stderr = server.process.stderr.read()
+            raise AssertionError(f"server on {port} did not become ready: {stderr!r}") from None
+        return server
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -96,10 +104,10 @@ def server_env(mysql_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]
 
 
 @pytest.fixture
-def two_servers(server_env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
-    first = Server(server_env, free_port())
+def two_servers(server_env: dict[str, str], io_loop: Any) -> Iterator[tuple[Server, Server]]:
+    first = io_loop.run_sync(lambda: Server.start(server_env, free_port()))
     try:
-        second = Server(server_env, free_port())
+        second = io_loop.run_sync(lambda: Server.start(server_env, free_port()))
     except BaseException:
         first.stop()
         raise
@@ -121,11 +129,11 @@ async def test_clients_on_two_processes_chat_live(
     two_servers: tuple[Server, Server], client: AsyncHTTPClient
 ) -> None:
     first, second = two_servers
-    on_first, on_second = Api(client, first.url), Api(client, second.url)
+    on_first, on_second = ApiClient(client, first.url), ApiClient(client, second.url)
     alice, bob = await on_first.register(), await on_second.register()
     room = await on_first.direct(alice, bob)
-    alice_ws = await Socket.connect(first.url, alice["token"])
-    bob_ws = await Socket.connect(second.url, bob["token"])
+    alice_ws = await WsClient.connect(first.url, alice["token"])
+    bob_ws = await WsClient.connect(second.url, bob["token"])
     try:
         online = await alice_ws.expect("presence", online=True)
         assert online["user_id"] == bob["user"]["id"]
@@ -160,24 +168,45 @@ async def test_clients_on_two_processes_chat_live(
         bob_ws.close()
 
 
+async def open_sockets(api: ApiClient) -> int:
+    """The server's gauge of open, authenticated WebSockets (one worker's)."""
+    reply = await api.get("/metrics")
+    for line in reply.body.decode().splitlines():
+        if line.startswith("cronchat_websocket_connections "):
+            return int(float(line.split()[1]))
+    raise AssertionError(f"no cronchat_websocket_connections in /metrics: {reply.body!r}")
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_user_on_two_processes_stays_online_until_the_last_socket_closes(
     two_servers: tuple[Server, Server], client: AsyncHTTPClient
 ) -> None:
     first, second = two_servers
-    on_first = Api(client, first.url)
-    alice, bob = await on_first.register(), await on_first.register()
+    on_first = ApiClient(client, first.url)
+    alice, bob, carol = [await on_first.register() for _ in range(3)]
     await on_first.direct(alice, bob)
-    alice_ws = await Socket.connect(first.url, alice["token"])
-    bob_here = await Socket.connect(first.url, bob["token"])
-    bob_there = await Socket.connect(second.url, bob["token"])
+    await on_first.direct(alice, carol)
+    alice_ws = await WsClient.connect(first.url, alice["token"])
+    bob_here = await WsClient.connect(first.url, bob["token"])
+    bob_there = await WsClient.connect(second.url, bob["token"])
+    carol_ws = await WsClient.connect(first.url, carol["token"])
     try:
-        await alice_ws.expect("presence", online=True)
+        await alice_ws.expect("presence", online=True, user_id=bob["user"]["id"])
+        await alice_ws.expect("presence", online=True, user_id=carol["user"]["id"])
         await asyncio.sleep(0.5)  # presence is recorded in the background after `ready`
         bob_here.close()
-        assert [
-            f for f in await alice_ws.quiet(1.0) if f["type"] == "presence" and not f["online"]
-        ] == []
+
+        async def bob_here_is_gone() -> bool:
+            return await open_sockets(on_first) == 2
+
+        await eventually(bob_here_is_gone, 10, "the first server to see bob's socket close")
+        # Carol's going offline is the marker: had bob's close taken him offline, alice
+        # would hear it first.
+        carol_ws.close()
+        before = await alice_ws.frames_before(
+            of_type("presence", online=False, user_id=carol["user"]["id"]), "carol offline"
+        )
+        assert [f for f in before if f["type"] == "presence" and not f["online"]] == []
         profile = await on_first.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
         assert profile.body["online"] is True
         bob_there.close()
@@ -192,9 +221,9 @@ async def test_workers_share_a_port_and_a_killed_worker_comes_back(
     server_env: dict[str, str], client: AsyncHTTPClient
 ) -> None:
     port = free_port()
-    server = Server(server_env, port, "--workers", "2")
+    server = await Server.start(server_env, port, "--workers", "2")
     try:
-        api = Api(client, server.url)
+        api = ApiClient(client, server.url)
         alice, bob = await api.register(), await api.register()
         room = await api.group(alice, bob)
         children = subprocess.run(
@@ -205,15 +234,14 @@ async def test_workers_share_a_port_and_a_killed_worker_comes_back(
         sent = [await api.send(alice, room["id"], f"m{n}") for n in range(20)]
         history = await api.get(f"/api/v1/rooms/{room['id']}/messages", bob["token"])
         assert [m["id"] for m in history.body["messages"]] == [m["id"] for m in sent]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def replaced() -> bool:
             again = subprocess.run(
                 ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
             ).stdout.split()
-            if len(again) == 2 and children[0] not in again:
-                break
-            time.sleep(0.2)
-        assert len(again) == 2 and children[0] not in again
+            return len(again) == 2 and children[0] not in again
+
+        await eventually(replaced, 10, f"a new worker in place of {children[0]}")
     finally:
         server.stop()
     assert server.process.returncode == 0
@@ -232,8 +260,9 @@ def test_workers_above_one_without_redis_are_refused(server_env: dict[str, str])
     assert "needs CRONCHAT_REDIS_URL" in result.stderr
 
 
-def test_readyz_reports_the_broker(server_env: dict[str, str]) -> None:
-    server = Server(server_env, free_port())
+@pytest.mark.gen_test(timeout=60)
+async def test_readyz_reports_the_broker(server_env: dict[str, str]) -> None:
+    server = await Server.start(server_env, free_port())
     try:
         with urllib.request.urlopen(server.url + "/readyz", timeout=5) as answer:
             body: Any = answer.read()

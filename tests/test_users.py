@@ -8,7 +8,7 @@ import pytest
 from test_scale import Server, client, redis_url, server_env, two_servers  # noqa: F401
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import Api, Socket, unique_name
+from clients import ApiClient, WsClient, event_of, unique_name
 
 pytestmark = pytest.mark.gen_test
 
@@ -24,7 +24,7 @@ PUBLIC_FIELDS = {
 }
 
 
-async def test_me_shows_the_profile_with_rfc3339_time(api: Api) -> None:
+async def test_me_shows_the_profile_with_rfc3339_time(api: ApiClient) -> None:
     user = await api.register(display_name="Me Myself")
     reply = await api.get("/api/v1/users/me", user["token"])
     assert reply.status == 200
@@ -34,7 +34,7 @@ async def test_me_shows_the_profile_with_rfc3339_time(api: Api) -> None:
     assert reply.body["created_at"].endswith("Z") and len(reply.body["created_at"]) == 24
 
 
-async def test_patch_me_changes_only_what_is_given(api: Api) -> None:
+async def test_patch_me_changes_only_what_is_given(api: ApiClient) -> None:
     user = await api.register()
     reply = await api.patch("/api/v1/users/me", {"bio": "  hello there  "}, user["token"])
     assert reply.status == 200
@@ -59,7 +59,7 @@ async def test_patch_me_changes_only_what_is_given(api: Api) -> None:
     ],
 )
 async def test_patch_me_rejects_bad_values_and_changes_nothing(
-    api: Api, body: dict, field: str
+    api: ApiClient, body: dict, field: str
 ) -> None:
     user = await api.register()
     reply = await api.patch("/api/v1/users/me", body, user["token"])
@@ -70,7 +70,7 @@ async def test_patch_me_rejects_bad_values_and_changes_nothing(
     assert me.body["bio"] == ""
 
 
-async def test_other_profiles_are_public_without_secrets(api: Api) -> None:
+async def test_other_profiles_are_public_without_secrets(api: ApiClient) -> None:
     alice = await api.register()
     bob = await api.register()
     reply = await api.get(f"/api/v1/users/{bob['user']['id']}", alice["token"])
@@ -83,7 +83,9 @@ async def test_other_profiles_are_public_without_secrets(api: Api) -> None:
     assert (await api.get(f"/api/v1/users/{bob['user']['id']}")).status == 401
 
 
-async def test_presence_is_shown_only_to_users_who_share_a_room(api: Api, connect: Any) -> None:
+async def test_presence_is_shown_only_to_users_who_share_a_room(
+    api: ApiClient, connect: Any
+) -> None:
     stem = unique_name("seen")
     alice, bob, stranger = (
         await api.register(),
@@ -121,7 +123,9 @@ async def test_presence_is_shown_only_to_users_who_share_a_room(api: Api, connec
     assert (stranger_view.body["online"], stranger_view.body["last_seen_at"]) == (None, None)
 
 
-async def test_presence_is_hidden_again_once_no_live_room_is_shared(api: Api, connect: Any) -> None:
+async def test_presence_is_hidden_again_once_no_live_room_is_shared(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     left = await api.group(alice, bob)
     deleted = await api.group(alice, carol)
@@ -145,7 +149,7 @@ async def test_presence_is_hidden_again_once_no_live_room_is_shared(api: Api, co
 
 
 async def test_a_direct_room_shows_no_presence_of_a_peer_who_left_it(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.direct(alice, bob)
@@ -166,7 +170,7 @@ async def test_a_direct_room_shows_no_presence_of_a_peer_who_left_it(
         assert peer is None or (peer["online"], peer["last_seen_at"]) == (None, None), peer
 
 
-async def test_search_by_username_or_display_name_prefix(api: Api) -> None:
+async def test_search_by_username_or_display_name_prefix(api: ApiClient) -> None:
     stem = unique_name("srch")
     first = await api.register(f"{stem}a", display_name="Zelda Quux")
     second = await api.register(f"{stem}b")
@@ -181,7 +185,7 @@ async def test_search_by_username_or_display_name_prefix(api: Api) -> None:
     assert len(limited.body["users"]) == 1
 
 
-async def test_search_treats_wildcards_literally(api: Api) -> None:
+async def test_search_treats_wildcards_literally(api: ApiClient) -> None:
     me = await api.register()
     reply = await api.get("/api/v1/users?q=%25", me["token"])
     assert reply.status == 200
@@ -189,14 +193,14 @@ async def test_search_treats_wildcards_literally(api: Api) -> None:
 
 
 @pytest.mark.parametrize("query", ["", "?q=", "?q=ab&limit=0", "?q=ab&limit=x", "?q=ab&limit=51"])
-async def test_search_rejects_bad_parameters(api: Api, query: str) -> None:
+async def test_search_rejects_bad_parameters(api: ApiClient, query: str) -> None:
     me = await api.register()
     reply = await api.get(f"/api/v1/users{query}", me["token"])
     assert reply.status == 400
     assert reply.body["error"]["details"]["field"] in ("q", "limit")
 
 
-async def test_change_password_revokes_other_sessions_only(api: Api) -> None:
+async def test_change_password_revokes_other_sessions_only(api: ApiClient) -> None:
     user = await api.register()
     name = user["user"]["username"]
     other = await api.post("/api/v1/auth/login", {"username": name, "password": user["password"]})
@@ -216,7 +220,7 @@ async def test_change_password_revokes_other_sessions_only(api: Api) -> None:
     ).status == 200
 
 
-async def test_change_password_needs_the_current_one(api: Api) -> None:
+async def test_change_password_needs_the_current_one(api: ApiClient) -> None:
     user = await api.register()
     wrong = await api.put(
         "/api/v1/users/me/password",
@@ -244,7 +248,7 @@ async def test_change_password_needs_the_current_one(api: Api) -> None:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_profile_change_reaches_room_mates_and_own_devices_not_strangers(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     alice, bob, stranger = await api.register(), await api.register(), await api.register()
     await api.group(alice, bob)
@@ -267,20 +271,24 @@ async def test_profile_change_reaches_room_mates_and_own_devices_not_strangers(
             "new bio",
         )
     # The marker: an event of the stranger's own room, sent after the change.
-    await api.send(stranger, stranger_room["id"], "marker")
-    await stranger_ws.events(stranger_room["id"], 1)
-    assert not [f for f in stranger_ws.backlog if f["type"] == "user.updated"]
+    marker = await api.send(stranger, stranger_room["id"], "marker")
+    before = await stranger_ws.frames_before(
+        event_of(stranger_room["id"], marker["seq"]), "the marker"
+    )
+    assert not [f for f in before if f["type"] == "user.updated"]
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_profile_patch_that_changes_nothing_sends_nothing(api: Api, connect: Any) -> None:
+async def test_a_profile_patch_that_changes_nothing_sends_nothing(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     bob_ws = await connect(bob["token"])
     assert (await api.patch("/api/v1/users/me", {}, alice["token"])).status == 200
-    await api.send(alice, room["id"], "marker")
-    await bob_ws.events(room["id"], 1)
-    assert not [f for f in bob_ws.backlog if f["type"] == "user.updated"]
+    marker = await api.send(alice, room["id"], "marker")
+    before = await bob_ws.frames_before(event_of(room["id"], marker["seq"]), "the marker")
+    assert not [f for f in before if f["type"] == "user.updated"]
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -289,11 +297,11 @@ async def test_profile_change_crosses_processes_through_redis(
     client: AsyncHTTPClient,  # noqa: F811 (the fixture imported above)
 ) -> None:
     first, second = two_servers
-    on_first, on_second = Api(client, first.url), Api(client, second.url)
+    on_first, on_second = ApiClient(client, first.url), ApiClient(client, second.url)
     alice, bob = await on_first.register(), await on_second.register()
     await on_first.group(alice, bob)
-    alice_ws = await Socket.connect(first.url, alice["token"])
-    bob_ws = await Socket.connect(second.url, bob["token"])
+    alice_ws = await WsClient.connect(first.url, alice["token"])
+    bob_ws = await WsClient.connect(second.url, bob["token"])
     try:
         changed = await on_first.patch("/api/v1/users/me", {"bio": "far away"}, alice["token"])
         assert changed.status == 200, changed.body

@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, Socket
+from clients import ApiClient, WsClient, event_of, eventually, of_type
 
 pytestmark = pytest.mark.gen_test(timeout=60)
 
 
-async def direct_chat(api: Api, connect: Any) -> tuple[dict, dict, dict, Socket, Socket]:
+async def direct_chat(api: ApiClient, connect: Any) -> tuple[dict, dict, dict, WsClient, WsClient]:
     alice, bob = await api.register(display_name="Alice"), await api.register(display_name="Bob")
     room = await api.direct(alice, bob)
     return alice, bob, room, await connect(alice["token"]), await connect(bob["token"])
 
 
-async def test_auth_by_header_and_by_first_frame(api: Api, connect: Any) -> None:
+async def test_auth_by_header_and_by_first_frame(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     room = await api.group(alice)
     by_header = await connect(alice["token"], auth="header")
@@ -35,25 +35,25 @@ async def test_auth_by_header_and_by_first_frame(api: Api, connect: Any) -> None
         assert ws.ready["rooms"] == {room["id"]: room["last_seq"]}
 
 
-async def test_bad_token_closes_with_4001(api: Api, connect: Any) -> None:
+async def test_bad_token_closes_with_4001(api: ApiClient, connect: Any) -> None:
     ws = await connect()
     await ws.send({"type": "auth", "token": "not a token"})
     assert await ws.closed() == 4001
 
 
-async def test_frame_before_auth_closes_with_4001(api: Api, connect: Any) -> None:
+async def test_frame_before_auth_closes_with_4001(api: ApiClient, connect: Any) -> None:
     ws = await connect()
     await ws.send({"type": "ping", "id": 1})
     assert await ws.closed() == 4001
 
 
 @pytest.mark.server_settings(ws_auth_timeout=1)
-async def test_late_auth_closes_with_4001(api: Api, connect: Any) -> None:
+async def test_late_auth_closes_with_4001(api: ApiClient, connect: Any) -> None:
     ws = await connect()
     assert await ws.closed(timeout=5) == 4001
 
 
-async def test_two_users_hold_a_whole_conversation(api: Api, connect: Any) -> None:
+async def test_two_users_hold_a_whole_conversation(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     room_id = room["id"]
 
@@ -136,11 +136,15 @@ async def test_two_users_hold_a_whole_conversation(api: Api, connect: Any) -> No
     pong = await alice_ws.request({"type": "ping"})
     assert pong["type"] == "pong"
 
-    # The typist hears no echo of their own typing.
-    assert not [f for f in await alice_ws.quiet() if f["type"] == "typing"]
+    # The typist hears no echo of their own typing: only the typing of the other, after it.
+    await bob_ws.request({"type": "typing", "room_id": room_id})
+    before = await alice_ws.frames_before(
+        of_type("typing", user_id=bob["user"]["id"]), "bob's typing"
+    )
+    assert [f for f in before if f["type"] == "typing"] == []
 
 
-async def test_group_chat_reaches_every_member_in_order(api: Api, connect: Any) -> None:
+async def test_group_chat_reaches_every_member_in_order(api: ApiClient, connect: Any) -> None:
     owner, *others = [await api.register() for _ in range(3)]
     room = await api.group(owner, *others)
     sockets = [await connect(user["token"]) for user in (owner, *others)]
@@ -159,7 +163,7 @@ async def test_group_chat_reaches_every_member_in_order(api: Api, connect: Any) 
         assert [e["seq"] for e in events] == list(range(room["last_seq"] + 1, room["last_seq"] + 6))
 
 
-async def test_retried_send_creates_no_duplicate(api: Api, connect: Any) -> None:
+async def test_retried_send_creates_no_duplicate(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     frame = {
         "type": "message.send",
@@ -177,12 +181,15 @@ async def test_retried_send_creates_no_duplicate(api: Api, connect: Any) -> None
     )
     assert over_rest.status == 200 and over_rest.body["id"] == first["result"]["message"]["id"]
     await bob_ws.events(room["id"], 1)
-    assert not [f for f in await bob_ws.quiet(0.5) if f["type"] == "event"]
+    await api.send(alice, room["id"], "after the retries")
+    (next_event,) = await bob_ws.events(room["id"], 1)
+    assert next_event["data"].get("text") == "after the retries", next_event
 
 
-async def test_non_member_sees_nothing_of_the_room(api: Api, connect: Any) -> None:
+async def test_non_member_sees_nothing_of_the_room(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     eve = await api.register()
+    eves_room = await api.group(eve, bob, name="Eve's")
     eve_ws = await connect(eve["token"])
     message = await api.send(alice, room["id"], "private")
     frames = [
@@ -208,19 +215,23 @@ async def test_non_member_sees_nothing_of_the_room(api: Api, connect: Any) -> No
     await bob_ws.request({"type": "read", "room_id": room["id"], "seq": message["seq"]})
     await api.send(bob, room["id"], "still private")
     await alice_ws.expect("receipt")
-    seen = await eve_ws.quiet(0.5)
+    marker = await api.send(bob, eves_room["id"], "marker")
+    seen = await eve_ws.frames_before(
+        event_of(eves_room["id"], marker["seq"]),
+        "the marker in eve's room",
+    )
     assert [f for f in seen if room["id"] in json.dumps(f)] == []
 
 
 async def test_twenty_senders_fifty_messages_each_arrive_gap_free_in_order(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     users = [await api.register() for _ in range(20)]
     room = await api.group(users[0], *users[1:])
     sockets = [await connect(user["token"]) for user in users]
     start = room["last_seq"]
 
-    async def sender(ws: Socket, index: int) -> list[int]:
+    async def sender(ws: WsClient, index: int) -> list[int]:
         seqs = []
         for n in range(50):
             answer = await ws.request(
@@ -248,7 +259,7 @@ async def test_twenty_senders_fifty_messages_each_arrive_gap_free_in_order(
     assert [e["seq"] for e in stored.body["events"]] == list(range(start + 1, start + 501))
 
 
-async def test_reconnecting_client_catches_up_exactly(api: Api, connect: Any) -> None:
+async def test_reconnecting_client_catches_up_exactly(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     await api.send(alice, room["id"], "before")
     (last_seen,) = await bob_ws.events(room["id"], 1)
@@ -278,7 +289,7 @@ async def test_reconnecting_client_catches_up_exactly(api: Api, connect: Any) ->
     assert resumed["result"] == {"rooms": {room["id"]: "ok"}}
 
 
-async def test_resume_too_far_behind_says_resync_required(api: Api, connect: Any) -> None:
+async def test_resume_too_far_behind_says_resync_required(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     for n in range(501):
         await api.send(alice, room["id"], f"{n}")
@@ -290,7 +301,9 @@ async def test_resume_too_far_behind_says_resync_required(api: Api, connect: Any
     }
 
 
-async def test_resume_of_many_rooms_replays_each_room_in_order(api: Api, connect: Any) -> None:
+async def test_resume_of_many_rooms_replays_each_room_in_order(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob = await api.register(), await api.register()
     rooms = [await api.group(alice, bob, name=f"Room {n}") for n in range(12)]
     quiet = await api.group(alice, bob, name="Quiet")
@@ -314,7 +327,7 @@ async def test_resume_of_many_rooms_replays_each_room_in_order(api: Api, connect
     assert len(replayed) == 36  # nothing of the quiet room, nothing of the stranger's
 
 
-async def test_resume_work_per_second_is_bounded(api: Api, connect: Any) -> None:
+async def test_resume_work_per_second_is_bounded(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     many = {f"room{n:04d}": 0 for n in range(1000)}
@@ -326,7 +339,7 @@ async def test_resume_work_per_second_is_bounded(api: Api, connect: Any) -> None
     assert (await ws.request({"type": "ping"}))["type"] == "pong"
 
 
-async def test_second_device_gets_everything_and_reads_sync(api: Api, connect: Any) -> None:
+async def test_second_device_gets_everything_and_reads_sync(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, bob_phone = await direct_chat(api, connect)
     bob_laptop = await connect(bob["token"])
     message = await api.send(alice, room["id"], "to both devices")
@@ -340,13 +353,13 @@ async def test_second_device_gets_everything_and_reads_sync(api: Api, connect: A
 
 
 async def test_summaries_count_unread_through_reads_deletions_and_new_sockets(
-    api: Api, connect: Any
+    api: ApiClient, connect: Any
 ) -> None:
     alice, bob, room, alice_ws, bob_phone = await direct_chat(api, connect)
     room_id = room["id"]
     bob_laptop = await connect(bob["token"])
 
-    async def unread_on(device: Socket) -> tuple[int, int]:
+    async def unread_on(device: WsClient) -> tuple[int, int]:
         summary = (await device.expect("room.summary"))["room"]
         return summary["unread_count"], summary["last_read_seq"]
 
@@ -383,7 +396,9 @@ async def test_summaries_count_unread_through_reads_deletions_and_new_sockets(
     ]
 
 
-async def test_a_burst_of_sends_on_one_socket_commits_in_order(api: Api, connect: Any) -> None:
+async def test_a_burst_of_sends_on_one_socket_commits_in_order(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     room_id = room["id"]
     frames = [
@@ -414,7 +429,7 @@ async def test_a_burst_of_sends_on_one_socket_commits_in_order(api: Api, connect
     assert [e["data"]["text"] for e in received] == [str(n) for n in range(30)]
 
 
-async def test_one_client_msg_id_sent_at_once_to_two_rooms(api: Api, connect: Any) -> None:
+async def test_one_client_msg_id_sent_at_once_to_two_rooms(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, _ = await direct_chat(api, connect)
     other = await api.group(alice, bob)
     # While the first send commits, the two after it wait for the next commit, together.
@@ -438,9 +453,10 @@ async def test_one_client_msg_id_sent_at_once_to_two_rooms(api: Api, connect: An
     assert history.body["messages"] == []
 
 
-async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
+async def test_membership_changes_act_at_once(api: ApiClient, connect: Any) -> None:
     owner, member, newcomer = await api.register(), await api.register(), await api.register()
     room = await api.group(owner, member)
+    elsewhere = await api.group(owner, member, name="Elsewhere")
     owner_ws, member_ws, newcomer_ws = [
         await connect(u["token"]) for u in (owner, member, newcomer)
     ]
@@ -463,7 +479,12 @@ async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
     await owner_ws.request({"type": "typing", "room_id": room["id"]})
     left, after = await newcomer_ws.events(room["id"], 2)
     assert left["type"] == "member.left" and after["data"]["text"] == "after removal"
-    assert [f for f in await member_ws.quiet(0.5) if room["id"] in json.dumps(f)] == []
+    marker = await api.send(owner, elsewhere["id"], "marker")
+    seen = await member_ws.frames_before(
+        event_of(elsewhere["id"], marker["seq"]),
+        "the marker in the other room",
+    )
+    assert [f for f in seen if room["id"] in json.dumps(f)] == []
 
     await api.delete(f"/api/v1/rooms/{room['id']}", owner["token"])
     for ws in (owner_ws, newcomer_ws):
@@ -476,7 +497,7 @@ async def test_membership_changes_act_at_once(api: Api, connect: Any) -> None:
     assert answer["code"] == "not_found"
 
 
-async def test_logout_closes_the_sessions_sockets_with_4003(api: Api, connect: Any) -> None:
+async def test_logout_closes_the_sessions_sockets_with_4003(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     other_session = await api.post(
         "/api/v1/auth/login", {"username": alice["user"]["username"], "password": alice["password"]}
@@ -488,7 +509,9 @@ async def test_logout_closes_the_sessions_sockets_with_4003(api: Api, connect: A
     assert (await other_ws.request({"type": "ping"}))["type"] == "pong"
 
 
-async def test_password_change_closes_other_sessions_with_4003(api: Api, connect: Any) -> None:
+async def test_password_change_closes_other_sessions_with_4003(
+    api: ApiClient, connect: Any
+) -> None:
     alice = await api.register()
     other = await api.post(
         "/api/v1/auth/login", {"username": alice["user"]["username"], "password": alice["password"]}
@@ -520,7 +543,7 @@ async def test_password_change_closes_other_sessions_with_4003(api: Api, connect
     ],
 )
 async def test_bad_frames_answer_errors_and_keep_the_socket(
-    api: Api, connect: Any, frame: dict, field: str
+    api: ApiClient, connect: Any, frame: dict, field: str
 ) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
@@ -530,7 +553,7 @@ async def test_bad_frames_answer_errors_and_keep_the_socket(
     assert (await ws.request({"type": "ping"}))["type"] == "pong"
 
 
-async def test_malformed_json_answers_an_error(api: Api, connect: Any) -> None:
+async def test_malformed_json_answers_an_error(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     for raw in ("{not json", "[1, 2]", '"text"'):
@@ -540,7 +563,7 @@ async def test_malformed_json_answers_an_error(api: Api, connect: Any) -> None:
     assert (await ws.request({"type": "ping"}))["type"] == "pong"
 
 
-async def test_oversize_frame_closes_with_1009(api: Api, connect: Any) -> None:
+async def test_oversize_frame_closes_with_1009(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     await ws.send({"type": "ping", "padding": "x" * (64 * 1024)})
@@ -548,7 +571,7 @@ async def test_oversize_frame_closes_with_1009(api: Api, connect: Any) -> None:
 
 
 @pytest.mark.server_settings(rate_limits=True)
-async def test_flood_is_limited_then_closed_with_1008(api: Api, connect: Any) -> None:
+async def test_flood_is_limited_then_closed_with_1008(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     for n in range(300):
@@ -582,18 +605,14 @@ def raw_upgrade(port: int, token: str, receive_buffer: int | None = None) -> soc
 
 @pytest.mark.server_settings(ws_buffer_bytes=64 * 1024)
 async def test_slow_reader_is_dropped_without_delaying_others(
-    api: Api, connect: Any, http_port: int, runtime: Any
+    api: ApiClient, connect: Any, http_port: int, runtime: Any
 ) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     fast = await connect(bob["token"])
     slow = await asyncio.to_thread(raw_upgrade, http_port, bob["token"], 4096)
     try:
-        for _ in range(50):
-            if runtime.hub.connection_count() == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert runtime.hub.connection_count() == 2
+        await eventually(lambda: runtime.hub.connection_count() == 2, 5, "both sockets ready")
         # Kernel buffers take a few MB before the server's own buffer fills: send until the
         # slow socket is dropped (bounded), while the fast reader keeps reading.
         sent = 0
@@ -610,18 +629,15 @@ async def test_slow_reader_is_dropped_without_delaying_others(
 
 
 @pytest.mark.server_settings(ws_ping_interval=1)
-async def test_dead_peer_is_dropped(api: Api, http_port: int, runtime: Any) -> None:
+async def test_dead_peer_is_dropped(api: ApiClient, http_port: int, runtime: Any) -> None:
     alice = await api.register()
     silent = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
     try:
-        await asyncio.sleep(0.3)
-        assert runtime.hub.is_online(alice["user"]["id"])
+        await eventually(lambda: runtime.hub.is_online(alice["user"]["id"]), 5, "alice online")
         # A ping after 1 s, no pong within 1 s, then the close handshake's own 5 s timeout.
-        for _ in range(150):
-            if not runtime.hub.is_online(alice["user"]["id"]):
-                break
-            await asyncio.sleep(0.1)
-        assert not runtime.hub.is_online(alice["user"]["id"])
+        await eventually(
+            lambda: not runtime.hub.is_online(alice["user"]["id"]), 15, "the dead peer dropped"
+        )
     finally:
         silent.close()
 
@@ -662,7 +678,7 @@ def close_frame_after_pings(raw: socket.socket) -> tuple[int, bytes, int]:
 
 @pytest.mark.server_settings(ws_ping_interval=1)
 async def test_a_client_that_answers_no_ping_gets_a_1001_close_frame(
-    api: Api, http_port: int, runtime: Any
+    api: ApiClient, http_port: int, runtime: Any
 ) -> None:
     alice = await api.register()
     silent = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
@@ -676,7 +692,7 @@ async def test_a_client_that_answers_no_ping_gets_a_1001_close_frame(
         silent.close()
 
 
-async def test_presence_frames_and_online_in_profiles(api: Api, connect: Any) -> None:
+async def test_presence_frames_and_online_in_profiles(api: ApiClient, connect: Any) -> None:
     alice, bob = await api.register(), await api.register()
     await api.direct(alice, bob)
     alice_ws = await connect(alice["token"])
@@ -692,7 +708,9 @@ async def test_presence_frames_and_online_in_profiles(api: Api, connect: Any) ->
     assert profile.body["online"] is False and profile.body["last_seen_at"] is not None
 
 
-async def test_resume_replays_what_came_before_the_live_stream(api: Api, connect: Any) -> None:
+async def test_resume_replays_what_came_before_the_live_stream(
+    api: ApiClient, connect: Any
+) -> None:
     alice, bob, room, alice_ws, bob_ws = await direct_chat(api, connect)
     start = room["last_seq"]
     bob_ws.close()
@@ -708,7 +726,7 @@ async def test_resume_replays_what_came_before_the_live_stream(api: Api, connect
     assert replayed == [f"missed {n}" for n in range(4)]
 
 
-async def test_auth_frame_on_an_open_socket_extends_it(api: Api, connect: Any) -> None:
+async def test_auth_frame_on_an_open_socket_extends_it(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     refreshed = await api.post("/api/v1/auth/refresh", {"refresh_token": alice["refresh_token"]})
@@ -722,14 +740,14 @@ async def test_auth_frame_on_an_open_socket_extends_it(api: Api, connect: Any) -
 
 
 @pytest.mark.server_settings(access_token_ttl=10)
-async def test_socket_closes_with_4003_when_its_token_expires(api: Api, connect: Any) -> None:
+async def test_socket_closes_with_4003_when_its_token_expires(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     assert await ws.closed(timeout=15) == 4003
 
 
 @pytest.mark.server_settings(rate_limits=True)
-async def test_rate_limited_error_names_the_refused_frame(api: Api, connect: Any) -> None:
+async def test_rate_limited_error_names_the_refused_frame(api: ApiClient, connect: Any) -> None:
     alice = await api.register()
     ws = await connect(alice["token"])
     for n in range(70):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from cronchat.db.database import Database, Tx
@@ -23,7 +23,8 @@ R = TypeVar("R")
 
 # Runs in one transaction: one outcome per item, in order; an item's own failure is its
 # outcome (an exception), so that it does not fail the others.
-BatchFn = Callable[[Tx, list[I]], list["R | Exception"]]
+# (A Sequence, not a list, so that a function whose errors are a narrower type fits.)
+BatchFn = Callable[[Tx, list[I]], Sequence["R | Exception"]]
 
 MAX_ITEMS = 200
 
@@ -32,7 +33,7 @@ class GroupCommit(Generic[I, R]):
     def __init__(
         self,
         db: Database,
-        batch_fn: BatchFn,
+        batch_fn: BatchFn[I, R],
         max_items: int = MAX_ITEMS,
         observe_size: Callable[[int], None] | None = None,
     ) -> None:

@@ -38,6 +38,8 @@ BATCH = 200
 KEEP_MS = 10 * 60 * 1000
 # How long a missing id is waited for before it counts as an insert that was rolled back.
 HOLE_SECONDS = 5.0
+# A database that has not answered a check within this long counts as down.
+CHECK_SECONDS = 2.0
 
 
 class DatabaseBroker:
@@ -61,7 +63,7 @@ class DatabaseBroker:
         return None
 
     async def check(self) -> bool:
-        return await self.db.check()
+        return await self.db.check(CHECK_SECONDS)
 
     async def close(self) -> None:
         return None

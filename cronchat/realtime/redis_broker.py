@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -246,8 +246,8 @@ async def _closing(pubsub: Any, reader: asyncio.Future[None] | None) -> None:
     await asyncio.wait_for(pubsub.aclose(), 1)
 
 
-async def _quietly(awaitable: object) -> None:
+async def _quietly(awaitable: Awaitable[object]) -> None:
     try:
-        await awaitable  # type: ignore[misc]
+        await awaitable
     except (RedisError, OSError):
         pass

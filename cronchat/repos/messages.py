@@ -96,7 +96,8 @@ def page(
     """A page of history, ascending by seq. With ``after_seq`` the oldest ones above it;
     otherwise the newest ones (below ``before_seq`` when given). ``has_more`` says whether
     more lie beyond the page in the direction of paging."""
-    where, params = ["x.room_id = %s"], [room_id]
+    where = ["x.room_id = %s"]
+    params: list[str | int] = [room_id]
     if before_seq is not None:
         where.append("x.seq < %s")
         params.append(before_seq)

@@ -9,10 +9,10 @@ from cronchat.db import Database, Tx
 from cronchat.errors import Conflict, Forbidden
 from cronchat.event_data import shared_message_data
 from cronchat.models import Event, Message, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, messages
 from cronchat.services.access import get_message_owner, require_member
 from cronchat.services.media import Media
-from cronchat.services.notify import Notifier
 from cronchat.services.redaction import Redacted, redact_tx
 from cronchat.services.sending import check_text
 from cronchat.times import now_ms

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid, NotFound
 from cronchat.models import Event, Message, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, messages, rooms
 from cronchat.services.access import require_member
-from cronchat.services.notify import Notifier
 
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200
 EVENTS_DEFAULT, EVENTS_MAX = 100, 500

@@ -20,8 +20,8 @@ from cronchat.errors import Invalid, NotFound, PayloadTooLarge, Unavailable
 from cronchat.ids import new_id
 from cronchat.media_links import THUMBNAIL
 from cronchat.models import MediaRecord, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import media, rooms, users
-from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 from storage import MissingObject, Storage, StorageError
 

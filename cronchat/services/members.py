@@ -9,9 +9,9 @@ from cronchat.db import Database, Tx
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.event_data import member_data
 from cronchat.models import Event, Member, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, rooms, users
 from cronchat.services.access import Actor, MemberActor, require_group, role_of
-from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 
 ROLES = ("owner", "admin", "member")

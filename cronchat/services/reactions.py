@@ -5,10 +5,10 @@ from __future__ import annotations
 from cronchat.db import Database, Tx
 from cronchat.errors import Conflict, Invalid
 from cronchat.models import Event, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, messages
 from cronchat.services.access import get_message_owner, require_member
 from cronchat.services.emoji import is_emoji
-from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid
 from cronchat.models import Summary, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import messages, rooms
 from cronchat.services.access import require_member
-from cronchat.services.notify import Notifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from cronchat.models import (
     RoomView,
     User,
 )
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, media, messages, rooms, users
 from cronchat.services.access import (
     Actor,
@@ -33,7 +34,6 @@ from cronchat.services.access import (
 )
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.members import join_tx
-from cronchat.services.notify import Notifier
 from cronchat.times import now_ms, rfc3339
 
 NAME_MAX, TOPIC_MAX = 100, 500

@@ -13,9 +13,9 @@ from cronchat.event_data import shared_message_data
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
 from cronchat.models import Event, Message, User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, media, messages, rooms
 from cronchat.services.access import require_member
-from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 
 CLIENT_MSG_ID_MAX = 64

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cronchat.db import Database, Tx
 from cronchat.models import User
+from cronchat.realtime.notifier import Notifier
 from cronchat.services.access import require_member
-from cronchat.services.notify import Notifier
 
 
 class TypingNotices:

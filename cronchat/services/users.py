@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid, NotFound
 from cronchat.models import User
+from cronchat.realtime.notifier import Notifier
 from cronchat.repos import rooms, users
 from cronchat.services.accounts import check_display_name
-from cronchat.services.notify import Notifier
 from cronchat.times import now_ms
 from cronchat.validation import check_shown_text
 

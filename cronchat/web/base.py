@@ -138,7 +138,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self._discard_limit = discard
         # The connection's own cap only backs ours up: past it, Tornado answers a bare 400.
         connection = self.request.connection
-        connection.set_max_body_size(max(declared or 0, discard))  # type: ignore[union-attr]
+        connection.set_max_body_size(max(declared or 0, discard))  # type: ignore[union-attr]  # set on every served request
         limit = self.body_limit()
         if declared is not None and declared > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
@@ -176,6 +176,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if not self._answered_early:
                 if chunk is not None:
                     self.write(chunk)
+                assert body_end is not None  # the condition above held
                 self._answer_early(body_end)
             elif chunk is not None or self._finished:
                 log.warning("answer written twice method=%s", self.request.method)
@@ -191,11 +192,15 @@ class BaseHandler(tornado.web.RequestHandler):
         body_end.set_exception(iostream.StreamClosedError())
         body_end.exception()
         fresh: Future[None] = Future()
-        fresh.add_done_callback(lambda ended: ended.exception() or self._end_early_answer())
-        self.request._body_future = fresh  # type: ignore[attr-defined]
+        fresh.add_done_callback(self._body_dropped)
+        self.request._body_future = fresh
         # As Tornado's finish() does: the length of what was written, since it is sent now.
         self.set_header("Content-Length", sum(len(part) for part in self._write_buffer))
         self.flush()
+
+    def _body_dropped(self, body_end: Future[None]) -> None:
+        if body_end.exception() is None:
+            self._end_early_answer()
 
     def _end_early_answer(self) -> None:
         if not self._finished:

@@ -19,11 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import tornado.websocket
-from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
 from cronchat import validation
 from cronchat.errors import DomainError, Invalid, Unauthorized
-from cronchat.models import Principal
+from cronchat.models import Principal, User
 from cronchat.rate_limits import SOCKET_FRAMES
 from cronchat.realtime.room_stream import SocketCursor
 from cronchat.services.edits import EditMessage
@@ -52,6 +52,11 @@ _rate_keys = itertools.count(1)  # each socket's key of the frames rule (never r
 
 
 Action = Callable[["ChatSocket", dict, Any], Awaitable[None]]
+
+
+async def _one_done(tasks: set[asyncio.Future[None]]) -> None:
+    """Until one of ``tasks`` is done."""
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 
 
 class _State:
@@ -115,8 +120,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def open(self, *args: Any) -> None:
         self.set_nodelay(True)
-        assert self.ws_connection is not None
-        self.ws_connection.stream.max_write_buffer_size = self.runtime.settings.ws_buffer_bytes
+        assert self._stream is not None
+        self._stream.max_write_buffer_size = self.runtime.settings.ws_buffer_bytes
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -170,8 +175,13 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._s.heard = time.monotonic()
 
     def _abort(self) -> None:
-        if self.ws_connection is not None and not self.ws_connection.stream.closed():
-            self.ws_connection.stream.close()
+        if self._stream is not None and not self._stream.closed():
+            self._stream.close()
+
+    @property
+    def _stream(self) -> IOStream | None:
+        """The connection's stream, from the upgrade on."""
+        return self.ws_connection.stream if self.ws_connection is not None else None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -189,10 +199,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         """Write the queued frames at once; a full buffer means the client stopped reading:
         drop it (the hub forgets the socket when its close callback runs, on_close)."""
         outgoing, self._s.outgoing = self._s.outgoing, None
-        if not outgoing or self._s.closed or self.ws_connection is None:
-            return
-        stream = self.ws_connection.stream
-        if stream is None:
+        stream = self._stream
+        if not outgoing or self._s.closed or stream is None:
             return
         written = write_frames(stream, outgoing)
         if written is Written.SENT:
@@ -256,7 +264,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._s.sending.add(task)
         task.add_done_callback(self._s.sending.discard)
         if len(self._s.sending) >= SENDS_IN_FLIGHT:
-            return asyncio.wait(self._s.sending, return_when=asyncio.FIRST_COMPLETED)
+            return _one_done(self._s.sending)
         return None
 
     async def _perform(self, action: Action, frame: dict, frame_id: Any) -> None:
@@ -332,7 +340,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.send_frame(wire.pong_frame(frame_id))
 
     @property
-    def user(self) -> Any:
+    def user(self) -> User:
         assert self.principal is not None
         return self.principal.user
 

@@ -51,9 +51,6 @@ def set_security_headers(handler: tornado.web.RequestHandler) -> None:
 class ClientAssetHandler(tornado.web.StaticFileHandler):
     """A file of the browser client under ``/static/``, with ETag and a short max-age."""
 
-    def initialize(self, path: str, default_filename: str | None = None) -> None:
-        super().initialize(path=path, default_filename=default_filename)
-
     def set_default_headers(self) -> None:
         set_security_headers(self)
 
@@ -77,9 +74,6 @@ class ClientAssetHandler(tornado.web.StaticFileHandler):
 
 class ClientPageHandler(ClientAssetHandler):
     """``/``: the client's single page, always revalidated (``no-cache`` with an ETag)."""
-
-    def initialize(self, path: str, default_filename: str | None = None) -> None:
-        super().initialize(path=path, default_filename=None)
 
     async def get(self, path: str = "", include_body: bool = True) -> None:
         await super().get("index.html", include_body)
