@@ -4,12 +4,10 @@ register, on PATCH /users/me and in `cronchat user create`, changing nothing."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import cronchat
 
 from clients import ApiClient, unique_name
 from conftest import cronchat_env
@@ -151,22 +149,6 @@ async def test_a_peer_cannot_rename_their_direct_room_into_a_reversed_name(api: 
     assert (reply.status, reply.body["error"]["details"]) == (400, {"field": "display_name"})
     again = await api.get(f"/api/v1/rooms/{room['id']}", alice["token"])
     assert again.body["name"] == "Mallory"
-
-
-async def cronchat(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli.main",
-        *args,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("display_name", ["\u202enimda", "\u2800", "a\u2066b"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,13 +13,13 @@ from typing import Any
 
 import pymysql
 import pytest
-from test_scale import Server, free_port
+from test_scale import Server, free_port, require_redis
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from clients import ApiClient, WsClient, event_of, eventually, unique_name
-from conftest import cronchat_env, ensure_migrated, missing_service
+from conftest import cronchat_env, ensure_migrated
 from cronchat.config import DatabaseUrl, Secret, Settings
 from cronchat.db import Database
 from cronchat.runtime import Runtime
@@ -364,27 +363,12 @@ async def test_room_commands_fail_in_one_line(api: ApiClient, env: dict[str, str
 # The CLI is a process of its own: its notices reach running servers through the database,
 # whether the servers fan out through Redis or not.
 
-REDIS_URL = os.environ.get("CRONCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
 
 @pytest.fixture(params=["in-process", "redis"])
 def fan_out(request: pytest.FixtureRequest) -> str:
     """The served app's broker: in-process (the default setup) or Redis. Answers the Redis
     URL, or "" for none."""
     return "" if request.param == "in-process" else require_redis()
-
-
-def require_redis() -> str:
-    """The tests' Redis URL, once Redis answers (else skip; under CI=true, fail)."""
-    host, port = "127.0.0.1", 6379
-    try:
-        with socket.create_connection((host, port), timeout=2) as probe:
-            probe.sendall(b"PING\r\n")
-            if not probe.recv(16).startswith(b"+PONG"):
-                raise OSError("no PONG")
-    except OSError as error:
-        missing_service(f"Redis is not reachable at {host}:{port}: {error}")
-    return REDIS_URL
 
 
 @pytest.fixture

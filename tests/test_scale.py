@@ -25,6 +25,11 @@ REDIS_URL = os.environ.get("CRONCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
+    return require_redis()
+
+
+def require_redis() -> str:
+    """The tests' Redis URL, once Redis answers (else skip; under CI=true, fail)."""
     host, port = "127.0.0.1", 6379
     try:
         with socket.create_connection((host, port), timeout=2) as probe:
