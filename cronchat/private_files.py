@@ -6,23 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DIR_MODE, FILE_MODE = 0o700, 0o600
+from storage.local import DIR_MODE, FILE_MODE, make_private_dir
 
-
-def make_private_dir(path: Path) -> None:
-    """Create the directory and its missing parents, each of them 0700. A directory that
-    exists already is left as it is: it is the operator's."""
-    missing = []
-    current = path.absolute()
-    while not current.exists() and current != current.parent:
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, DIR_MODE)
-        except FileExistsError:
-            continue  # made meanwhile by another process
-        os.chmod(directory, DIR_MODE)  # the umask may have taken bits of the owner's
+# Directories: the media store's helper, so that the data dir and the media under it are made
+# alike (storage/ knows nothing of cronchat, so the helper lives there).
+__all__ = ["DIR_MODE", "FILE_MODE", "create_private_file", "make_private_dir"]
 
 
 def create_private_file(path: Path) -> bool:

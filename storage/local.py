@@ -27,7 +27,7 @@ class LocalStorage(Storage):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
         try:
-            _make_private_dirs(path.parent)
+            make_private_dir(path.parent)
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         except OSError as error:
             raise StorageError(_reason(f"cannot write under {path.parent}", error)) from None
@@ -61,7 +61,7 @@ class LocalStorage(Storage):
 
     def check(self) -> None:
         try:
-            _make_private_dirs(self.root)
+            make_private_dir(self.root)
             descriptor, probe = tempfile.mkstemp(dir=self.root, prefix=".check-")
             os.close(descriptor)
             os.unlink(probe)
@@ -74,9 +74,10 @@ class LocalStorage(Storage):
         return f"local directory {self.root}"
 
 
-def _make_private_dirs(path: Path) -> None:
-    """Create the directory and its missing parents, each 0700 (``mkdir`` alone would give
-    the parents the umask's mode)."""
+def make_private_dir(path: Path) -> None:
+    """Create the directory and its missing parents, each of them 0700 (``mkdir`` alone would
+    give them the umask's mode). A directory that exists already is left as it is: it is the
+    operator's."""
     missing = []
     current = path.absolute()
     while not current.exists() and current != current.parent:
@@ -86,8 +87,8 @@ def _make_private_dirs(path: Path) -> None:
         try:
             os.mkdir(directory, DIR_MODE)
         except FileExistsError:
-            continue  # made meanwhile by another writer
-        os.chmod(directory, DIR_MODE)
+            continue  # made meanwhile by another process
+        os.chmod(directory, DIR_MODE)  # the umask may have taken bits of the owner's
 
 
 def _reason(what: str, error: OSError) -> str:
