@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pymysql
@@ -33,20 +35,28 @@ def missing_service(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def mysql_url() -> Any:
+@contextmanager
+def scratch_mysql_database(prefix: str) -> Iterator[str]:
+    """A MariaDB database of its own (utf8mb4, binary collation) as a URL, dropped after."""
     try:
         admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", connect_timeout=3)
     except pymysql.err.MySQLError as error:
         missing_service(f"MariaDB is not reachable at {MYSQL_HOST}:{MYSQL_PORT}: {error}")
-    name = f"cronchat_test_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    url = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
-    yield url
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.close()
+    try:
+        yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    with scratch_mysql_database("cronchat_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

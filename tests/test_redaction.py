@@ -6,10 +6,8 @@ cached by ETag. Media tests run on local disk and on S3 (moto), as in test_media
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
-import pymysql
 import pytest
 from test_media import (  # noqa: F401  (fixtures of the media backends, used by name)
     image_bytes,
@@ -21,7 +19,7 @@ from test_media import (  # noqa: F401  (fixtures of the media backends, used by
 )
 
 from clients import ApiClient, unique_name
-from conftest import MYSQL_HOST, MYSQL_PORT, make_settings, missing_service
+from conftest import make_settings, scratch_mysql_database
 from cronchat.config import Settings
 from cronchat.db import Database, Tx
 from cronchat.db.migrations import Migration, migrate, pending
@@ -381,17 +379,8 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'legacy.sqlite3'}"
         return
-    try:
-        admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", connect_timeout=3)
-    except pymysql.err.MySQLError as error:
-        missing_service(f"MariaDB is not reachable at {MYSQL_HOST}:{MYSQL_PORT}: {error}")
-    name = f"cronchat_legacy_{secrets.token_hex(4)}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.close()
+    with scratch_mysql_database("cronchat_legacy") as url:
+        yield url
 
 
 def _legacy_rows_tx(tx: Tx) -> None:
