@@ -55,7 +55,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--senders", type=int, help="override the preset's sender count")
     p.add_argument("--idle-sockets", type=int, help="sockets of the idle preset (default 10000)")
     p.add_argument(
-        "--generator-processes", type=int, default=2, help="load generator processes (default 2)"
+        "--generator-processes",
+        type=int,
+        help="load generator processes (default 2, or 1 with --pin)",
     )
     p.add_argument(
         "--window", type=int, help="unacknowledged sends per sender (default per preset)"
@@ -84,6 +86,20 @@ def parser() -> argparse.ArgumentParser:
         help="before measuring, wait up to this many seconds for other processes on the "
         "machine to use under 25%% of a core (default 10; the report says what they used)",
     )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server (all its processes) on CPU 0, the load generator on CPU 1, the "
+        "database and broker unpinned; implies one generator process unless "
+        "--generator-processes says otherwise",
+    )
+    p.add_argument(
+        "--send-over",
+        choices=["ws", "rest"],
+        default="ws",
+        help="senders send on their WebSocket (default) or with POST /rooms/{id}/messages "
+        "on a keep-alive HTTP connection of their own (one request in flight)",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the bare Tornado baseline")
     p.add_argument("--timeout", type=float, default=900.0, help="hard cap of the run, seconds")
     p.add_argument("--json-only", action="store_true", help="nothing but the JSON line")
@@ -106,8 +122,10 @@ def single(args: argparse.Namespace) -> int:
         database=args.database,
         workers=args.workers,
         duration=args.duration,
-        generator_processes=args.generator_processes,
+        generator_processes=args.generator_processes or (1 if args.pin else 2),
         window=args.window,
+        pin=args.pin,
+        send_over=args.send_over,
         text_bytes=args.text_bytes,
         keep_rate_limit=args.keep_rate_limit,
         rate=args.rate,

@@ -20,6 +20,8 @@ time in another process.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import resource
 import time
@@ -198,7 +200,8 @@ class Worker:
         if delay > 0:
             await asyncio.sleep(delay)
         senders = [socket for socket in self.sockets if socket.spec["quota"]]
-        await asyncio.gather(*(self.run_sender(socket, command, stop_at) for socket in senders))
+        run = self.run_rest_sender if command["send_over"] == "rest" else self.run_sender
+        await asyncio.gather(*(run(socket, command, stop_at) for socket in senders))
         acked_by_room: Counter[str] = Counter()
         for socket in senders:
             acked_by_room[socket.spec["send_room"]] += socket.acked
@@ -252,6 +255,68 @@ class Worker:
             except TimeoutError:
                 self.unacked_at_end += len(socket.unacked)
 
+    async def run_rest_sender(
+        self, socket: BenchSocket, command: dict[str, Any], stop_at: int
+    ) -> None:
+        """The sender's messages as ``POST /rooms/{id}/messages``: ``window`` keep-alive
+        connections of its own, one request in flight on each; the 201 is the ack. Its
+        WebSocket still receives the events, as every member's does."""
+        quota = iter(range(1, socket.spec["quota"] + 1))
+        await asyncio.gather(
+            *(
+                self._rest_connection(socket, command, stop_at, quota)
+                for _ in range(command["window"])
+            )
+        )
+
+    async def _rest_connection(
+        self, socket: BenchSocket, command: dict[str, Any], stop_at: int, quota: Any
+    ) -> None:
+        pace = command["pace"] / command["window"] if command["pace"] else 0.0
+        padding = TEXT_PAD * max(0, command["text_bytes"] - 40)
+        room_id = socket.spec["send_room"]
+        tag = f"s{socket.spec['index']}"
+        head = (
+            f"POST /api/v1/rooms/{room_id}/messages HTTP/1.1\r\n"
+            f"Host: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {socket.spec['token']}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        next_at = time.monotonic() + (random.random() / pace if pace else 0.0)
+        try:
+            for number in quota:
+                if time.monotonic_ns() >= stop_at:
+                    self.stopped_by_duration += 1
+                    break
+                if pace:
+                    next_at += 1.0 / pace
+                    wait = next_at - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                text = f"b{time.monotonic_ns()}.{tag}n{number} {padding}"
+                body = f'{{"client_msg_id":"{tag}-{number}","text":"{text}"}}'.encode()
+                request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+                while True:
+                    writer.write(request)
+                    status, headers, answer = await _read_response(reader)
+                    if status != 429:
+                        break
+                    await asyncio.sleep(float(headers.get(b"retry-after", b"1")))
+                if status in (200, 201):
+                    socket.acked += 1
+                    self.counters.on_ack(time.monotonic_ns())
+                else:
+                    try:
+                        error = json.loads(answer)["error"]
+                        self.counters.count_error(error["code"], error.get("message", ""))
+                    except (ValueError, KeyError, TypeError):
+                        self.counters.count_error(f"http_{status}", answer[:200].decode("replace"))
+        except (OSError, asyncio.IncompleteReadError) as error:
+            self.counters.count_error("connection", f"{type(error).__name__}: {error}")
+        finally:
+            writer.close()
+
     # -- draining ------------------------------------------------------------------------
 
     async def drain(self, command: dict[str, Any]) -> None:
@@ -293,7 +358,23 @@ class Worker:
         )
 
 
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 response with a Content-Length body: status, headers, body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name:
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return status, headers, body
+
+
 def worker_main(pipe: Connection, config: dict[str, Any]) -> None:
     """Entry point of a load-generator process (multiprocessing, spawn)."""
+    if config.get("cpu") is not None:
+        os.sched_setaffinity(0, {config["cpu"]})
     raise_file_limit(len(config["sockets"]) + 1024)
     asyncio.run(Worker(pipe, config).run())

@@ -154,6 +154,10 @@ class CpuWatch:
             "steal": machine_now["steal"],
         }
 
+    def server_seconds(self) -> float:
+        """CPU seconds the server's process tree used since the watch began."""
+        return cpu_seconds(self.server_pid) - self.before["server"]
+
     def percent(self, wall_seconds: float) -> dict[str, float]:
         """Percent of one core over ``wall_seconds`` (200 = both cores of a 2-core machine)."""
         after = self._read()

@@ -22,6 +22,8 @@ from bench.servers import HOST, BaselineServer, CronchatServer, rate_limit_confi
 
 START_DELAY_NS = 300_000_000
 PHASE_SLACK_SECONDS = 60.0
+SERVER_CPU = 0
+GENERATOR_CPU = 1
 DRAIN_MAX_SECONDS = 30.0
 IDLE_SETTLE_SECONDS = 2.0
 KEPT_LIMIT_PACE = 19.0  # messages/s per sender under the server's 20 frames/s limit
@@ -43,6 +45,8 @@ class Options:
     duration: float | None = None
     generator_processes: int = 2
     window: int | None = None  # default: the preset's
+    pin: bool = False  # the server on SERVER_CPU, the generator (and this process) on GENERATOR_CPU
+    send_over: str = "ws"  # or "rest"
     text_bytes: int = 64
     keep_rate_limit: bool = False
     rate: float | None = None  # sends/s in all, paced evenly; None: as fast as acks allow
@@ -96,14 +100,19 @@ def percentiles(latencies_us: array) -> dict[str, float | None]:
 class Generator:
     """The load generator's processes, steered over one pipe each."""
 
-    def __init__(self, port: int, parts: list[list[SocketSpec]]) -> None:
+    def __init__(self, port: int, parts: list[list[SocketSpec]], cpu: int | None) -> None:
         context = multiprocessing.get_context("spawn")
         self.parts = parts
         self.pipes = []
         self.processes = []
         for part in parts:
             ours, theirs = context.Pipe()
-            config = {"host": HOST, "port": port, "sockets": [spec.as_dict() for spec in part]}
+            config = {
+                "host": HOST,
+                "port": port,
+                "cpu": cpu,
+                "sockets": [spec.as_dict() for spec in part],
+            }
             process = context.Process(target=worker_main, args=(theirs, config), daemon=True)
             process.start()
             theirs.close()
@@ -153,7 +162,7 @@ def drive(options: Options, server_pid: int, port: int, specs: list[SocketSpec])
     preset = options.preset
     memory_before = procfs.memory(server_pid)
     parts = split(specs, options.generator_processes)
-    generator = Generator(port, parts)
+    generator = Generator(port, parts, GENERATOR_CPU if options.pin else None)
     try:
         connect_started = time.monotonic()
         ready = generator.gather("ready", PHASE_SLACK_SECONDS * 5)
@@ -213,6 +222,7 @@ def measure(
             "window": options.sender_window,
             "pace": options.pace_per_sender or 0,
             "text_bytes": options.text_bytes,
+            "send_over": options.send_over,
         }
     )
     sent = generator.gather("sent", options.send_seconds + PHASE_SLACK_SECONDS)
@@ -231,6 +241,7 @@ def measure(
     done = generator.gather("done", DRAIN_MAX_SECONDS + PHASE_SLACK_SECONDS)
     finished_ns = time.monotonic_ns()
     cpu_percent = cpu.percent((finished_ns - start_at) / 1e9)
+    server_cpu_seconds = cpu.server_seconds()
 
     latencies = array("q")
     for answer in done:
@@ -268,6 +279,11 @@ def measure(
         "sends_per_s_timeline": timeline(answer["ack_seconds"] for answer in done),
         "deliveries_per_s_timeline": timeline(answer["receive_seconds"] for answer in done),
         "cpu_percent": cpu_percent,
+        # What the server spent per 1,000 events delivered to a socket (CPU time, all its
+        # processes, from the start of the send phase to the last delivery counted).
+        "server_cpu_ms_per_1k_deliveries": (
+            round(server_cpu_seconds * 1e6 / received, 1) if received else None
+        ),
         "load_average_before": load_before,
         "quiet_wait": {"seconds": waited, "other_processes_percent": others},
     }
@@ -318,7 +334,11 @@ def run(options: Options) -> dict[str, Any]:
         "messages_planned": preset.messages,
     }
     try:
-        server = CronchatServer(options.database, options.workers, lifted)
+        if options.pin:
+            os.sched_setaffinity(0, {GENERATOR_CPU})
+        server = CronchatServer(
+            options.database, options.workers, lifted, SERVER_CPU if options.pin else None
+        )
         say(options, f"starting cronchat ({options.database}, {options.workers} worker(s))")
         try:
             server.start()
@@ -360,6 +380,10 @@ def run(options: Options) -> dict[str, Any]:
         text_bytes=None if preset.idle else options.text_bytes,
         duration_cap_s=options.send_seconds if not preset.idle else None,
         generator_processes=options.generator_processes,
+        send_over=None if preset.idle else options.send_over,
+        pinned=(
+            {"server_cpu": SERVER_CPU, "generator_cpu": GENERATOR_CPU} if options.pin else None
+        ),
         machine=procfs.machine(),
         wall_seconds=round(time.monotonic() - started, 1),
     )
@@ -367,7 +391,7 @@ def run(options: Options) -> dict[str, Any]:
 
 
 def run_baseline(options: Options) -> dict[str, Any]:
-    server = BaselineServer()
+    server = BaselineServer(SERVER_CPU if options.pin else None)
     say(options, "starting the bare Tornado baseline")
     server.start()
     try:
@@ -385,6 +409,7 @@ def run_baseline(options: Options) -> dict[str, Any]:
         "server_rss_before_kib",
         "rss_per_idle_socket_kib",
         "cpu_percent",
+        "server_cpu_ms_per_1k_deliveries",
         "messages_acked",
         "errors",
         "closes",

@@ -48,6 +48,13 @@ def _wait_ready(process: subprocess.Popen, url: str, log_path: Path) -> None:
     raise ServerError(f"server did not become ready at {url}: {tail.strip()!r}")
 
 
+def _pinned_to(cpu: int | None):
+    """A preexec_fn that pins the child (and the workers it forks) to ``cpu``, or None."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 def _terminate(process: subprocess.Popen) -> None:
     """SIGTERM, wait for the drain, then SIGKILL whatever is left of the process group."""
     if process.poll() is None:
@@ -122,7 +129,10 @@ def rate_limit_configurable() -> bool:
 class CronchatServer:
     """``cronchat migrate`` then ``cronchat serve`` with a temp data dir, on a free port."""
 
-    def __init__(self, database: str, workers: int, lift_rate_limit: bool) -> None:
+    def __init__(
+        self, database: str, workers: int, lift_rate_limit: bool, cpu: int | None = None
+    ) -> None:
+        self.cpu = cpu
         self.database = database
         self.workers = workers
         self.lift_rate_limit = lift_rate_limit
@@ -182,6 +192,7 @@ class CronchatServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_pinned_to(self.cpu),
             )
         _wait_ready(self.process, self.url + "/readyz", self.log_path)
 
@@ -206,7 +217,8 @@ class CronchatServer:
 class BaselineServer:
     """bench/baseline_server.py: a bare Tornado broadcast server, one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: int | None = None) -> None:
+        self.cpu = cpu
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix="cronchat-baseline-"))
@@ -221,6 +233,7 @@ class BaselineServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_pinned_to(self.cpu),
             )
         _wait_ready(self.process, self.url + "/healthz", self.log_path)
 
