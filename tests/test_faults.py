@@ -242,6 +242,7 @@ async def test_mariadb_stopped_and_started(tmp_path: Path, client: AsyncHTTPClie
         await mariadb.start()
         await eventually(lambda: readiness(server.url) == 200, what="service back")
         history = await api.get(f"/api/v1/rooms/{room['id']}/messages", bob["token"])
+        assert history.status == 200, history.body
         assert [m["text"] for m in history.body["messages"]] == ["before"]  # no partial write
         resent = await api.post(
             f"/api/v1/rooms/{room['id']}/messages",

@@ -12,13 +12,18 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from types import SimpleNamespace
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import pymysql
 from dbutils.pooled_db import PooledDB
+from pymysql.constants import CLIENT
+from pymysql.cursors import RE_INSERT_VALUES
 
 from cronchat.config import DatabaseUrl
 from cronchat.db.dialect import MYSQL, SQLITE, Dialect
@@ -37,41 +42,116 @@ _MYSQL_RETRY = {1213, 1205}  # deadlock, lock wait timeout
 # MySQL client errors that mean the server cannot be reached.
 _MYSQL_DOWN = {2002, 2003, 2006, 2013, 2055, 1053, 1927}
 _ATTEMPTS = 6
+# A pooled connection that ended a transaction this recently is not pinged before the next.
+_PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class UniqueViolation(Exception):
     """A unique key refused the row; repositories turn it into a domain ``Conflict``."""
 
 
-class Tx:
-    """One transaction on one connection, used only inside its worker thread."""
+@dataclass(frozen=True, slots=True)
+class Query(Generic[T]):
+    """A read and what its rows mean, so that several reads can share one round trip
+    (:meth:`Tx.fetch`)."""
 
-    __slots__ = ("_cursor", "dialect")
+    sql: str
+    params: tuple[Any, ...]
+    parse: Callable[[list[Row]], T]
+
+
+class Tx:
+    """One transaction on one connection, used only inside its worker thread.
+
+    On MySQL every statement is a round trip to the server, so two forms save them:
+    :meth:`fetch` sends several reads at once, and :meth:`execute_later` /
+    :meth:`executemany_later` hold writes whose outcome nobody reads until the next
+    statement or the commit carries them (as one multi-statement query). The parameters
+    are escaped by the driver either way. On SQLite, which has no round trips, both run at
+    once.
+    """
+
+    __slots__ = ("_cursor", "_later", "dialect")
 
     def __init__(self, cursor: Any, dialect: Dialect) -> None:
         self._cursor = cursor
         self.dialect = dialect
+        self._later: list[str] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; answers the number of rows it changed."""
-        try:
+        self.flush()
+        with _unique_violations():
             self._cursor.execute(self.dialect.sql(sql), tuple(params))
-        except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
-            if _is_unique_violation(error):
-                raise UniqueViolation(str(error)) from error
-            raise
         return self._cursor.rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        try:
+        self.flush()
+        with _unique_violations():
             self._cursor.executemany(self.dialect.sql(sql), [tuple(row) for row in rows])
-        except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
-            if _is_unique_violation(error):
-                raise UniqueViolation(str(error)) from error
-            raise
         return self._cursor.rowcount
+
+    def execute_later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write whose row count nobody needs: sent with the next statement or the commit.
+        Its error (a :class:`UniqueViolation`, say) is raised there."""
+        if self.dialect is SQLITE:
+            self.execute(sql, params)
+            return
+        self._later.append(self._cursor.mogrify(sql, tuple(params)))
+
+    def executemany_later(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``INSERT ... VALUES (%s, ...)`` for many rows, as one statement sent later."""
+        if not rows:
+            return
+        if self.dialect is SQLITE:
+            self.executemany(sql, rows)
+            return
+        match = RE_INSERT_VALUES.match(sql)
+        if match is None:
+            raise ValueError("executemany_later takes an INSERT ... VALUES (...) statement")
+        head, values, tail = match.group(1), match.group(2).rstrip(), match.group(3) or ""
+        mogrify = self._cursor.mogrify
+        self._later.append(head + ",".join(mogrify(values, tuple(row)) for row in rows) + tail)
+
+    def flush(self, then: str | None = None) -> None:
+        """Send the held writes now, in one round trip (followed by ``then``, if given)."""
+        if not self._later and then is None:
+            return
+        statements, self._later = self._later, []
+        if then is not None:
+            statements.append(then)
+        with _unique_violations():
+            self._cursor.execute(";".join(statements))
+            while self._cursor.nextset():
+                pass
+
+    def commit(self) -> None:
+        """MySQL: the held writes and ``COMMIT`` in one round trip (the connection, a
+        :class:`_Connection`, then sends no second ``COMMIT``)."""
+        self.flush(then="COMMIT")
+        self._cursor.connection.committed = True
+
+    def fetch(self, *queries: Query[Any]) -> list[Any]:
+        """Run several reads (and the held writes before them) in one round trip; answers
+        each query's parsed rows, in order."""
+        if self.dialect is SQLITE or len(queries) == 1 and not self._later:
+            return [query.parse(self.all(query.sql, query.params)) for query in queries]
+        mogrify = self._cursor.mogrify
+        statements, self._later = self._later, []
+        held = len(statements)
+        statements += [mogrify(query.sql, query.params) for query in queries]
+        results: list[Any] = []
+        with _unique_violations():
+            self._cursor.execute(";".join(statements))
+            for index in range(len(statements)):
+                if index > 0:
+                    self._cursor.nextset()
+                if index >= held:
+                    rows = [dict(row) for row in self._cursor.fetchall()]
+                    results.append(queries[index - held].parse(rows))
+        return results
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self.execute(sql, params)
@@ -85,6 +165,50 @@ class Tx:
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.one(sql, params)
         return None if row is None else next(iter(row.values()))
+
+
+@contextmanager
+def _unique_violations() -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
+        if _is_unique_violation(error):
+            raise UniqueViolation(str(error)) from error
+        raise
+
+
+class _Connection(pymysql.connections.Connection):
+    """pymysql's connection without the round trips a transaction does not need: autocommit
+    is off, so the first statement opens the transaction (``begin`` sends nothing); a
+    ``COMMIT`` already sent after the held writes (:meth:`Tx.commit`) is not sent again;
+    and DBUtils' check before each use pings only a connection that was idle (or lost its
+    socket), which DBUtils then replaces when the ping fails."""
+
+    committed = False
+    ended_at = 0.0  # when its last transaction ended (monotonic)
+
+    def begin(self) -> None:
+        self.committed = False
+
+    def commit(self) -> None:
+        if not self.committed:
+            super().commit()
+        self.committed = False
+        self.ended_at = time.monotonic()
+
+    def rollback(self) -> None:
+        self.committed = False
+        super().rollback()
+        self.ended_at = time.monotonic()
+
+    def ping(self, reconnect: bool = False) -> bool | None:
+        if self._sock is not None and time.monotonic() - self.ended_at < _PING_AFTER_IDLE_SECONDS:
+            return True
+        return super().ping(reconnect)
+
+
+# What DBUtils creates connections with: our connection, pymysql's errors and thread safety.
+_DRIVER = SimpleNamespace(connect=_Connection, dbapi=pymysql, threadsafety=pymysql.threadsafety)
 
 
 def in_list(values: Sequence[Any] | set[Any]) -> tuple[str, tuple[Any, ...]]:
@@ -134,18 +258,22 @@ class Database:
             if url.path != ":memory:":
                 make_private_dir(Path(url.path).parent)
                 create_private_file(Path(url.path))
+            self.writers = 1
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-write")
             self._reader = ThreadPoolExecutor(max(2, pool_size // 2), thread_name_prefix="db-read")
             self._pool = None
         else:
+            # Write transactions worth running side by side (on rows of their own): half the
+            # pool, so that reads still find connections.
+            self.writers = max(1, pool_size // 2)
             self._writer = ThreadPoolExecutor(pool_size, thread_name_prefix="db")
             self._reader = self._writer
             self._pool = PooledDB(
-                creator=pymysql,
+                creator=_DRIVER,
                 mincached=0,
                 maxconnections=pool_size,
                 blocking=True,
-                ping=1,  # check a pooled connection before handing it out
+                ping=1,  # check a pooled connection before handing it out (_Connection.ping)
                 host=url.host,
                 port=url.port,
                 user=url.user,
@@ -153,6 +281,10 @@ class Database:
                 database=url.database,
                 charset="utf8mb4",
                 autocommit=False,
+                # Tx.fetch and Tx.flush send several statements in one round trip.
+                client_flag=CLIENT.MULTI_STATEMENTS,
+                # A returned connection is rolled back only when its transaction did not end.
+                reset=False,
                 connect_timeout=timeout,
                 read_timeout=timeout,
                 write_timeout=timeout,
@@ -208,7 +340,7 @@ class Database:
             except pymysql.err.OperationalError as error:
                 code = error.args[0] if error.args else 0
                 if code in _MYSQL_DOWN:
-                    log.warning("database unreachable code=%s", code)
+                    log.warning("database unreachable code=%s %r", code, error)
                     raise Unavailable("the database is unavailable, try again shortly") from None
                 if code not in _MYSQL_RETRY:
                     raise
@@ -261,9 +393,11 @@ class Database:
         try:
             cursor = connection.cursor()
             try:
-                connection.begin()
-                result = fn(Tx(cursor, MYSQL), *args)
-                connection.commit()
+                connection.begin()  # nothing sent: the first statement opens the transaction
+                tx = Tx(cursor, MYSQL)
+                result = fn(tx, *args)
+                tx.commit()  # the held writes and COMMIT in one round trip
+                connection.commit()  # DBUtils' bookkeeping; nothing sent again
                 return result
             except BaseException:
                 try:

@@ -1,16 +1,23 @@
 """Group commit: concurrent callers' writes share one transaction.
 
 A database commits a transaction of a hundred rows nearly as fast as one of a single row, so
-when many callers write at once, committing them together multiplies throughput. While one
+when many callers write at once, committing them together multiplies throughput. While a
 transaction runs, the items that arrive wait and go into the next one. Each caller still
 gets its own outcome, a result or its own error, as if it had committed alone.
+
+Items carry a key (a send, its room). A key is in at most one transaction at a time and its
+items go in the order they were submitted; transactions of disjoint keys run side by side,
+up to ``max_in_flight`` of them, each on a connection of its own. So a room's writes keep
+their order (a sender's messages take seqs in the order sent), while a send to another room
+does not wait for this room's commit, and the next batch of a busy room is gathered while
+the current one commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from cronchat.db.database import Database, Tx
@@ -36,31 +43,59 @@ class GroupCommit(Generic[I, R]):
         batch_fn: BatchFn[I, R],
         max_items: int = MAX_ITEMS,
         observe_size: Callable[[int], None] | None = None,
+        key: Callable[[I], Hashable] | None = None,
+        max_in_flight: int = 1,
     ) -> None:
         self._db = db
         self._batch_fn = batch_fn
         self._max_items = max_items
         self._observe_size = observe_size
+        self._key = key or (lambda item: None)
+        self._max_in_flight = max_in_flight if key is not None else 1
         self._pending: list[tuple[I, asyncio.Future[R]]] = []
-        self._drainer: asyncio.Future[None] | None = None  # the loop committing, while it runs
+        self._busy: set[Hashable] = set()  # keys of the transactions in flight
+        self._in_flight = 0
 
     async def submit(self, item: I) -> R:
         """Commit ``item`` with whatever else is waiting; answers its result or raises its
         error once the transaction that carried it has committed (or failed)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._drainer is None:
-            self._drainer = asyncio.ensure_future(self._drain())
+        self._start_batches()
         return await future
 
-    async def _drain(self) -> None:
+    def _start_batches(self) -> None:
+        """Start transactions while there are free slots and items whose keys are free."""
+        while self._pending and self._in_flight < self._max_in_flight:
+            batch, keys = self._take_batch()
+            if not batch:
+                return  # every waiting item's key is in flight: its commit starts the next
+            self._in_flight += 1
+            self._busy |= keys
+            asyncio.ensure_future(self._run(batch, keys))
+
+    def _take_batch(self) -> tuple[list[tuple[I, asyncio.Future[R]]], set[Hashable]]:
+        """The oldest items whose keys are not in flight, in order, up to ``max_items``."""
+        batch: list[tuple[I, asyncio.Future[R]]] = []
+        keys: set[Hashable] = set()
+        left: list[tuple[I, asyncio.Future[R]]] = []
+        for entry in self._pending:
+            key = self._key(entry[0])
+            if len(batch) < self._max_items and key not in self._busy:
+                batch.append(entry)
+                keys.add(key)
+            else:
+                left.append(entry)
+        self._pending = left
+        return batch, keys
+
+    async def _run(self, batch: list[tuple[I, asyncio.Future[R]]], keys: set[Hashable]) -> None:
         try:
-            while self._pending:
-                batch = self._pending[: self._max_items]
-                del self._pending[: self._max_items]
-                await self._commit(batch)
+            await self._commit(batch)
         finally:
-            self._drainer = None
+            self._in_flight -= 1
+            self._busy -= keys
+            self._start_batches()
 
     async def _commit(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         if self._observe_size is not None:

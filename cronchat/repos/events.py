@@ -15,8 +15,9 @@ MESSAGE_EVENTS = ("message.created", "message.edited", "message.deleted")
 
 def insert_events(tx: Tx, new: list[Event]) -> list[Event]:
     """Record events in one statement, in the caller's transaction. A message event also
-    names its message, so that redaction finds every event of a message by index."""
-    tx.executemany(
+    names its message, so that redaction finds every event of a message by index. Sent
+    with the transaction's next statement or its commit."""
+    tx.executemany_later(
         "INSERT INTO room_events (room_id, seq, type, actor_id, at, data, message_id)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         [

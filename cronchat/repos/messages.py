@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from cronchat.db import Row, Tx, in_list, pairs_match
+from cronchat.db import Query, Row, Tx, in_list, pairs_match
 from cronchat.models import MediaInfo, Message, ReactionCount, ReplyRef
 
 EXCERPT_LENGTH = 100
@@ -50,7 +50,7 @@ def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
         }
         for m in new
     ]
-    tx.executemany(
+    tx.executemany_later(
         "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, media_id, reply_to_id,"
         " client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [tuple(row.values())[:10] for row in rows],
@@ -60,9 +60,18 @@ def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
 
 def sent_before(tx: Tx, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (sender_id, client_msg_id) pairs already name a message."""
+    result: set[tuple[str, str]] = tx.fetch(already_sent(keys))[0]
+    return result
+
+
+def already_sent(keys: set[tuple[str, str]]) -> Query[set[tuple[str, str]]]:
+    """:func:`sent_before` as a query, to send with others (``Tx.fetch``)."""
     condition, params = pairs_match("sender_id", "client_msg_id", keys)
-    rows = tx.all(f"SELECT sender_id, client_msg_id FROM messages WHERE {condition}", params)
-    return {(row["sender_id"], row["client_msg_id"]) for row in rows}
+    return Query(
+        f"SELECT sender_id, client_msg_id FROM messages WHERE {condition}",
+        params,
+        lambda rows: {(row["sender_id"], row["client_msg_id"]) for row in rows},
+    )
 
 
 def find_by_client_msg_id(
@@ -220,9 +229,18 @@ def _media(tx: Tx, media_ids: set[str]) -> dict[str, MediaInfo]:
 
 def rooms_of_messages(tx: Tx, message_ids: set[str]) -> dict[str, str]:
     """The room of each of these messages that exists, by message id."""
+    result: dict[str, str] = tx.fetch(message_rooms(message_ids))[0]
+    return result
+
+
+def message_rooms(message_ids: set[str]) -> Query[dict[str, str]]:
+    """:func:`rooms_of_messages` as a query, to send with others (``Tx.fetch``)."""
     marks, params = in_list(message_ids)
-    rows = tx.all(f"SELECT id, room_id FROM messages WHERE id IN ({marks})", params)
-    return {row["id"]: row["room_id"] for row in rows}
+    return Query(
+        f"SELECT id, room_id FROM messages WHERE id IN ({marks})",
+        params,
+        lambda rows: {row["id"]: row["room_id"] for row in rows},
+    )
 
 
 @dataclass(frozen=True, slots=True)

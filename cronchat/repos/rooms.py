@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cronchat.db import Row, Tx, in_list, pairs_match
+from cronchat.db import Query, Row, Tx, in_list, pairs_match
+from cronchat.db.dialect import Dialect
 from cronchat.models import Member, Membership, ReadState, Room, User
 from cronchat.repos.rows import (
     ROOM_COLUMNS,
@@ -132,13 +133,19 @@ def take_seqs(tx: Tx, room_id: str, count: int, now: int) -> int:
 def lock_live_rooms(tx: Tx, room_ids: list[str]) -> dict[str, int]:
     """The last seq of each room that is not deleted, the rows locked until commit (in id
     order, so that two transactions locking several rooms cannot deadlock)."""
+    result: dict[str, int] = tx.fetch(locked_live_rooms(tx.dialect, room_ids))[0]
+    return result
+
+
+def locked_live_rooms(dialect: Dialect, room_ids: list[str]) -> Query[dict[str, int]]:
+    """:func:`lock_live_rooms` as a query, to send with others (``Tx.fetch``)."""
     marks, params = in_list(sorted(room_ids))
-    rows = tx.all(
+    return Query(
         f"SELECT id, last_seq FROM rooms WHERE id IN ({marks}) AND deleted_at IS NULL"
-        " ORDER BY id" + tx.dialect.for_update,
+        " ORDER BY id" + dialect.for_update,
         params,
+        lambda rows: {row["id"]: row["last_seq"] for row in rows},
     )
-    return {row["id"]: row["last_seq"] for row in rows}
 
 
 def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
@@ -146,7 +153,7 @@ def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
     cases = " ".join(["WHEN %s THEN %s"] * len(last_seqs))
     pairs = tuple(value for pair in last_seqs.items() for value in pair)
     marks, room_ids = in_list(list(last_seqs))
-    tx.execute(
+    tx.execute_later(
         f"UPDATE rooms SET last_seq = CASE id {cases} END,"
         f" last_message_seq = CASE id {cases} END, last_activity_at = %s, updated_at = %s"
         f" WHERE id IN ({marks})",
@@ -156,9 +163,18 @@ def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
 
 def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (room_id, user_id) pairs are memberships."""
+    result: set[tuple[str, str]] = tx.fetch(memberships_among(pairs))[0]
+    return result
+
+
+def memberships_among(pairs: set[tuple[str, str]]) -> Query[set[tuple[str, str]]]:
+    """:func:`members_among` as a query, to send with others (``Tx.fetch``)."""
     condition, params = pairs_match("room_id", "user_id", pairs)
-    rows = tx.all(f"SELECT room_id, user_id FROM room_members WHERE {condition}", params)
-    return {(row["room_id"], row["user_id"]) for row in rows}
+    return Query(
+        f"SELECT room_id, user_id FROM room_members WHERE {condition}",
+        params,
+        lambda rows: {(row["room_id"], row["user_id"]) for row in rows},
+    )
 
 
 def sharing_a_room(tx: Tx, user_id: str, others: set[str]) -> set[str]:

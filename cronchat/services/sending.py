@@ -70,8 +70,14 @@ class Sending:
         self.notify = notify
         self.metrics = metrics
         self.max_text_length = max_text_length
+        # One transaction per room at a time keeps each room's sends in order; rooms
+        # commit side by side.
         self._sends: GroupCommit[_Send, _Sent] = GroupCommit(
-            db, _send_batch_tx, observe_size=metrics.sends_per_commit.observe
+            db,
+            _send_batch_tx,
+            observe_size=metrics.sends_per_commit.observe,
+            key=lambda send: send.room_id,
+            max_in_flight=db.writers,
         )
 
     async def send(self, user: User, room_id: str, cmd: SendMessage) -> tuple[Message, bool]:
@@ -109,11 +115,16 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
     own outcome and writes nothing. A fixed number of statements, whatever the number of
     sends, plus one per image and one per repeated ``client_msg_id``."""
     outcomes: list[_Sent | Exception | None] = [None] * len(sends)
-    last_seqs = rooms.lock_live_rooms(tx, list({send.room_id for send in sends}))
-    memberships = rooms.members_among(tx, {(send.room_id, send.user_id) for send in sends})
-    repeated = messages.sent_before(tx, {(send.user_id, send.client_msg_id) for send in sends})
     reply_ids = {send.reply_to_id for send in sends if send.reply_to_id is not None}
-    reply_rooms = messages.rooms_of_messages(tx, reply_ids) if reply_ids else {}
+    # Every read of the batch in one round trip: the rooms locked, memberships, repeats and
+    # the rooms of the messages replied to.
+    last_seqs, memberships, repeated, *replies = tx.fetch(
+        rooms.locked_live_rooms(tx.dialect, list({send.room_id for send in sends})),
+        rooms.memberships_among({(send.room_id, send.user_id) for send in sends}),
+        messages.already_sent({(send.user_id, send.client_msg_id) for send in sends}),
+        *([messages.message_rooms(reply_ids)] if reply_ids else []),
+    )
+    reply_rooms: dict[str, str] = replies[0] if replies else {}
     now = now_ms()
     new: list[messages.NewMessage] = []
     first_of: dict[tuple[str, str], int] = {}  # a key's first send in this batch
