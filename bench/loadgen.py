@@ -53,7 +53,8 @@ class Counters:
         self.acked = 0
         self.first_ack_ns = 0
         self.last_ack_ns = 0
-        self.summaries = 0
+        self.summaries = 0  # room.summary frames, and summaries inside event frames
+        self.frames = 0  # every text frame, from the start of the send phase on
         self.presence = 0
         self.other_events = 0
         self.other_frames = 0
@@ -195,6 +196,7 @@ class Worker:
         start_at, stop_at = command["start_at"], command["stop_at"]
         self.counters.latencies_us = array("q")
         self.counters.start_at = start_at
+        self.counters.frames = 0
         self.cpu_before = time.process_time()
         delay = (start_at - time.monotonic_ns()) / 1e9
         if delay > 0:
@@ -340,6 +342,7 @@ class Worker:
                 "first_receive_ns": counters.first_receive_ns,
                 "last_receive_ns": counters.last_receive_ns,
                 "summaries": counters.summaries,
+                "frames": counters.frames,
                 "other_events": counters.other_events,
                 "other_frames": counters.other_frames,
                 "duplicates": counters.duplicates,

@@ -247,6 +247,7 @@ def measure(
     for answer in done:
         latencies.frombytes(answer["latencies_us"])
     received = sum(answer["received"] for answer in done)
+    frames = sum(answer["frames"] for answer in done)  # all of them: events, summaries, acks
     expected = sum(expects)
     last_receive_ns = max(answer["last_receive_ns"] for answer in done)
     send_seconds = (last_ack_ns - start_at) / 1e9 if acked else 0
@@ -270,6 +271,8 @@ def measure(
         "delivered_fraction": (received / expected) if expected else None,
         "latency_ms": percentiles(latencies),
         "summaries_received": sum(answer["summaries"] for answer in done),
+        "frames_received": frames,
+        "frames_per_delivery": round(frames / received, 3) if received else None,
         "duplicates": sum(answer["duplicates"] for answer in done),
         "seq_gaps": sum(answer["gaps"] for answer in done),
         "errors": dict(errors),

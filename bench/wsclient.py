@@ -25,6 +25,8 @@ _EVENT_ROOM_AT = len(_EVENT)
 _ACK = b'{"type":"ack","id":'
 _ACK_ID_AT = len(_ACK)
 _SUMMARY = b'{"type":"room.summary"'
+# A member's own summary inside an event frame: the last key of the frame.
+_INLINE_SUMMARY = b'},"room":{"id":"'
 _TEXT = b'"text":"b'
 _SEQ = b'","seq":'
 _ZERO_MASK = b"\x00\x00\x00\x00"
@@ -162,12 +164,15 @@ class BenchSocket(asyncio.Protocol):
 
     def _on_text(self, payload: bytes, now: int) -> None:
         counters = self.counters
+        counters.frames += 1
         if payload.startswith(_EVENT):
             room_end = payload.find(_SEQ, _EVENT_ROOM_AT)
             seq_end = payload.find(b",", room_end + 8)
             if room_end < 0 or seq_end < 0:
                 self._on_other(payload)
                 return
+            if payload.rfind(_INLINE_SUMMARY, seq_end) > 0:
+                counters.summaries += 1
             room_id = payload[_EVENT_ROOM_AT:room_end]
             seq = int(payload[room_end + 8 : seq_end])
             last = self.last_seq.get(room_id)
@@ -229,6 +234,8 @@ class BenchSocket(asyncio.Protocol):
             room_id = str(event.get("room_id", "")).encode()
             self.last_seq[room_id] = max(self.last_seq.get(room_id, 0), event.get("seq", 0))
             counters.other_events += 1
+            if "room" in frame:
+                counters.summaries += 1
         elif kind == "error":
             self._on_error(frame)
         elif kind == "presence":

@@ -177,6 +177,14 @@ def event_of(room_id: str, seq: int | None = None) -> Fits:
     )
 
 
+def summary_of(frame: Frame) -> Frame | None:
+    """The member's own summary a frame carries: ``room`` of a ``room.summary``, or of an
+    ``event`` frame whose event moved it (None for other frames)."""
+    if frame.get("type") in ("event", "room.summary"):
+        return frame.get("room")
+    return None
+
+
 class WsClient:
     """A real WebSocket client of the served app. Frames read while waiting for another one
     stay in ``backlog``, in the order they came, for the next wait."""
@@ -269,6 +277,20 @@ class WsClient:
             what = f"{count} events of {room_id} (got {len(found)})"
             found.append((await self.wait_for(event_of(room_id), what, remaining))["event"])
         return found
+
+    async def event_frame(self, room_id: str, seq: int | None = None, timeout: float = 10) -> Frame:
+        """The next whole ``event`` frame of a room (the one of ``seq`` when given): the event,
+        and ``room``, the member's own summary, when the event moved it."""
+        return await self.wait_for(event_of(room_id, seq), f"the event {seq} of {room_id}", timeout)
+
+    async def summary(self, timeout: float = 10) -> Frame:
+        """The next summary of the user's own view of a room, whichever frame carries it."""
+        frame = await self.wait_for(
+            lambda candidate: summary_of(candidate) is not None, "a summary", timeout
+        )
+        summary = summary_of(frame)
+        assert summary is not None
+        return summary
 
     async def closed(self, timeout: float = 10) -> int | None:
         """Read until the server closes; answer the close code."""

@@ -63,13 +63,13 @@ async def test_two_users_hold_a_whole_conversation(api: ApiClient, connect: Any)
     assert sent["type"] == "ack"
     message = sent["result"]["message"]
     assert message["text"] == "hi Bob" and message["seq"] == room["last_seq"] + 1
-    (created,) = await bob_ws.events(room_id, 1)
+    delivered = await bob_ws.event_frame(room_id)
+    created, summary = delivered["event"], delivered["room"]
     assert created["type"] == "message.created" and created["data"]["id"] == message["id"]
-    summary = await bob_ws.expect("room.summary")
-    assert summary["room"]["unread_count"] == 1 and summary["room"]["last_seq"] == message["seq"]
-    assert summary["room"]["last_message"]["id"] == message["id"]
-    own_summary = await alice_ws.expect("room.summary")
-    assert own_summary["room"]["unread_count"] == 0
+    assert summary["unread_count"] == 1 and summary["last_seq"] == message["seq"]
+    assert summary["last_message"]["id"] == message["id"]
+    own_delivery = await alice_ws.event_frame(room_id, message["seq"])
+    assert own_delivery["room"]["unread_count"] == 0
 
     answer = await bob_ws.request(
         {
@@ -82,7 +82,7 @@ async def test_two_users_hold_a_whole_conversation(api: ApiClient, connect: Any)
     )
     reply = answer["result"]["message"]
     assert reply["reply_to"]["id"] == message["id"]
-    assert (await alice_ws.events(room_id, 2))[-1]["data"]["id"] == reply["id"]
+    assert (await alice_ws.events(room_id, 1))[0]["data"]["id"] == reply["id"]
     assert (await bob_ws.events(room_id, 1))[0]["data"]["id"] == reply["id"]  # senders see theirs
 
     added = await alice_ws.request(
@@ -121,17 +121,18 @@ async def test_two_users_hold_a_whole_conversation(api: ApiClient, connect: Any)
         "user_id": bob["user"]["id"],
         "seq": edit_event["seq"],
     }
-    bob_summary = await bob_ws.expect("room.summary", timeout=5)
-    while bob_summary["room"].get("last_read_seq") != edit_event["seq"]:
-        bob_summary = await bob_ws.expect("room.summary")
-    assert bob_summary["room"]["unread_count"] == 0
+    bob_summary = (await bob_ws.expect("room.summary"))["room"]
+    assert bob_summary["last_read_seq"] == edit_event["seq"] and bob_summary["unread_count"] == 0
 
     deleted = await alice_ws.request(
         {"type": "message.delete", "room_id": room_id, "message_id": message["id"]}
     )
     assert deleted["type"] == "ack"
-    (delete_event,) = await bob_ws.events(room_id, 1)
+    deletion = await bob_ws.event_frame(room_id)
+    delete_event = deletion["event"]
     assert delete_event["type"] == "message.deleted" and delete_event["data"]["deleted"] is True
+    assert deletion["room"]["last_seq"] == delete_event["seq"]
+    assert deletion["room"]["unread_count"] == 0
 
     pong = await alice_ws.request({"type": "ping"})
     assert pong["type"] == "pong"
@@ -344,9 +345,9 @@ async def test_second_device_gets_everything_and_reads_sync(api: ApiClient, conn
     bob_laptop = await connect(bob["token"])
     message = await api.send(alice, room["id"], "to both devices")
     for device in (bob_phone, bob_laptop):
-        (event,) = await device.events(room["id"], 1)
-        assert event["data"]["id"] == message["id"]
-        assert (await device.expect("room.summary"))["room"]["unread_count"] == 1
+        delivered = await device.event_frame(room["id"])
+        assert delivered["event"]["data"]["id"] == message["id"]
+        assert delivered["room"]["unread_count"] == 1
     await bob_phone.request({"type": "read", "room_id": room["id"], "seq": message["seq"]})
     synced = await bob_laptop.expect("room.summary")
     assert synced["room"]["unread_count"] == 0 and synced["room"]["last_read_seq"] == message["seq"]
@@ -360,7 +361,7 @@ async def test_summaries_count_unread_through_reads_deletions_and_new_sockets(
     bob_laptop = await connect(bob["token"])
 
     async def unread_on(device: WsClient) -> tuple[int, int]:
-        summary = (await device.expect("room.summary"))["room"]
+        summary = await device.summary()
         return summary["unread_count"], summary["last_read_seq"]
 
     first, second, third = [await api.send(alice, room_id, f"m{n}") for n in range(3)]

@@ -3,8 +3,9 @@ the broker to the sockets it concerns.
 
 Each notice becomes one frame, built once, and the same bytes go to every recipient. Room
 events go through the room's :class:`~cronchat.realtime.room_stream.RoomStream` (in order,
-no holes) and each socket's cursor (nothing twice); each member's ``room.summary`` comes
-from :mod:`cronchat.realtime.unread`, written with the event in one write.
+no holes) and each socket's cursor (nothing twice); when the event moves its members'
+summaries, each member's own summary travels inside the event frame (``room``), built from
+the template of :mod:`cronchat.realtime.unread`: one frame per delivery.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cronchat.models import ReadState
-from cronchat.realtime.frames import encode
+from cronchat.realtime.frames import encode, event_frame, event_opening
 from cronchat.realtime.notices import (
     EventNotice,
     Notice,
@@ -190,19 +191,22 @@ class Hub:
 
     def emit(self, stream: RoomStream, notice: EventNotice) -> None:
         """The room's stream says this event is next: to every local member's sockets, with
-        each one's summary when the event moves it."""
+        each one's own summary inside the event frame when the event moves it."""
         room_id, seq = notice.room_id, notice.seq
         if notice.type == "member.joined":
             self._joined(notice)  # as in deliver, for an event read to fill a hole
         room = self._rooms[room_id]
-        frame = encode({"type": "event", "event": notice.event})
+        opening = event_opening(notice.event)
         change = unread_change(notice)
         if change is not None:
             room.unread.record(seq, change)
         summary = notice.summary
-        summaries = (
-            None if summary is None else SummaryFrames(frame, room_id, seq, summary.last_message)
-        )
+        # Either one frame for everyone, or each member's own, with their summary inside.
+        frame, summaries = b"", None
+        if summary is None:
+            frame = event_frame(opening)
+        else:
+            summaries = SummaryFrames(opening, room_id, seq, summary.last_message)
         delivered = 0
         # Sockets never leave the hub while it writes to them (a dropped slow reader is
         # removed by its close callback), so the member dict needs no copy here.
@@ -214,7 +218,7 @@ class Hub:
                 view.count(user_id, seq, change)
             data = frame
             if summaries is not None:
-                data = summaries.frames(view.unread_count, view.last_read_seq)
+                data = summaries.frame(view.unread_count, view.last_read_seq)
             for connection in connections:
                 connection.send_event(room_id, seq, data)
                 delivered += 1

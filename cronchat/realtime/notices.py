@@ -19,8 +19,9 @@ log = logging.getLogger("cronchat.notices")
 
 @dataclass(frozen=True, slots=True)
 class EventSummary:
-    """Every member's ``room.summary`` follows the event, with this last message (None when
-    the room has none left); each member's own numbers are the hub's to fill in."""
+    """Every member's summary of the room travels in the event's frame, with this last
+    message (None when the room has none left); each member's own numbers are the hub's
+    to fill in."""
 
     last_message: dict[str, Any] | None
 

@@ -52,16 +52,16 @@ class Notifier:
         await self._publish(events, None)
 
     async def message_created(self, event: Event) -> None:
-        """A new message: its event, then each member's ``room.summary`` with it as the
-        room's last message."""
+        """A new message: its event, carrying each member's summary with it as the room's
+        last message."""
         self.metrics.events_published.inc()
         live = self.live_event_json(event)
         await self.broker.publish([event_notice(live, EventSummary(live["data"]))])
 
     async def summary_events(self, events: list[Event], last_message: Message | None) -> None:
-        """Room events that move every member's summary (a deleted message): after the
-        last one, each member also gets a ``room.summary`` with the room's last message.
-        The hub fills in each member's own unread count and read marker."""
+        """Room events that move every member's summary (a deleted message): the last
+        one's frame carries each member's summary, with the room's last message. The hub
+        fills in each member's own unread count and read marker."""
         shaped = shared_message_json(last_message, self.links) if last_message else None
         await self._publish(events, EventSummary(shaped))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cronchat.models import ReadState
-from cronchat.realtime.frames import json_bytes, wire_frame
+from cronchat.realtime.frames import frame_header, json_bytes
 from cronchat.realtime.notices import EventNotice
 
 # Unread changes remembered per room, to bring a database read made a little earlier up to
@@ -108,17 +108,20 @@ class RoomUnread:
 
 
 class SummaryFrames:
-    """An event frame followed by each member's ``room.summary``, as the bytes written to
-    each member. The summaries share the room, seq and last message and differ only in two
-    numbers, so the shared part is serialised once, and the bytes for each distinct
-    (unread_count, last_read_seq) pair are built once, whatever the number of members."""
+    """An event frame carrying each member's own summary of the room (``room``, the object
+    ``room.summary`` carries), as the bytes written to each member: one frame per delivery.
+    The summaries share the room, seq and last message and differ only in two numbers, so
+    the event and the shared part are serialised once, and the frame for each distinct
+    (unread_count, last_read_seq) pair is put together from bytes once, whatever the
+    number of members."""
 
-    __slots__ = ("_event_frame", "_prefix", "_built")
+    __slots__ = ("_prefix", "_built")
 
-    def __init__(self, event_frame: bytes, room_id: str, last_seq: int, last_message: Any) -> None:
-        self._event_frame = event_frame
+    def __init__(self, opening: bytes, room_id: str, last_seq: int, last_message: Any) -> None:
+        """``opening`` is the event frame's JSON up to its closing brace (``event_opening``)."""
         self._prefix = (
-            b'{"type":"room.summary","room":{"id":'
+            opening
+            + b',"room":{"id":'
             + json_bytes(room_id)
             + b',"last_seq":'
             + str(last_seq).encode()
@@ -128,11 +131,13 @@ class SummaryFrames:
         )
         self._built: dict[tuple[int, int], bytes] = {}
 
-    def frames(self, unread_count: int, last_read_seq: int) -> bytes:
-        """The event frame, then the summary of a member with these numbers."""
+    def frame(self, unread_count: int, last_read_seq: int) -> bytes:
+        """The event frame of a member with these numbers."""
         key = (unread_count, last_read_seq)
         built = self._built.get(key)
         if built is None:
-            payload = b'%s%d,"last_read_seq":%d}}' % (self._prefix, unread_count, last_read_seq)
-            built = self._built[key] = self._event_frame + wire_frame(payload)
+            prefix = self._prefix
+            tail = b'%d,"last_read_seq":%d}}' % (unread_count, last_read_seq)
+            header = frame_header(len(prefix) + len(tail))
+            built = self._built[key] = b"".join((header, prefix, tail))
         return built

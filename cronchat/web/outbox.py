@@ -16,9 +16,9 @@ class Queued(Protocol):
 
 class Outbox:
     """Frames written to sockets during one turn of the event loop go out at its end, each
-    socket's in one write: a socket that gets several frames in one turn (an event and the
-    summary after it, the events of one group commit, an ack) costs one system call, not
-    one per frame. One per application."""
+    socket's in one write: a socket that gets several frames in one turn (the events of
+    one group commit, an ack) costs one system call, not one per frame. One per
+    application."""
 
     __slots__ = ("_due",)
 

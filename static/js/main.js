@@ -72,6 +72,8 @@ function onFrame(frame) {
   switch (frame.type) {
     case "event":
       store.receiveEvent(frame.event);
+      // A new or deleted message brings our own summary of the room in the same frame.
+      if (frame.room) store.summary(frame.room);
       break;
     case "room.summary":
       store.summary(frame.room);
