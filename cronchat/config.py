@@ -175,6 +175,10 @@ class Settings:
     jwt_secret: Secret
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600
+    # Seconds a session read live is believed live without reading it again. Revocations
+    # reach every process at once as notices; this bounds what a lost notice costs. 0: read
+    # the session on every request.
+    session_cache_seconds: int = 60
     open_registration: bool = True
     media_backend: str = "local"
     s3_endpoint_url: str = ""
@@ -235,6 +239,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "PORT": ("port", lambda n, v: _int(n, v, 0, 65535)),
     "ACCESS_TOKEN_TTL": ("access_token_ttl", lambda n, v: _int(n, v, 10)),
     "REFRESH_TOKEN_TTL": ("refresh_token_ttl", lambda n, v: _int(n, v, 60)),
+    "SESSION_CACHE_SECONDS": ("session_cache_seconds", lambda n, v: _int(n, v, 0, 3600)),
     "OPEN_REGISTRATION": ("open_registration", _bool),
     "MEDIA_BACKEND": ("media_backend", str),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", str),

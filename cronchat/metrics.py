@@ -49,6 +49,16 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200),
             registry=self.registry,
         )
+        self.session_cache_hits = Counter(
+            "cronchat_session_cache_hits",
+            "Requests whose session was known live from memory.",
+            registry=self.registry,
+        )
+        self.session_cache_misses = Counter(
+            "cronchat_session_cache_misses",
+            "Requests whose session was read from the database.",
+            registry=self.registry,
+        )
         self.broker_reconnects = Gauge(
             "cronchat_broker_reconnects",
             "Times the broker subscription came back.",

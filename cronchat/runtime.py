@@ -25,6 +25,7 @@ from cronchat.realtime.notifier import Notifier
 from cronchat.realtime.presence_store import LocalPresence, PresenceStore, RedisPresence
 from cronchat.realtime.readers import StoredEvents, StoredReadStates
 from cronchat.realtime.redis_broker import RedisBroker
+from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
 from cronchat.services.edits import Edits
@@ -85,7 +86,12 @@ class Runtime:
         else:
             self.broker = InProcessBroker()
         self.metrics = Metrics(worker)
-        sockets = Sockets()
+        self.sessions = SessionCache(
+            settings.session_cache_seconds,
+            on_hit=self.metrics.session_cache_hits.inc,
+            on_miss=self.metrics.session_cache_misses.inc,
+        )
+        sockets = Sockets(self.sessions)
         store: PresenceStore = (
             RedisPresence(redis_url, deployment_prefix(settings), sockets.is_online)
             if redis_url
@@ -127,7 +133,9 @@ class Runtime:
             notify,
         )
         return Services(
-            accounts=Accounts(settings, self.db, self.blocking, self.broker, self.rate_limits),
+            accounts=Accounts(
+                settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
+            ),
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
             members=Members(self.db, notify),

@@ -14,6 +14,10 @@ from cronchat.errors import Unauthorized
 
 ISSUER = "cronchat"
 AUDIENCE = "cronchat-api"
+# Access tokens whose signature and claims were verified, kept with their claims: a client
+# sends the same token with every request until it refreshes, and verifying one costs more
+# than the rest of authenticating a request. Past this many, the oldest are verified again.
+VERIFIED_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,7 @@ class TokenIssuer:
     def __init__(self, secret: Secret, access_ttl: int) -> None:
         self._secret = secret
         self.access_ttl = access_ttl
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(self, user_id: str, session_id: str) -> str:
         now = int(time.time())
@@ -41,7 +46,21 @@ class TokenIssuer:
         return jwt.encode(claims, self._secret.reveal(), algorithm="HS256")
 
     def decode_access(self, token: str) -> AccessClaims:
-        """Verify signature, algorithm, expiry, issuer and audience; raise Unauthorized."""
+        """Verify signature, algorithm, expiry, issuer and audience; raise Unauthorized. A
+        token verified before is not verified again (the same string has the same claims),
+        but its expiry is checked each time."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if len(self._verified) >= VERIFIED_MAX:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = claims
+        elif claims.expires_at <= time.time():  # as jwt.decode: expired once exp is reached
+            del self._verified[token]
+            raise Unauthorized("the access token has expired")
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token,

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from clients import ApiClient, unique_name
+from clients import ApiClient, eventually, unique_name
 from conftest import JWT_SECRET
 
 pytestmark = pytest.mark.gen_test
@@ -171,6 +171,19 @@ async def test_expired_token_is_refused(api: ApiClient) -> None:
     reply = await api.get("/api/v1/users/me", token)
     assert reply.status == 401
     assert "expired" in reply.body["error"]["message"]
+
+
+async def test_token_used_before_is_refused_once_it_expires(api: ApiClient) -> None:
+    """A token verified once is not verified again, but its expiry still counts."""
+    user = await api.register()
+    token = jwt.encode(_claims(user, exp=int(time.time()) + 2), JWT_SECRET, algorithm="HS256")
+    assert (await api.get("/api/v1/users/me", token)).status == 200
+
+    async def refused_as_expired() -> bool:
+        reply = await api.get("/api/v1/users/me", token)
+        return reply.status == 401 and "expired" in reply.body["error"]["message"]
+
+    await eventually(refused_as_expired, 10, "401 for the expired token")
 
 
 async def test_token_signed_with_another_key_is_refused(api: ApiClient) -> None:

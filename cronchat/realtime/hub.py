@@ -178,9 +178,9 @@ class Hub:
         elif isinstance(notice, UserUpdatedNotice):
             fan_out_profile(notice, self._members, self.sockets)
         elif isinstance(notice, SessionsRevokedNotice):
-            self.sockets.revoke(notice.session_ids)
+            self.sockets.revoke(notice.session_ids, notice.user_id)
         elif isinstance(notice, ResyncNotice):
-            self.sockets.broadcast(RESYNC_FRAME)
+            self.sockets.resync(RESYNC_FRAME)
 
     def _joined(self, notice: EventNotice) -> None:
         """A user with a socket here joined a room: follow it from the join on, everything

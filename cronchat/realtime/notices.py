@@ -85,7 +85,12 @@ class UserUpdatedNotice:
 
 @dataclass(frozen=True, slots=True)
 class SessionsRevokedNotice:
+    """These sessions ended. ``user_id`` is set when the user's sessions ended together (a
+    password set, the user disabled): every process then forgets all it remembers of the
+    user's sessions, also of one opened while the act ran."""
+
     session_ids: tuple[str, ...]
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,10 @@ def to_json(notice: Notice) -> dict[str, Any]:
     if isinstance(notice, UserUpdatedNotice):
         return {"kind": "user.updated", "user": notice.user, "room_ids": list(notice.room_ids)}
     if isinstance(notice, SessionsRevokedNotice):
-        return {"kind": "sessions.revoked", "session_ids": list(notice.session_ids)}
+        shaped = {"kind": "sessions.revoked", "session_ids": list(notice.session_ids)}
+        if notice.user_id is not None:
+            shaped["user_id"] = notice.user_id
+        return shaped
     return {"kind": "resync"}
 
 
@@ -196,7 +204,10 @@ def _from_json(shaped: dict[str, Any]) -> Notice | None:
         user = shaped["user"]
         return UserUpdatedNotice(user["id"], user, tuple(shaped["room_ids"]))
     if kind == "sessions.revoked":
-        return SessionsRevokedNotice(tuple(shaped["session_ids"]))
+        user_id = shaped.get("user_id")
+        return SessionsRevokedNotice(
+            tuple(shaped["session_ids"]), user_id if isinstance(user_id, str) else None
+        )
     if kind == "resync":
         return ResyncNotice()
     log.warning("notice of unknown kind skipped kind=%s", kind)

@@ -1,5 +1,6 @@
 """This process's open sockets, by user, and what is done to all of them at once: the
-keep-alive round, a broadcast, closing the sockets of revoked sessions or of a shutdown."""
+keep-alive round, a broadcast, closing the sockets of revoked sessions (and forgetting
+that those sessions were live) or of a shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Protocol
+
+from cronchat.realtime.session_cache import SessionCache
 
 CLOSE_REVOKED = 4003
 
@@ -33,7 +36,10 @@ class Connection(Protocol):
 
 
 class Sockets:
-    def __init__(self) -> None:
+    def __init__(self, sessions: SessionCache) -> None:
+        # The sessions REST requests believe live: a revocation closes the sockets and
+        # forgets the sessions in one step, on the notice that reaches every process.
+        self.sessions = sessions
         # Lists, not sets: a user has a socket or two, and an empty set costs three times a
         # short list, for every connected user.
         self._by_user: dict[str, list[Connection]] = defaultdict(list)
@@ -77,13 +83,23 @@ class Sockets:
         for connection in self._all():
             connection.send_frame(frame)
 
-    def revoke(self, session_ids: Iterable[str]) -> None:
-        """Close the sockets of these sessions (4003). Rare (a logout, a password change): a
-        scan of the sockets costs less than an index by session kept for every socket."""
+    def revoke(self, session_ids: Iterable[str], user_id: str | None = None) -> None:
+        """Close the sockets of these sessions (4003), and stop believing them live (all of
+        the user's, when ``user_id`` is given). Rare (a logout, a password change): a scan
+        of the sockets costs less than an index by session kept for every socket."""
         revoked = set(session_ids)
+        self.sessions.forget_sessions(revoked)
+        if user_id is not None:
+            self.sessions.forget_user(user_id)
         for connection in self._all():
             if connection.session_id in revoked:
                 connection.close_with(CLOSE_REVOKED, "session revoked")
+
+    def resync(self, frame: bytes) -> None:
+        """Notices may have been missed: every socket is told to resume (``frame``), and no
+        session is believed live until it is read again."""
+        self.sessions.clear()
+        self.broadcast(frame)
 
     def close_all(self, code: int, reason: str) -> None:
         for connection in self._all():

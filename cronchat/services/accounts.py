@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from cronchat.blocking import BlockingPool
 from cronchat.config import Settings
@@ -16,6 +17,7 @@ from cronchat.passwords import PasswordHasher
 from cronchat.rate_limits import LOGIN_USERNAME, RateLimits
 from cronchat.realtime.broker import Broker
 from cronchat.realtime.notices import SessionsRevokedNotice
+from cronchat.realtime.session_cache import SessionCache
 from cronchat.repos import sessions, users
 from cronchat.times import now_ms
 from cronchat.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
@@ -86,12 +88,14 @@ class Accounts:
         blocking: BlockingPool,
         broker: Broker,
         limits: RateLimits,
+        sessions: SessionCache,
     ) -> None:
         self.settings = settings
         self.db = db
         self.blocking = blocking
         self.broker = broker
         self.limits = limits
+        self.sessions = sessions
         self.passwords = PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib)
         self.tokens = TokenIssuer(settings.jwt_secret, settings.access_token_ttl)
 
@@ -234,12 +238,29 @@ class Accounts:
         sessions.revoke_session(tx, session_id, now_ms())
 
     async def authenticate(self, access_token: str) -> Principal:
-        """The caller of a Bearer token: valid signature and claims, live session, user enabled."""
+        """The caller of a Bearer token: valid signature and claims, live session, user
+        enabled, the session read from the database (a socket, once, shows the profile)."""
         claims = self.tokens.decode_access(access_token)
-        user = await self.db.read(self._session_user_tx, claims.session_id, claims.user_id)
+        read = partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
+        user = await self.sessions.read_through(claims.session_id, read)
+        return self._principal(user, claims.session_id)
+
+    async def authenticate_request(self, access_token: str) -> Principal:
+        """As :meth:`authenticate`, the session known live from memory when it was read
+        live lately (:class:`~cronchat.realtime.session_cache.SessionCache`): a revocation
+        is forgotten on every process as its notice arrives, on this one before the
+        revoking request answers. The user is as it was read then: its id and username do
+        not change; a profile to show is read with ``Users.get_user``."""
+        claims = self.tokens.decode_access(access_token)
+        read = partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
+        user = await self.sessions.live_user(claims.session_id, claims.user_id, read)
+        return self._principal(user, claims.session_id)
+
+    @staticmethod
+    def _principal(user: User | None, session_id: str) -> Principal:
         if user is None:
             raise Unauthorized("the session has ended; log in again")
-        return Principal(user=user, session_id=claims.session_id)
+        return Principal(user=user, session_id=session_id)
 
     @staticmethod
     def _session_user_tx(tx: Tx, session_id: str, user_id: str) -> User | None:
@@ -270,7 +291,7 @@ class Accounts:
         async with self.limits.password_hashes.slot():
             password_hash = await self.blocking.run(self.passwords.hash, password)
         revoked = await self.db.run(self._replace_password_tx, user_id, password_hash, keep)
-        await self._announce_revoked(revoked)
+        await self._announce_revoked(revoked, user_id)
 
     @staticmethod
     def _replace_password_tx(
@@ -280,10 +301,12 @@ class Accounts:
         users.set_password_hash(tx, user_id, password_hash, now)
         return sessions.revoke_user_sessions(tx, user_id, now, keep=keep)
 
-    async def _announce_revoked(self, session_ids: list[str]) -> None:
-        """Tell every process to close the sockets of these sessions (code 4003)."""
-        if session_ids:
-            await self.broker.publish([SessionsRevokedNotice(tuple(session_ids))])
+    async def _announce_revoked(self, session_ids: list[str], user_id: str | None = None) -> None:
+        """Tell every process to close the sockets of these sessions (code 4003) and to stop
+        believing them live (all of the user's, with ``user_id``). This process hears of it
+        before this returns: the broker hands a notice to the local hub at once."""
+        if session_ids or user_id is not None:
+            await self.broker.publish([SessionsRevokedNotice(tuple(session_ids), user_id)])
 
     # -- administration (the CLI) --------------------------------------------------------
 
@@ -296,7 +319,8 @@ class Accounts:
     async def set_disabled(self, username: str, disabled: bool) -> User:
         user = await self.require_username(username)
         revoked = await self.db.run(self._set_disabled_tx, user.id, disabled)
-        await self._announce_revoked(revoked)
+        if disabled:
+            await self._announce_revoked(revoked, user.id)
         return await self.db.read(self._get_user_tx, user.id)
 
     @staticmethod

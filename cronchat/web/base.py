@@ -98,7 +98,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if rule is not None:
                 self.runtime.rate_limits.require(rule, address_key(self.client_address()))
         else:
-            self.principal = await self.services.accounts.authenticate(self.bearer_token())
+            self.principal = await self.services.accounts.authenticate_request(self.bearer_token())
             self.runtime.rate_limits.require(self.rate_rule(), self.principal.user.id)
 
     def rate_rule(self) -> str:
