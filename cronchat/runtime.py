@@ -70,7 +70,9 @@ class Runtime:
 
     def __init__(self, settings: Settings, worker: int = 0, serving: bool = True) -> None:
         self.settings = settings
-        self.db = Database(settings.database, settings.db_pool_size, settings.db_timeout)
+        self.db = Database(
+            settings.database, settings.db_pool_size, settings.db_timeout, settings.db_writers
+        )
         self.blocking = BlockingPool()
         self.storage = open_storage(settings)
         self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)

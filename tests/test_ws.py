@@ -430,6 +430,39 @@ async def test_a_burst_of_sends_on_one_socket_commits_in_order(
     assert [e["data"]["text"] for e in received] == [str(n) for n in range(30)]
 
 
+@pytest.mark.server_settings(db_writers=4)
+async def test_sends_to_rooms_committing_side_by_side_keep_each_rooms_order(
+    api: ApiClient, connect: Any
+) -> None:
+    """With several writers, rooms commit side by side; each room's sends still take seqs
+    in the order they were sent, gap-free, and every member gets them in that order."""
+    alice, bob = await api.register(), await api.register()
+    rooms = [await api.group(alice, bob, name=f"Side {n}") for n in range(3)]
+    alice_ws, bob_ws = await connect(alice["token"]), await connect(bob["token"])
+    for n in range(300):
+        room = rooms[n % 3]
+        await alice_ws.send(
+            {
+                "type": "message.send",
+                "id": n,
+                "room_id": room["id"],
+                "client_msg_id": f"side{n}",
+                "text": f"{n}",
+            }
+        )
+    acks = {}
+    while len(acks) < 300:
+        frame = await alice_ws.expect("ack")
+        acks[frame["id"]] = frame["result"]["message"]
+    for index, room in enumerate(rooms):
+        sent = [acks[n] for n in range(index, 300, 3)]
+        assert [m["seq"] for m in sent] == list(range(room["last_seq"] + 1, room["last_seq"] + 101))
+        assert [m["text"] for m in sent] == [str(n) for n in range(index, 300, 3)]
+    for index, room in enumerate(rooms):
+        received = await bob_ws.events(room["id"], 100)
+        assert [e["data"]["text"] for e in received] == [str(n) for n in range(index, 300, 3)]
+
+
 async def test_one_client_msg_id_sent_at_once_to_two_rooms(api: ApiClient, connect: Any) -> None:
     alice, bob, room, alice_ws, _ = await direct_chat(api, connect)
     other = await api.group(alice, bob)

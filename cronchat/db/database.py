@@ -245,7 +245,9 @@ class Database:
     in bounded time instead of holding its callers until it returns.
     """
 
-    def __init__(self, url: DatabaseUrl, pool_size: int = 8, timeout: float = 10) -> None:
+    def __init__(
+        self, url: DatabaseUrl, pool_size: int = 8, timeout: float = 10, writers: int = 1
+    ) -> None:
         self.url = url
         self.timeout = timeout
         # Called with the seconds a transaction waited for a worker thread (metrics).
@@ -263,9 +265,9 @@ class Database:
             self._reader = ThreadPoolExecutor(max(2, pool_size // 2), thread_name_prefix="db-read")
             self._pool = None
         else:
-            # Write transactions worth running side by side (on rows of their own): half the
-            # pool, so that reads still find connections.
-            self.writers = max(1, pool_size // 2)
+            # Write transactions of a group commit run side by side (on rows of their own),
+            # at most half the pool, so that reads still find connections.
+            self.writers = max(1, min(writers, pool_size // 2))
             self._writer = ThreadPoolExecutor(pool_size, thread_name_prefix="db")
             self._reader = self._writer
             self._pool = PooledDB(

@@ -136,7 +136,7 @@ class MediaFileHandler(BaseHandler):
         expires = self.get_query_argument("expires", None)
         signature = self.get_query_argument("signature", None)
         if expires is None and signature is None:
-            principal = await self.services.accounts.authenticate(self.bearer_token())
+            principal = await self.services.accounts.authenticate_request(self.bearer_token())
             record = await self.services.media.viewable(principal.user, media_id)
             max_age = self.links.ttl
         else:
