@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean browser-deps
+.PHONY: run test lint format bench bench-pinned clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ browser-deps:
 # The standard benchmark set (bench/): one JSON line per run on stdout; needs MariaDB and Redis.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench --standard
+
+# The pinned set: the server on one core, the generator on the other, one send in flight
+# per sender (the workload of the comparison with ejabberd in the README).
+bench-pinned: $(VENV)/.installed
+	$(BIN)/python -m bench --pinned
 
 # Style and types: ruff, then mypy on cronchat/, cli/ and storage/ (configured in pyproject.toml).
 lint: $(VENV)/.installed-dev

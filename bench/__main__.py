@@ -39,6 +39,26 @@ STANDARD = [
 ]
 STANDARD_IDLE_SOCKETS = 10_000
 
+# The pinned set (--pinned): the workload CronChat is compared with ejabberd on. The server
+# on one core, the generator on the other, one send in flight per sender, rooms of 10 (and
+# the room of 1,000). (preset, database, sends over, sends/s in all or None for as fast as
+# acks allow).
+PINNED = [
+    (preset, database, over, rate)
+    for database in ("mysql", "sqlite")
+    for preset, over, rate in (
+        ("small", "ws", None),
+        ("small", "rest", None),
+        ("medium", "ws", None),
+        ("medium", "rest", None),
+        ("medium", "ws", 800.0),
+        ("fanout", "ws", 20.0),
+    )
+]
+PINNED_MESSAGES = 1_000_000  # the duration ends each run, not a message count
+PINNED_SECONDS = 15.0
+PINNED_FANOUT_SECONDS = 30.0
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -104,6 +124,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=900.0, help="hard cap of the run, seconds")
     p.add_argument("--json-only", action="store_true", help="nothing but the JSON line")
     p.add_argument("--standard", action="store_true", help="run the standard set (make bench)")
+    p.add_argument(
+        "--pinned",
+        action="store_true",
+        help="run the pinned set: --pin --window 1, rooms of 10 over WebSocket and REST, "
+        "closed loop and 800 sends/s, the room of 1,000 at 20 sends/s, on MySQL and SQLite",
+    )
     return p
 
 
@@ -203,6 +229,74 @@ def standard(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def pinned(args: argparse.Namespace) -> int:
+    """The pinned set, each configuration in a process of its own."""
+    failures = 0
+    lines = []
+    for preset, database, over, rate in PINNED:
+        seconds = args.duration or (PINNED_FANOUT_SECONDS if preset == "fanout" else PINNED_SECONDS)
+        command = [
+            sys.executable,
+            "-m",
+            "bench",
+            "--preset",
+            preset,
+            "--database",
+            database,
+            "--pin",
+            "--window",
+            "1",
+            "--send-over",
+            over,
+            "--duration",
+            str(seconds),
+            "--timeout",
+            str(args.timeout),
+            "--quiet-wait",
+            str(args.quiet_wait),
+            "--no-baseline",
+        ]
+        if preset != "fanout":
+            command += ["--messages", str(PINNED_MESSAGES)]
+        if rate is not None:
+            command += ["--rate", str(rate)]
+        if args.json_only:
+            command.append("--json-only")
+        line, returncode = run_one(command, args.timeout + 60)
+        failures += returncode != 0
+        if not line:
+            line = json.dumps({"preset": preset, "database": database, "error": "no result"})
+        print(line, flush=True)
+        lines.append(line)
+    if not args.json_only:
+        print(pinned_table(lines), file=sys.stderr)
+    return 1 if failures else 0
+
+
+def pinned_table(lines: list[str]) -> str:
+    """The pinned set's figures as the Markdown table of the README."""
+    rows = [
+        "| workload | db | sends over | sends/s | p50 / p99 ms | server CPU ms per 1k deliveries "
+        "| frames per delivery | server RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for line in lines:
+        r = json.loads(line)
+        shape = f"{r['rooms']} x {r['room_size']}, {r['senders']} senders" if "rooms" in r else ""
+        load = f"at {r['rate_target']:,.0f}/s" if r.get("rate_target") else "closed loop"
+        head = f"| {r['preset']} ({shape}), {load} | {r['database']} | {r.get('send_over', '')} "
+        if "error" in r:
+            rows.append(head + f"| {r['error']} | | | | |")
+            continue
+        latency = r["latency_ms"]
+        rows.append(
+            head + f"| {_rate(r['sends_per_s'])} | {latency['p50']:.1f} / {latency['p99']:.1f} "
+            f"| {r['server_cpu_ms_per_1k_deliveries']} | {r.get('frames_per_delivery')} "
+            f"| {r['server_rss_kib'] / 1024:.0f} MiB |"
+        )
+    return "\n".join(rows)
+
+
 def run_one(command: list[str], timeout: float) -> tuple[str, int]:
     """Run one configuration; past ``timeout``, SIGTERM (it stops its servers), then kill."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -264,6 +358,8 @@ def main() -> int:
     args = parser().parse_args()
     if args.standard:
         return standard(args)
+    if args.pinned:
+        return pinned(args)
     return single(args)
 
 
