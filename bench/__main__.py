@@ -120,6 +120,13 @@ def parser() -> argparse.ArgumentParser:
         help="senders send on their WebSocket (default) or with POST /rooms/{id}/messages "
         "on a keep-alive HTTP connection of their own (one request in flight)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CRONCHAT_NAME=VALUE",
+        help="a setting of the server under test (repeatable), e.g. --set CRONCHAT_DB_WRITERS=2",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the bare Tornado baseline")
     p.add_argument("--timeout", type=float, default=900.0, help="hard cap of the run, seconds")
     p.add_argument("--json-only", action="store_true", help="nothing but the JSON line")
@@ -131,6 +138,17 @@ def parser() -> argparse.ArgumentParser:
         "closed loop and 800 sends/s, the room of 1,000 at 20 sends/s, on MySQL and SQLite",
     )
     return p
+
+
+def server_settings(pairs: list[str]) -> list[tuple[str, str]]:
+    """``--set CRONCHAT_NAME=VALUE`` arguments as pairs; anything else is refused."""
+    settings = []
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.startswith("CRONCHAT_"):
+            raise SystemExit(f"--set takes CRONCHAT_NAME=VALUE, not {pair!r}")
+        settings.append((name, value))
+    return settings
 
 
 def single(args: argparse.Namespace) -> int:
@@ -152,6 +170,7 @@ def single(args: argparse.Namespace) -> int:
         window=args.window,
         pin=args.pin,
         send_over=args.send_over,
+        server_settings=tuple(server_settings(args.set)),
         text_bytes=args.text_bytes,
         keep_rate_limit=args.keep_rate_limit,
         rate=args.rate,

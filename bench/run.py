@@ -47,6 +47,7 @@ class Options:
     window: int | None = None  # default: the preset's
     pin: bool = False  # the server on SERVER_CPU, the generator (and this process) on GENERATOR_CPU
     send_over: str = "ws"  # or "rest"
+    server_settings: tuple[tuple[str, str], ...] = ()  # CRONCHAT_* variables of the server
     text_bytes: int = 64
     keep_rate_limit: bool = False
     rate: float | None = None  # sends/s in all, paced evenly; None: as fast as acks allow
@@ -340,7 +341,11 @@ def run(options: Options) -> dict[str, Any]:
         if options.pin:
             os.sched_setaffinity(0, {GENERATOR_CPU})
         server = CronchatServer(
-            options.database, options.workers, lifted, SERVER_CPU if options.pin else None
+            options.database,
+            options.workers,
+            lifted,
+            SERVER_CPU if options.pin else None,
+            dict(options.server_settings),
         )
         say(options, f"starting cronchat ({options.database}, {options.workers} worker(s))")
         try:
@@ -384,6 +389,7 @@ def run(options: Options) -> dict[str, Any]:
         duration_cap_s=options.send_seconds if not preset.idle else None,
         generator_processes=options.generator_processes,
         send_over=None if preset.idle else options.send_over,
+        server_settings=dict(options.server_settings) or None,
         pinned=(
             {"server_cpu": SERVER_CPU, "generator_cpu": GENERATOR_CPU} if options.pin else None
         ),

@@ -130,8 +130,14 @@ class CronchatServer:
     """``cronchat migrate`` then ``cronchat serve`` with a temp data dir, on a free port."""
 
     def __init__(
-        self, database: str, workers: int, lift_rate_limit: bool, cpu: int | None = None
+        self,
+        database: str,
+        workers: int,
+        lift_rate_limit: bool,
+        cpu: int | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
+        self.settings = settings or {}
         self.cpu = cpu
         self.database = database
         self.workers = workers
@@ -164,6 +170,7 @@ class CronchatServer:
             env.update(SETUP_RATES)
         if self.workers > 1:
             env["CRONCHAT_REDIS_URL"] = REDIS_URL
+        env.update(self.settings)
         return env
 
     def _command(self) -> list[str]:

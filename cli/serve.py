@@ -23,17 +23,12 @@ log = logging.getLogger("cronchat.serve")
 CLOSE_GOING_AWAY = 1001
 DRAIN_SECONDS = 10.0
 
-# How long a thread may hold the interpreter while another waits for it (Python's default
-# is 5 ms). A database thread whose answer has arrived waits that long for the IOLoop
-# thread at worst; 0.5 ms cuts that wait from the latency of every send.
-SWITCH_INTERVAL_SECONDS = 0.0005
-
 
 def run_server(settings: Settings) -> None:
     """Check the schema and the media store, bind the port, then serve until SIGTERM or
     SIGINT."""
     Runtime.preflight(settings)
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    sys.setswitchinterval(settings.switch_interval_us / 1e6)
     try:
         sockets = bind_sockets(settings.port, settings.host, family=socket.AF_INET)
     except OSError as error:

@@ -203,6 +203,10 @@ class Settings:
     # Send transactions of different rooms committing side by side (MySQL; SQLite has one
     # writer). One is cheapest in CPU per message, on a core of its own.
     db_writers: int = 1
+    # How long, in microseconds, a thread may hold the interpreter while another waits for
+    # it (Python's default is 5,000): a database thread whose answer has arrived waits up to
+    # that long for the IOLoop thread.
+    switch_interval_us: int = 500
     # Seconds one database call may wait on the network (read, write, connect) before it
     # fails as unavailable, and seconds Redis may stay silent before it counts as away.
     db_timeout: int = 10
@@ -268,6 +272,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MEDIA_URL_TTL": ("media_url_ttl", lambda n, v: _int(n, v, 10)),
     "DB_POOL_SIZE": ("db_pool_size", lambda n, v: _int(n, v, 1, 256)),
     "DB_WRITERS": ("db_writers", lambda n, v: _int(n, v, 1, 64)),
+    "SWITCH_INTERVAL_US": ("switch_interval_us", lambda n, v: _int(n, v, 50, 100_000)),
     "DB_TIMEOUT": ("db_timeout", lambda n, v: _int(n, v, 1, 3600)),
     "REDIS_TIMEOUT": ("redis_timeout", lambda n, v: _int(n, v, 1, 600)),
     "WS_AUTH_TIMEOUT": ("ws_auth_timeout", lambda n, v: _int(n, v, 1, 600)),
