@@ -21,6 +21,7 @@ setup(
         "redis>=5.0",
         "boto3>=1.34",
         "prometheus-client>=0.20",
+        "msgspec>=0.18",
     ],
     extras_require={
         "test": [
