@@ -2,7 +2,8 @@
 token expiry, close) and the table of client frames.
 
 Client frames call the same service methods as the REST handlers; the frames' types and
-the answers' bytes are in :mod:`cronchat.web.wire`. Outgoing frames leave through
+the answers' bytes are in :mod:`cronchat.web.wire`. Incoming frames are read through
+:mod:`cronchat.web.inbox`, outgoing frames leave through
 :mod:`cronchat.web.outbox` to the socket's stream, whose buffer is bounded: a client that
 stops reading is dropped once its buffer is full, and catches up by seq when it returns.
 What a socket was sent of each room is its cursor's
@@ -31,6 +32,7 @@ from cronchat.services.read_markers import MarkRead
 from cronchat.services.sending import SendMessage
 from cronchat.views import user_json
 from cronchat.web import wire
+from cronchat.web.inbox import BufferedProtocol
 from cronchat.web.outbox import Written, write_frames
 from cronchat.web.resume import Resume, ResumeBudget
 
@@ -115,6 +117,13 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         return True  # tokens, not cookies, authenticate: another origin gains nothing
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        """Tornado's protocol, reading frames through :mod:`cronchat.web.inbox`."""
+        protocol = super().get_websocket_protocol()
+        if not isinstance(protocol, tornado.websocket.WebSocketProtocol13):
+            return protocol
+        return BufferedProtocol(self, False, protocol.params)
 
     # -- lifecycle -----------------------------------------------------------------------
 
