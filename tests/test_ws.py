@@ -670,7 +670,7 @@ async def test_frames_joined_in_one_write_or_split_in_many_are_each_answered(
         raw.sendall(joined[:-5])
         raw.sendall(joined[-5:])
         raw.sendall(ping_frame(4, padding=300))
-        await asyncio.to_thread(send_slowly, raw, ping_frame(5))
+        await asyncio.to_thread(send_slowly, raw, ping_frame(5, padding=200))
         pongs = await asyncio.to_thread(answers_until, raw, "pong", 5)
         assert [frame["id"] for _, frame in pongs] == [1, 2, 3, 4, 5]
     finally:

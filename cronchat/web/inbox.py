@@ -48,13 +48,18 @@ class BufferedProtocol(WebSocketProtocol13):
         if self._decompressor is not None:
             await super()._receive_frame_loop()
             return
-        pending = b""  # bytes read that do not make a whole frame yet
+        # Bytes read that do not make a whole frame yet: a bytearray, so that a frame that
+        # trickles in costs appends, not a copy of what came before at each arrival.
+        pending = bytearray()
         work = 0
         try:
             while not self.client_terminated:
                 chunk = await self.stream.read_bytes(READ_SIZE, partial=True)
                 self._wire_bytes_in += len(chunk)
-                data = pending + chunk if pending else chunk
+                data: bytes | bytearray = chunk
+                if pending:
+                    pending += chunk
+                    data = pending
                 offset = 0
                 while offset < len(data) and not self.client_terminated:
                     try:
@@ -64,7 +69,10 @@ class BufferedProtocol(WebSocketProtocol13):
                     if handled is not None:
                         await handled
                     work += FRAME_COST
-                pending = data[offset:] if offset < len(data) else b""
+                if data is pending:
+                    del pending[:offset]
+                elif offset < len(data):
+                    pending += data[offset:]
                 work += len(chunk)
                 if work >= YIELD_THRESHOLD:
                     work = 0
@@ -74,7 +82,9 @@ class BufferedProtocol(WebSocketProtocol13):
         finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
-    def _take_frame(self, data: bytes, offset: int) -> tuple[int, asyncio.Future[None] | None]:
+    def _take_frame(
+        self, data: bytes | bytearray, offset: int
+    ) -> tuple[int, asyncio.Future[None] | None]:
         """Parse the frame at ``offset`` and hand it on; answers where the next one starts,
         and the future of the handler when it asked to be awaited. Raises Incomplete when
         the frame is not all there; checks the length before the payload has arrived, so
@@ -111,11 +121,11 @@ class BufferedProtocol(WebSocketProtocol13):
         if second & _MASKED:
             if end - position < 4:
                 raise Incomplete
-            mask = data[position : position + 4]
+            mask = bytes(data[position : position + 4])
             position += 4
         if end - position < length:
             raise Incomplete
-        payload = data[position : position + length]
+        payload = bytes(data[position : position + length])
         if mask is not None:
             payload = _websocket_mask(mask, payload)
         return position + length, self._on_frame(header & _FIN, opcode, payload)
