@@ -265,8 +265,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             if kind != "auth":
                 self.close_with(CLOSE_AUTH_FAILED, "authenticate first")
                 return None
-        action = _ACTIONS.get(kind) if isinstance(kind, str) else None
-        if action is None or not isinstance(kind, str):
+        if not isinstance(kind, str) or (action := _ACTIONS.get(kind)) is None:
             self.error(frame_id, Invalid(f"unknown frame type {kind!r}", field="type"))
             return None
         if kind != "message.send":

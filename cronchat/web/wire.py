@@ -61,6 +61,8 @@ class SendFrame(msgspec.Struct):
 
 
 _decode_send = msgspec.json.Decoder(SendFrame).decode
+# A frame with no more brackets than the depth limit cannot nest past it.
+MAX_BRACKETS = validation.MAX_JSON_DEPTH
 
 
 def read_send(raw: str | bytes) -> SendFrame | None:
@@ -82,9 +84,6 @@ def read_send(raw: str | bytes) -> SendFrame | None:
     if frame.type != "message.send":
         return None
     return frame
-
-
-MAX_BRACKETS = validation.MAX_JSON_DEPTH  # fewer brackets than this cannot nest too deep
 
 
 def parse_resume(frame: dict) -> dict[str, int]:
