@@ -11,7 +11,7 @@ setup(
     package_data={"migrations": ["mysql/*.sql", "sqlite/*.sql"]},
     include_package_data=True,
     install_requires=[
-        "tornado>=6.4",
+        "tornado>=6.4,<6.7",  # web/inbox.py reads frames with parts of WebSocketProtocol13
         "PyMySQL>=1.1",
         "DBUtils>=3.1",
         "PyJWT>=2.8",
@@ -21,6 +21,7 @@ setup(
         "redis>=5.0",
         "boto3>=1.34",
         "prometheus-client>=0.20",
+        "msgspec>=0.18",
     ],
     extras_require={
         "test": [

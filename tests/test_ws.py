@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -565,6 +566,17 @@ async def test_password_change_closes_other_sessions_with_4003(
         ({"type": "message.send", "client_msg_id": "x", "text": "hi"}, "room_id"),
         ({"type": "message.send", "room_id": 5, "client_msg_id": "x", "text": "hi"}, "room_id"),
         ({"type": "message.send", "room_id": "r", "text": "hi"}, "client_msg_id"),
+        ({"type": "message.send", "room_id": None, "client_msg_id": "x"}, "room_id"),
+        ({"type": "message.send", "room_id": "r", "client_msg_id": "x", "text": 5}, "text"),
+        ({"type": "message.send", "room_id": "r", "client_msg_id": "x", "kind": 1}, "kind"),
+        (
+            {"type": "message.send", "room_id": "r", "client_msg_id": "x", "media_id": {}},
+            "media_id",
+        ),
+        (
+            {"type": "message.send", "room_id": "r", "client_msg_id": "x", "reply_to_id": []},
+            "reply_to_id",
+        ),
         ({"type": "message.edit", "room_id": "r", "text": "x"}, "message_id"),
         ({"type": "reaction.add", "room_id": "r", "message_id": "m"}, "emoji"),
         ({"type": "read", "room_id": "r", "seq": "1"}, "seq"),
@@ -635,6 +647,152 @@ def raw_upgrade(port: int, token: str, receive_buffer: int | None = None) -> soc
         response += raw.recv(1)
     assert response.startswith(b"HTTP/1.1 101"), response
     return raw
+
+
+def client_frame(opcode: int, payload: bytes, final: bool = True) -> bytes:
+    """A masked client frame, as RFC 6455 has clients send them."""
+    length = len(payload)
+    if length < 126:
+        header = bytes([(0x80 if final else 0) | opcode, 0x80 | length])
+    elif length <= 0xFFFF:
+        header = bytes([(0x80 if final else 0) | opcode, 0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        header = bytes([(0x80 if final else 0) | opcode, 0x80 | 127]) + length.to_bytes(8, "big")
+    mask = os.urandom(4)
+    return header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+
+def ping_frame(frame_id: int, padding: int = 0) -> bytes:
+    body = {"type": "ping", "id": frame_id, "padding": "x" * padding}
+    return client_frame(0x1, json.dumps(body).encode())
+
+
+def answers_until(raw: socket.socket, kind: str, count: int) -> list[tuple[int, Any]]:
+    """The next ``count`` frames of one type, skipping others: (opcode, frame or payload)."""
+    raw.settimeout(20)
+    found: list[tuple[int, Any]] = []
+    while len(found) < count:
+        opcode, payload = read_server_frame(raw)
+        if opcode == 0x1:
+            frame = json.loads(payload)
+            if frame["type"] == kind:
+                found.append((opcode, frame))
+        elif kind == f"opcode {opcode}":
+            found.append((opcode, payload))
+    return found
+
+
+def send_slowly(raw: socket.socket, data: bytes) -> None:
+    """One byte per write, so that the server reads the frame in as many pieces."""
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for byte in data:
+        raw.sendall(bytes([byte]))
+        time.sleep(0.002)
+
+
+async def test_frames_joined_in_one_write_or_split_in_many_are_each_answered(
+    api: ApiClient, http_port: int
+) -> None:
+    alice = await api.register()
+    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        await asyncio.to_thread(answers_until, raw, "ready", 1)
+        # Two frames and the start of a third in one write, its end in another; then a
+        # frame of a 16-bit length, and one whose every byte comes alone.
+        joined = ping_frame(1) + ping_frame(2) + ping_frame(3)
+        raw.sendall(joined[:-5])
+        raw.sendall(joined[-5:])
+        raw.sendall(ping_frame(4, padding=300))
+        await asyncio.to_thread(send_slowly, raw, ping_frame(5, padding=200))
+        pongs = await asyncio.to_thread(answers_until, raw, "pong", 5)
+        assert [frame["id"] for _, frame in pongs] == [1, 2, 3, 4, 5]
+    finally:
+        raw.close()
+
+
+async def test_a_fragmented_frame_with_a_ping_inside_is_read_whole(
+    api: ApiClient, http_port: int
+) -> None:
+    alice = await api.register()
+    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        await asyncio.to_thread(answers_until, raw, "ready", 1)
+        text = json.dumps({"type": "ping", "id": "in three parts"}).encode()
+        raw.sendall(
+            client_frame(0x1, text[:5], final=False)
+            + client_frame(0x0, text[5:10], final=False)
+            + client_frame(0x9, b"heartbeat")  # a control frame between fragments
+            + client_frame(0x0, text[10:])
+        )
+        (pong,) = await asyncio.to_thread(answers_until, raw, "opcode 10", 1)
+        assert pong == (0xA, b"heartbeat")
+        (answer,) = await asyncio.to_thread(answers_until, raw, "pong", 1)
+        assert answer[1]["id"] == "in three parts"
+    finally:
+        raw.close()
+
+
+async def test_a_binary_frame_sends_a_message(api: ApiClient, connect: Any, http_port: int) -> None:
+    alice, bob = await api.register(), await api.register()
+    room = await api.group(alice, bob)
+    bob_ws = await connect(bob["token"])
+    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        await asyncio.to_thread(answers_until, raw, "ready", 1)
+        send = {"type": "message.send", "id": 1, "room_id": room["id"], "client_msg_id": "b1"}
+        raw.sendall(client_frame(0x2, json.dumps({**send, "text": "in binary"}).encode()))
+        (ack,) = await asyncio.to_thread(answers_until, raw, "ack", 1)
+        assert ack[1]["result"]["message"]["text"] == "in binary"
+        (event,) = await bob_ws.events(room["id"], 1)
+        assert event["data"]["text"] == "in binary"
+    finally:
+        raw.close()
+
+
+async def test_a_frame_mentioning_a_send_is_read_as_what_it_is(
+    api: ApiClient, connect: Any
+) -> None:
+    alice = await api.register()
+    ws = await connect(alice["token"])
+    answer = await ws.request({"type": "ping", "text": "message.send", "room_id": "r"})
+    assert answer["type"] == "pong"
+    deep: Any = "message.send"
+    for _ in range(40):
+        deep = [deep]
+    await ws.send({"type": "message.send", "room_id": "r", "client_msg_id": "x", "id": deep})
+    error = await ws.expect("error")
+    assert error["code"] == "invalid_request" and error["id"] is None
+    assert "nested deeper" in error["message"]
+
+
+async def test_a_close_frame_is_answered_with_its_code(
+    api: ApiClient, http_port: int, runtime: Any
+) -> None:
+    alice = await api.register()
+    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        await asyncio.to_thread(answers_until, raw, "ready", 1)
+        raw.sendall(client_frame(0x8, (1000).to_bytes(2, "big") + b"bye"))
+        (close,) = await asyncio.to_thread(answers_until, raw, "opcode 8", 1)
+        assert int.from_bytes(close[1][:2], "big") == 1000
+        await eventually(lambda: runtime.hub.connection_count() == 0, 5, "the socket forgotten")
+    finally:
+        raw.close()
+
+
+async def test_a_frame_announcing_too_much_closes_with_1009_before_its_payload(
+    api: ApiClient, http_port: int
+) -> None:
+    alice = await api.register()
+    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
+    try:
+        await asyncio.to_thread(answers_until, raw, "ready", 1)
+        header = bytes([0x81, 0x80 | 127]) + (10**6).to_bytes(8, "big") + os.urandom(4)
+        raw.sendall(header + b"x" * 100)  # a megabyte announced, a hundred bytes sent
+        (close,) = await asyncio.to_thread(answers_until, raw, "opcode 8", 1)
+        assert int.from_bytes(close[1][:2], "big") == 1009
+    finally:
+        raw.close()
 
 
 @pytest.mark.server_settings(ws_buffer_bytes=64 * 1024)

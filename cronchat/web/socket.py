@@ -2,7 +2,8 @@
 token expiry, close) and the table of client frames.
 
 Client frames call the same service methods as the REST handlers; the frames' types and
-the answers' bytes are in :mod:`cronchat.web.wire`. Outgoing frames leave through
+the answers' bytes are in :mod:`cronchat.web.wire`. Incoming frames are read through
+:mod:`cronchat.web.inbox`, outgoing frames leave through
 :mod:`cronchat.web.outbox` to the socket's stream, whose buffer is bounded: a client that
 stops reading is dropped once its buffer is full, and catches up by seq when it returns.
 What a socket was sent of each room is its cursor's
@@ -31,6 +32,7 @@ from cronchat.services.read_markers import MarkRead
 from cronchat.services.sending import SendMessage
 from cronchat.views import user_json
 from cronchat.web import wire
+from cronchat.web.inbox import BufferedProtocol
 from cronchat.web.outbox import Written, write_frames
 from cronchat.web.resume import Resume, ResumeBudget
 
@@ -115,6 +117,13 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         return True  # tokens, not cookies, authenticate: another origin gains nothing
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        """Tornado's protocol, reading frames through :mod:`cronchat.web.inbox`."""
+        protocol = super().get_websocket_protocol()
+        if not isinstance(protocol, tornado.websocket.WebSocketProtocol13):
+            return protocol
+        return BufferedProtocol(self, False, protocol.params)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -234,6 +243,12 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self._s.closed:
             return None
         self._s.heard = time.monotonic()
+        if self._s.principal is not None:
+            send = wire.read_send(raw)  # the frame of nearly every turn, in one pass
+            if send is not None:
+                if not self._take_token(send.id):
+                    return None
+                return self._start_send(self._send_frame(send), send.id)
         try:
             frame = validation.load_json(raw, "the frame")
         except Invalid as error:
@@ -250,30 +265,33 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             if kind != "auth":
                 self.close_with(CLOSE_AUTH_FAILED, "authenticate first")
                 return None
-        action = _ACTIONS.get(kind) if isinstance(kind, str) else None
-        if action is None:
+        if not isinstance(kind, str) or (action := _ACTIONS.get(kind)) is None:
             self.error(frame_id, Invalid(f"unknown frame type {kind!r}", field="type"))
             return None
         if kind != "message.send":
-            return self._perform(action, frame, frame_id)
-        # Sends run side by side and the next frame is read at once, so that a client's
-        # burst of sends goes into one group commit, where they keep their order.
-        if self._s.sending is None:
-            self._s.sending = set()
-        task = asyncio.ensure_future(self._perform(action, frame, frame_id))
-        self._s.sending.add(task)
-        task.add_done_callback(self._s.sending.discard)
-        if len(self._s.sending) >= SENDS_IN_FLIGHT:
-            return _one_done(self._s.sending)
+            return self._perform(action(self, frame, frame_id), kind, frame_id)
+        return self._start_send(action(self, frame, frame_id), frame_id)
+
+    def _start_send(self, work: Awaitable[None], frame_id: Any) -> Awaitable[None] | None:
+        """Sends run side by side and the next frame is read at once, so that a client's
+        burst of sends goes into one group commit, where they keep their order."""
+        sending = self._s.sending
+        if sending is None:
+            sending = self._s.sending = set()
+        task = asyncio.ensure_future(self._perform(work, "message.send", frame_id))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+        if len(sending) >= SENDS_IN_FLIGHT:
+            return _one_done(sending)
         return None
 
-    async def _perform(self, action: Action, frame: dict, frame_id: Any) -> None:
+    async def _perform(self, work: Awaitable[None], kind: str, frame_id: Any) -> None:
         try:
-            await action(self, frame, frame_id)
+            await work
         except DomainError as error:
             self.error(frame_id, error)
         except Exception:
-            log.exception("frame failed type=%s user_id=%s", frame.get("type"), self.user_id)
+            log.exception("frame failed type=%s user_id=%s", kind, self.user_id)
             internal = DomainError("something went wrong on the server")
             self.error(frame_id, internal)
 
@@ -345,9 +363,20 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         return self.principal.user
 
     async def _send(self, frame: dict, frame_id: Any) -> None:
+        """A send that :func:`wire.read_send` did not take: parsed here, where a malformed
+        one gets the error that names its field."""
         room = validation.parse(wire.RoomRef, frame)
         body = validation.parse(SendMessage, frame)
-        message, _ = await self.runtime.services.sending.send(self.user, room.room_id, body)
+        await self._send_message(room.room_id, body, frame_id)
+
+    async def _send_frame(self, frame: wire.SendFrame) -> None:
+        body = SendMessage(
+            frame.client_msg_id, frame.kind, frame.text, frame.media_id, frame.reply_to_id
+        )
+        await self._send_message(frame.room_id, body, frame.id)
+
+    async def _send_message(self, room_id: str, body: SendMessage, frame_id: Any) -> None:
+        message, _ = await self.runtime.services.sending.send(self.user, room_id, body)
         self.reply(frame_id, wire.message_result(message, self.runtime.links))
 
     async def _edit(self, frame: dict, frame_id: Any) -> None:
