@@ -14,21 +14,36 @@ class Queued(Protocol):
     def write_queued(self) -> None: ...
 
 
+# Sockets due in one turn past which the first of them are written at once: a fan-out to a
+# large room starts reaching its members (and their clients start reading) while the rest
+# of its frames are still being built, instead of after the last one.
+FLUSH_EVERY = 64
+
+
 class Outbox:
     """Frames written to sockets during one turn of the event loop go out at its end, each
     socket's in one write: a socket that gets several frames in one turn (the events of
-    one group commit, an ack) costs one system call, not one per frame. One per
-    application."""
+    one group commit, an ack) costs one system call, not one per frame. In a turn that
+    reaches many sockets, every ``FLUSH_EVERY`` of them are written as they fill up. One
+    per application."""
 
-    __slots__ = ("_due",)
+    __slots__ = ("_due", "_scheduled")
 
     def __init__(self) -> None:
         self._due: list[Queued] = []
+        self._scheduled = False
 
     def due(self, socket: Queued) -> None:
-        if not self._due:
-            asyncio.get_running_loop().call_soon(self._flush)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
         self._due.append(socket)
+        if len(self._due) >= FLUSH_EVERY:
+            self._flush()
+
+    def _end_of_turn(self) -> None:
+        self._scheduled = False
+        self._flush()
 
     def _flush(self) -> None:
         due, self._due = self._due, []
