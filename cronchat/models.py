@@ -22,10 +22,12 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an authenticated user and the session their token belongs to."""
+    """Who is calling: an authenticated user, the session their token belongs to, and when
+    the token expires (epoch seconds)."""
 
     user: User
     session_id: str
+    expires_at: int
 
 
 @dataclass(frozen=True, slots=True)

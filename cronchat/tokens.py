@@ -45,13 +45,16 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self._secret.reveal(), algorithm="HS256")
 
-    def decode_access(self, token: str) -> AccessClaims:
+    def decode_access(self, token: str, remember: bool = True) -> AccessClaims:
         """Verify signature, algorithm, expiry, issuer and audience; raise Unauthorized. A
         token verified before is not verified again (the same string has the same claims),
-        but its expiry is checked each time."""
+        but its expiry is checked each time. ``remember=False``: a token used once (a
+        socket's) is verified without being kept."""
         claims = self._verified.get(token)
         if claims is None:
             claims = self._verify(token)
+            if not remember:
+                return claims
             if len(self._verified) >= VERIFIED_MAX:
                 del self._verified[next(iter(self._verified))]
             self._verified[token] = claims

@@ -20,7 +20,7 @@ from cronchat.realtime.notices import SessionsRevokedNotice
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.repos import sessions, users
 from cronchat.times import now_ms
-from cronchat.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
+from cronchat.tokens import AccessClaims, TokenIssuer, hash_refresh_token, new_refresh_token
 from cronchat.validation import check_shown_text
 
 log = logging.getLogger("cronchat.accounts")
@@ -240,10 +240,10 @@ class Accounts:
     async def authenticate(self, access_token: str) -> Principal:
         """The caller of a Bearer token: valid signature and claims, live session, user
         enabled, the session read from the database (a socket, once, shows the profile)."""
-        claims = self.tokens.decode_access(access_token)
+        claims = self.tokens.decode_access(access_token, remember=False)
         read = partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
         user = await self.sessions.read_through(claims.session_id, read)
-        return self._principal(user, claims.session_id)
+        return self._principal(user, claims)
 
     async def authenticate_request(self, access_token: str) -> Principal:
         """As :meth:`authenticate`, the session known live from memory when it was read
@@ -254,13 +254,13 @@ class Accounts:
         claims = self.tokens.decode_access(access_token)
         read = partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
         user = await self.sessions.live_user(claims.session_id, claims.user_id, read)
-        return self._principal(user, claims.session_id)
+        return self._principal(user, claims)
 
     @staticmethod
-    def _principal(user: User | None, session_id: str) -> Principal:
+    def _principal(user: User | None, claims: AccessClaims) -> Principal:
         if user is None:
             raise Unauthorized("the session has ended; log in again")
-        return Principal(user=user, session_id=session_id)
+        return Principal(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
 
     @staticmethod
     def _session_user_tx(tx: Tx, session_id: str, user_id: str) -> User | None:

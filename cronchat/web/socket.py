@@ -317,13 +317,12 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         except Unauthorized:
             self.close_with(CLOSE_AUTH_FAILED, "authentication failed")
             return
-        claims = self.runtime.services.accounts.tokens.decode_access(token)
         if self.principal is not None:
             if principal.session_id != self.session_id:
                 self.error(frame_id, Invalid("a socket stays with the session it opened with"))
                 return
-            self._expire_at(claims.expires_at)
-            self.reply(frame_id, wire.auth_result(claims.expires_at))
+            self._expire_at(principal.expires_at)
+            self.reply(frame_id, wire.auth_result(principal.expires_at))
             return
         if self._s.closed:
             return
@@ -337,7 +336,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self._s.closed:
             return
         room_seqs = self.runtime.hub.add(self, states)
-        self._expire_at(claims.expires_at)
+        self._expire_at(principal.expires_at)
         user = user_json(principal.user, online=True, links=self.runtime.links)
         self.send_frame(wire.ready_frame(frame_id, user, principal.session_id, room_seqs))
 
