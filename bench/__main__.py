@@ -202,25 +202,9 @@ def standard(args: argparse.Namespace) -> int:
     started = time.monotonic()
     reached: dict[tuple[str, str, int], float] = {}
     for preset, database, workers, load in STANDARD:
-        command = [
-            sys.executable,
-            "-m",
-            "bench",
-            "--preset",
-            preset,
-            "--database",
-            database,
-            "--workers",
-            str(workers),
-            "--timeout",
-            str(args.timeout),
-            "--quiet-wait",
-            str(args.quiet_wait),
-        ]
+        command = set_command(args, preset, database, "--workers", str(workers))
         if preset == "idle":
             command += ["--idle-sockets", str(args.idle_sockets or STANDARD_IDLE_SOCKETS)]
-        if args.json_only:
-            command.append("--json-only")
         if args.keep_rate_limit:
             command.append("--keep-rate-limit")
         if args.duration is not None and preset != "idle":
@@ -232,13 +216,8 @@ def standard(args: argparse.Namespace) -> int:
             if not maximum:
                 continue  # the run at full load failed: there is no half of it
             command += ["--rate", f"{maximum / 2:.0f}"]
-        line, returncode = run_one(command, args.timeout + 60)
+        line, returncode = run_in_set(command, args, preset, database, workers=workers)
         failures += returncode != 0
-        if not line:
-            line = json.dumps(
-                {"preset": preset, "database": database, "workers": workers, "error": "no result"}
-            )
-        print(line, flush=True)
         lines.append(line)
         if load == "max" and returncode == 0:
             reached[(preset, database, workers)] = json.loads(line).get("sends_per_s", 0)
@@ -254,38 +233,19 @@ def pinned(args: argparse.Namespace) -> int:
     lines = []
     for preset, database, over, rate in PINNED:
         seconds = args.duration or (PINNED_FANOUT_SECONDS if preset == "fanout" else PINNED_SECONDS)
-        command = [
-            sys.executable,
-            "-m",
-            "bench",
-            "--preset",
+        command = set_command(
+            args,
             preset,
-            "--database",
             database,
-            "--pin",
-            "--window",
-            "1",
-            "--send-over",
-            over,
-            "--duration",
-            str(seconds),
-            "--timeout",
-            str(args.timeout),
-            "--quiet-wait",
-            str(args.quiet_wait),
+            *("--pin", "--window", "1", "--send-over", over, "--duration", str(seconds)),
             "--no-baseline",
-        ]
+        )
         if preset != "fanout":
             command += ["--messages", str(PINNED_MESSAGES)]
         if rate is not None:
             command += ["--rate", str(rate)]
-        if args.json_only:
-            command.append("--json-only")
-        line, returncode = run_one(command, args.timeout + 60)
+        line, returncode = run_in_set(command, args, preset, database)
         failures += returncode != 0
-        if not line:
-            line = json.dumps({"preset": preset, "database": database, "error": "no result"})
-        print(line, flush=True)
         lines.append(line)
     if not args.json_only:
         print(pinned_table(lines), file=sys.stderr)
@@ -314,6 +274,30 @@ def pinned_table(lines: list[str]) -> str:
             f"| {r['server_rss_kib'] / 1024:.0f} MiB |"
         )
     return "\n".join(rows)
+
+
+def set_command(args: argparse.Namespace, preset: str, database: str, *flags: str) -> list[str]:
+    """The command of one run of a set: its own flags and the set's common ones."""
+    command = [
+        *(sys.executable, "-m", "bench", "--preset", preset, "--database", database),
+        *("--timeout", str(args.timeout), "--quiet-wait", str(args.quiet_wait)),
+        *flags,
+    ]
+    if args.json_only:
+        command.append("--json-only")
+    return command
+
+
+def run_in_set(
+    command: list[str], args: argparse.Namespace, preset: str, database: str, **shape: object
+) -> tuple[str, int]:
+    """Run one configuration of a set and print its line (one that says it failed, when it
+    printed none)."""
+    line, returncode = run_one(command, args.timeout + 60)
+    if not line:
+        line = json.dumps({"preset": preset, "database": database, **shape, "error": "no result"})
+    print(line, flush=True)
+    return line, returncode
 
 
 def run_one(command: list[str], timeout: float) -> tuple[str, int]:

@@ -238,11 +238,8 @@ class Worker:
                 socket.window.release()
                 break
             if pace:
-                next_at += 1.0 / pace
-                wait = next_at - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            text = f"b{time.monotonic_ns()}.{tag}n{number} {padding}"
+                next_at = await next_turn(next_at, pace)
+            text = stamped_text(tag, number, padding)
             frame = (
                 f'{{"type":"message.send","id":{number},"room_id":"{room_id}",'
                 f'"client_msg_id":"{tag}-{number}","text":"{text}"}}'
@@ -292,11 +289,8 @@ class Worker:
                     self.stopped_by_duration += 1
                     break
                 if pace:
-                    next_at += 1.0 / pace
-                    wait = next_at - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                text = f"b{time.monotonic_ns()}.{tag}n{number} {padding}"
+                    next_at = await next_turn(next_at, pace)
+                text = stamped_text(tag, number, padding)
                 body = f'{{"client_msg_id":"{tag}-{number}","text":"{text}"}}'.encode()
                 request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
                 while True:
@@ -359,6 +353,20 @@ class Worker:
                 "latencies_us": counters.latencies_us.tobytes(),
             }
         )
+
+
+async def next_turn(last_at: float, pace: float) -> float:
+    """A paced sender's wait for its next send, due 1/pace after the last; answers when."""
+    due = last_at + 1.0 / pace
+    wait = due - time.monotonic()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    return due
+
+
+def stamped_text(tag: str, number: int, padding: str) -> str:
+    """A message text that carries its send time, for the receivers' latency."""
+    return f"b{time.monotonic_ns()}.{tag}n{number} {padding}"
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bytes]:
