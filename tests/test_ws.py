@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -682,6 +684,17 @@ def answers_until(raw: socket.socket, kind: str, count: int) -> list[tuple[int, 
     return found
 
 
+@contextlib.asynccontextmanager
+async def ready_raw_socket(port: int, token: str) -> AsyncIterator[socket.socket]:
+    """A raw socket upgraded and authenticated (its ``ready`` frame read), closed after."""
+    raw = await asyncio.to_thread(raw_upgrade, port, token)
+    try:
+        await asyncio.to_thread(answers_until, raw, "ready", 1)
+        yield raw
+    finally:
+        raw.close()
+
+
 def send_slowly(raw: socket.socket, data: bytes) -> None:
     """One byte per write, so that the server reads the frame in as many pieces."""
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -694,9 +707,7 @@ async def test_frames_joined_in_one_write_or_split_in_many_are_each_answered(
     api: ApiClient, http_port: int
 ) -> None:
     alice = await api.register()
-    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
-    try:
-        await asyncio.to_thread(answers_until, raw, "ready", 1)
+    async with ready_raw_socket(http_port, alice["token"]) as raw:
         # Two frames and the start of a third in one write, its end in another; then a
         # frame of a 16-bit length, and one whose every byte comes alone.
         joined = ping_frame(1) + ping_frame(2) + ping_frame(3)
@@ -706,17 +717,13 @@ async def test_frames_joined_in_one_write_or_split_in_many_are_each_answered(
         await asyncio.to_thread(send_slowly, raw, ping_frame(5, padding=200))
         pongs = await asyncio.to_thread(answers_until, raw, "pong", 5)
         assert [frame["id"] for _, frame in pongs] == [1, 2, 3, 4, 5]
-    finally:
-        raw.close()
 
 
 async def test_a_fragmented_frame_with_a_ping_inside_is_read_whole(
     api: ApiClient, http_port: int
 ) -> None:
     alice = await api.register()
-    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
-    try:
-        await asyncio.to_thread(answers_until, raw, "ready", 1)
+    async with ready_raw_socket(http_port, alice["token"]) as raw:
         text = json.dumps({"type": "ping", "id": "in three parts"}).encode()
         raw.sendall(
             client_frame(0x1, text[:5], final=False)
@@ -728,25 +735,19 @@ async def test_a_fragmented_frame_with_a_ping_inside_is_read_whole(
         assert pong == (0xA, b"heartbeat")
         (answer,) = await asyncio.to_thread(answers_until, raw, "pong", 1)
         assert answer[1]["id"] == "in three parts"
-    finally:
-        raw.close()
 
 
 async def test_a_binary_frame_sends_a_message(api: ApiClient, connect: Any, http_port: int) -> None:
     alice, bob = await api.register(), await api.register()
     room = await api.group(alice, bob)
     bob_ws = await connect(bob["token"])
-    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
-    try:
-        await asyncio.to_thread(answers_until, raw, "ready", 1)
+    async with ready_raw_socket(http_port, alice["token"]) as raw:
         send = {"type": "message.send", "id": 1, "room_id": room["id"], "client_msg_id": "b1"}
         raw.sendall(client_frame(0x2, json.dumps({**send, "text": "in binary"}).encode()))
         (ack,) = await asyncio.to_thread(answers_until, raw, "ack", 1)
         assert ack[1]["result"]["message"]["text"] == "in binary"
         (event,) = await bob_ws.events(room["id"], 1)
         assert event["data"]["text"] == "in binary"
-    finally:
-        raw.close()
 
 
 async def test_a_frame_mentioning_a_send_is_read_as_what_it_is(
@@ -769,30 +770,22 @@ async def test_a_close_frame_is_answered_with_its_code(
     api: ApiClient, http_port: int, runtime: Any
 ) -> None:
     alice = await api.register()
-    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
-    try:
-        await asyncio.to_thread(answers_until, raw, "ready", 1)
+    async with ready_raw_socket(http_port, alice["token"]) as raw:
         raw.sendall(client_frame(0x8, (1000).to_bytes(2, "big") + b"bye"))
         (close,) = await asyncio.to_thread(answers_until, raw, "opcode 8", 1)
         assert int.from_bytes(close[1][:2], "big") == 1000
         await eventually(lambda: runtime.hub.connection_count() == 0, 5, "the socket forgotten")
-    finally:
-        raw.close()
 
 
 async def test_a_frame_announcing_too_much_closes_with_1009_before_its_payload(
     api: ApiClient, http_port: int
 ) -> None:
     alice = await api.register()
-    raw = await asyncio.to_thread(raw_upgrade, http_port, alice["token"])
-    try:
-        await asyncio.to_thread(answers_until, raw, "ready", 1)
+    async with ready_raw_socket(http_port, alice["token"]) as raw:
         header = bytes([0x81, 0x80 | 127]) + (10**6).to_bytes(8, "big") + os.urandom(4)
         raw.sendall(header + b"x" * 100)  # a megabyte announced, a hundred bytes sent
         (close,) = await asyncio.to_thread(answers_until, raw, "opcode 8", 1)
         assert int.from_bytes(close[1][:2], "big") == 1009
-    finally:
-        raw.close()
 
 
 @pytest.mark.server_settings(ws_buffer_bytes=64 * 1024)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -241,8 +242,7 @@ class Accounts:
         """The caller of a Bearer token: valid signature and claims, live session, user
         enabled, the session read from the database (a socket, once, shows the profile)."""
         claims = self.tokens.decode_access(access_token, remember=False)
-        read = partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
-        user = await self.sessions.read_through(claims.session_id, read)
+        user = await self.sessions.read_through(claims.session_id, self._session_read(claims))
         return self._principal(user, claims)
 
     async def authenticate_request(self, access_token: str) -> Principal:
@@ -252,9 +252,13 @@ class Accounts:
         revoking request answers. The user is as it was read then: its id and username do
         not change; a profile to show is read with ``Users.get_user``."""
         claims = self.tokens.decode_access(access_token)
-        read = partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
+        read = self._session_read(claims)
         user = await self.sessions.live_user(claims.session_id, claims.user_id, read)
         return self._principal(user, claims)
+
+    def _session_read(self, claims: AccessClaims) -> Callable[[], Awaitable[User | None]]:
+        """The database read of a token's session: its user while it is live, else None."""
+        return partial(self.db.read, self._session_user_tx, claims.session_id, claims.user_id)
 
     @staticmethod
     def _principal(user: User | None, claims: AccessClaims) -> Principal:
