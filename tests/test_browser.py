@@ -136,6 +136,7 @@ def test_two_people_chat_in_the_browser_and_catch_up_after_going_offline(
     title = report["hidden_title"]
     assert title.startswith("(@) "), f"a hidden tab's title after a mention: {title}"
     assert "reading the room cleared the mention badge" in steps
+    assert "notification level and mute set from the room menu, shown in the other tab" in steps
     assert "mentions only survives a reload; unmuted" in steps
     assert report["login_error"], "a failed login shows the error envelope's message"
     assert report["dialogs"] == [], "a dialog fired: markup ran as HTML"

@@ -4,13 +4,13 @@
 // mentioned user and @room are marked, and a message that mentions me stands out.
 
 import { elements, store, ui } from "./context.js";
-import { avatar, h } from "./dom.js";
+import { avatar, h, tokenPositions } from "./dom.js";
 
 const ROOM_TOKEN = "@room";
 const MAX_OPTIONS = 8;
 const NO_MENTIONS = { user_ids: [], room: false };
 
-/** What the picks of this room's draft are: {roomId, users: Map(id -> "@Name"), room}. */
+/** The picks of this room's draft: {roomId, users: Map(id -> "@Name" or null), room}. */
 function picks(roomId) {
   if (ui.mentionPicks?.roomId !== roomId) ui.mentionPicks = { roomId, users: new Map(), room: false };
   return ui.mentionPicks;
@@ -21,11 +21,17 @@ export function resetMentions() {
   closePicker();
 }
 
-/** Editing a message: its mentions are the picks, as long as their names stay in the text. */
+/**
+ * Editing a message: its mentions are the picks, kept while their @Name stays in the text. A
+ * user whose name is not in it (renamed since) stays mentioned: the edit cannot tell.
+ */
 export function pickMentionsOf(message) {
   const draft = picks(message.room_id);
   draft.users.clear();
-  for (const userId of message.mentions?.user_ids || []) draft.users.set(userId, `@${displayName(store.user(userId))}`);
+  for (const userId of message.mentions?.user_ids || []) {
+    const token = `@${displayName(store.user(userId))}`;
+    draft.users.set(userId, hasToken(message.text || "", token) ? token : null);
+  }
   draft.room = Boolean(message.mentions?.room);
 }
 
@@ -33,17 +39,13 @@ export function pickMentionsOf(message) {
 export function collectMentions(roomId, text) {
   const draft = ui.mentionPicks;
   if (!draft || draft.roomId !== roomId) return { ...NO_MENTIONS };
-  const user_ids = [...draft.users].filter(([, token]) => hasToken(text, token)).map(([userId]) => userId);
+  const user_ids = [...draft.users].filter(([, token]) => token === null || hasToken(text, token)).map(([userId]) => userId);
   const room = draft.room && store.rooms.get(roomId)?.kind === "group" && hasToken(text, ROOM_TOKEN);
   return { user_ids, room };
 }
 
 function hasToken(text, token) {
-  for (let at = text.indexOf(token); at !== -1; at = text.indexOf(token, at + 1)) {
-    const next = text[at + token.length];
-    if (next === undefined || !/[\p{L}\p{N}_]/u.test(next)) return true;
-  }
-  return false;
+  return tokenPositions(text, token).length > 0;
 }
 
 function displayName(user) {

@@ -422,6 +422,12 @@ async function main() {
     await expect(offeredNames.includes(alice.name) && offeredNames.includes("@room"), `Alice and @room offered, got ${JSON.stringify(offeredNames)}`);
     await expect(!offeredNames.includes(bob.name), `not Bob himself, got ${JSON.stringify(offeredNames)}`);
     await shot(pageB, "11-mention-picker");
+    const active = () => pageB.getAttribute(".mention-option.active", "data-user-id");
+    await expect((await active()) === aliceId, "the first option active");
+    await pageB.keyboard.press("ArrowDown");
+    await pageB.waitForSelector('.mention-option.active[data-room="true"]');
+    await pageB.keyboard.press("ArrowUp");
+    await expect((await active()) === aliceId, "back up to Alice");
     await pageB.keyboard.type("ali");
     await pageB.waitForFunction(() => document.querySelectorAll(".mention-picker .mention-option").length === 1);
     await pageB.locator(`.mention-option[data-user-id="${aliceId}"]`).click();
@@ -464,20 +470,27 @@ async function main() {
     await expect((await groupItemA.locator(".mention-badge").count()) === 0, "no mention badge once the room is read");
     step("reading the room cleared the mention badge");
 
-    // The room menu: mentions only, and muted for an hour (dimmed, bell-off in the list).
+    // The room menu: mentions only, and muted for an hour (dimmed, bell-off in the list),
+    // also in Alice's second tab (from its room.summary).
+    const pageA2 = await contextA.newPage();
+    watch(pageA2, "alice_second_tab");
+    await pageA2.goto(baseUrl);
+    await pageA2.waitForSelector(".status-dot[data-status=online]");
     await openRoom(pageA, "Lunch crew");
     await pageA.click(".room-menu-button");
     await pageA.click('.room-menu .level-option[data-level="mentions"]');
     await pageA.waitForSelector('.room-menu .level-option[data-level="mentions"][aria-checked="true"]');
     await pageA.click('.room-menu .mute-option[data-mute="1h"]');
     await groupItemA.and(pageA.locator(".muted")).locator(".muted-mark").waitFor();
+    await roomItem(pageA2, "Lunch crew").and(pageA2.locator(".muted")).locator(".muted-mark").waitFor();
+    await pageA2.close();
     await pageA.waitForSelector(".room-menu .unmute-option");
     await shot(pageA, "13-room-menu");
     await pageA.keyboard.press("Escape");
     await pageA.waitForSelector(".room-menu", { state: "hidden" });
     const settings = (await roomOf(pageA, groupId)).notifications;
     await expect(settings.level === "mentions" && settings.muted_until, `the settings stored, got ${JSON.stringify(settings)}`);
-    step("notification level and mute set from the room menu");
+    step("notification level and mute set from the room menu, shown in the other tab");
 
     // Members: Alice removes Bob from the group; the room leaves Bob's list.
     await openRoom(pageA, "Lunch crew");
