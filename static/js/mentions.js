@@ -89,6 +89,8 @@ export function updatePicker() {
   drawPicker();
 }
 
+/** The members (not me) whose name or username has a word starting with the query, best
+ * first; @room in a group, first once the query spells its start, else last. */
 function optionsFor(room, members, query) {
   const scored = [];
   for (const member of members) {
@@ -99,16 +101,15 @@ function optionsFor(room, members, query) {
     let score;
     if (name.startsWith(query) || username.startsWith(query)) score = 0;
     else if (name.split(/\s+/).some((word) => word.startsWith(query))) score = 1;
-    else if (name.includes(query) || username.includes(query)) score = 2;
     else continue;
     scored.push({ score, option: { key: user.id, user, label: displayName(user), detail: `@${user.username}`, token: `@${displayName(user)}` } });
   }
   scored.sort((a, b) => a.score - b.score || a.option.label.localeCompare(b.option.label));
   const options = scored.map((entry) => entry.option);
-  if (room?.kind === "group" && "room".startsWith(query)) {
-    options.push({ key: "room", user: null, label: "@room", detail: "everyone in the room", token: ROOM_TOKEN });
-  }
-  return options.slice(0, MAX_OPTIONS);
+  if (room?.kind !== "group" || !"room".startsWith(query)) return options.slice(0, MAX_OPTIONS);
+  const everyone = { key: "room", user: null, label: ROOM_TOKEN, detail: "everyone in the room", token: ROOM_TOKEN };
+  const people = options.slice(0, MAX_OPTIONS - 1);
+  return query ? [everyone, ...people] : [...people, everyone];
 }
 
 function drawPicker() {
