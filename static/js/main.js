@@ -92,7 +92,7 @@ function onFrame(frame) {
       store.presence(frame);
       break;
     case "mention":
-      store.mentioned(frame.mention);
+      // The counts came in the event frame before it (its `room`); this is the alert.
       if (frame.notify && document.visibilityState === "hidden") {
         ui.mentionAlert = true;
         updateTitle();

@@ -18,7 +18,6 @@ export class Store {
     this.receipts = new Map(); // room id -> Map(user id -> seq)
     this.typing = new Map(); // room id -> Map(user id -> expiry ms)
     this.members = new Map(); // room id -> members (GET /rooms/{id}/members), until one joins or leaves
-    this.countRefresh = new Map(); // room id -> the GET /rooms/{id} reading its counts again
     this.listeners = new Set();
     this.userRequests = new Map();
   }
@@ -260,8 +259,6 @@ export class Store {
       case "message.created":
       case "message.edited":
       case "message.deleted":
-        // An edit that names me or stops naming me moves my mention count, with no summary.
-        if (room && event.type === "message.edited" && (this.isUnreadMention(timeline.byId.get(data.id)) || this.isUnreadMention(data))) this.refreshCounts(roomId);
         timeline.upsert(data);
         if (room && event.type === "message.created") {
           room.last_message = data;
@@ -311,46 +308,6 @@ export class Store {
     if (summary.unread_mention_count !== undefined && summary.unread_mention_count !== null) room.unread_mention_count = summary.unread_mention_count;
     if (summary.notifications) room.notifications = summary.notifications;
     this.changed({ rooms: true });
-  }
-
-  /** Whether a message of someone else, not yet read, names me or the room. */
-  isUnreadMention(message) {
-    if (!message?.mentions || message.deleted || message.sender_id === this.me?.id) return false;
-    const room = this.rooms.get(message.room_id);
-    if (!room || message.seq <= (room.last_read_seq || 0)) return false;
-    return message.mentions.user_ids.includes(this.me?.id) || message.mentions.room;
-  }
-
-  /**
-   * A `mention` frame. The summary in the event frame before it has counted a new message's
-   * mention already, and the edit event before it read the counts again; this is for a
-   * mention that neither covered.
-   */
-  mentioned(mention) {
-    const room = this.rooms.get(mention.room_id);
-    if (!room || mention.seq <= (room.last_read_seq || 0)) return;
-    const counted = !mention.message?.edited_at && (room.last_message?.seq || 0) >= mention.seq;
-    if (!counted) this.refreshCounts(room.id);
-  }
-
-  /** Read a room's counts again (one request at a time) after a change that brings no summary. */
-  refreshCounts(roomId) {
-    if (this.countRefresh.has(roomId)) return;
-    const refresh = this.api
-      .get(`/rooms/${encodeURIComponent(roomId)}`)
-      .then((fresh) => {
-        const known = this.rooms.get(fresh.id);
-        // A read answered meanwhile is newer than this answer: keep its counts.
-        if (!known || fresh.last_read_seq < (known.last_read_seq || 0)) return;
-        known.unread_count = fresh.unread_count;
-        known.unread_mention_count = fresh.unread_mention_count;
-        known.last_read_seq = fresh.last_read_seq;
-        known.notifications = fresh.notifications;
-        this.changed({ rooms: true });
-      })
-      .catch(() => {})
-      .finally(() => this.countRefresh.delete(roomId));
-    this.countRefresh.set(roomId, refresh);
   }
 
   /** After PUT /rooms/{id}/notifications: the answer is the room's new settings. */
