@@ -29,6 +29,7 @@ from cronchat.realtime.notices import (
     ResyncNotice,
     SessionsRevokedNotice,
     TypingNotice,
+    UsersNotice,
     UserUpdatedNotice,
 )
 from cronchat.realtime.presence_fanout import fan_out_presence, fan_out_profile
@@ -185,6 +186,11 @@ class Hub:
             fan_out_presence(notice, self._members, self.sockets)
         elif isinstance(notice, UserUpdatedNotice):
             fan_out_profile(notice, self._members, self.sockets)
+        elif isinstance(notice, UsersNotice):
+            frame = encode(notice.frame)
+            for user_id in notice.user_ids:
+                for connection in self.sockets.of(user_id):
+                    connection.send_frame(frame)
         elif isinstance(notice, SessionsRevokedNotice):
             self.sockets.revoke(notice.session_ids, notice.user_id)
         elif isinstance(notice, ResyncNotice):
