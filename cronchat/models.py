@@ -18,6 +18,7 @@ class User:
     disabled: bool
     created_at: int
     last_seen_at: int | None
+    deleted: bool = False  # the account was deleted: its profile answers as "Deleted user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,22 @@ class AuditEntry:
     target_user_id: str | None
     message_id: str | None
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A download of everything a user owns: ``pending`` while it is prepared, then
+    ``ready`` (its zip in the media store under ``storage_key`` until ``expires_at``) or
+    ``failed``."""
+
+    id: str
+    user_id: str
+    status: str
+    storage_key: str | None
+    size: int | None
+    created_at: int
+    ready_at: int | None
+    expires_at: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,9 @@ from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
 from cronchat.services.edits import Edits
+from cronchat.services.exports import ExportLinks, Exports
 from cronchat.services.history import History
+from cronchat.services.lifecycle import Lifecycle
 from cronchat.services.media import Media
 from cronchat.services.members import Members
 from cronchat.services.notifications import Notifications
@@ -64,6 +66,8 @@ class Services:
     notifications: Notifications
     typing: TypingNotices
     media: Media
+    lifecycle: Lifecycle
+    exports: Exports
 
 
 class Runtime:
@@ -136,10 +140,12 @@ class Runtime:
             ),
             notify,
         )
+        accounts = Accounts(
+            settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
+        )
+        export_links = ExportLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
         return Services(
-            accounts=Accounts(
-                settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
-            ),
+            accounts=accounts,
             users=Users(self.db, notify),
             rooms=Rooms(self.db, notify, media),
             members=Members(self.db, notify),
@@ -151,6 +157,8 @@ class Runtime:
             notifications=Notifications(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
+            lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),
+            exports=Exports(self.db, self.blocking, self.storage, export_links),
         )
 
     @staticmethod
@@ -210,6 +218,7 @@ class Runtime:
     async def close(self) -> None:
         if self._keep_alive is not None:
             self._keep_alive.cancel()
+        await self.services.exports.close()
         if self.relay is not None:
             await self.relay.close()
         await self.presence.close()

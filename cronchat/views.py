@@ -22,6 +22,7 @@ from cronchat.media_links import ORIGINAL, THUMBNAIL, MediaLinks
 from cronchat.models import (
     AuthResult,
     Event,
+    Export,
     MediaInfo,
     Member,
     Mention,
@@ -55,9 +56,29 @@ def _signed_avatar(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
     return signed
 
 
+def own_user_json(shaped: dict[str, Any], user: User) -> dict[str, Any]:
+    """A user object as the user themselves sees it: with ``is_admin``."""
+    return {**shaped, "is_admin": user.is_admin}
+
+
+def admin_user_json(user: User, links: MediaLinks | None = None) -> dict[str, Any]:
+    """A user as server admins see them: the public profile (presence hidden), with
+    ``is_admin`` and ``disabled``."""
+    shaped = user_json(user, online=None, links=links)
+    return {**shaped, "is_admin": user.is_admin, "disabled": user.disabled}
+
+
+def export_json(export: Export, url: str | None) -> dict[str, Any]:
+    """An export as its owner sees it: ``url``, ``expires_at`` and ``size`` once ready."""
+    shaped: dict[str, Any] = {"id": export.id, "status": export.status}
+    if export.status == "ready":
+        shaped.update(url=url, expires_at=rfc3339(export.expires_at), size=export.size)
+    return shaped
+
+
 def auth_json(result: AuthResult, links: MediaLinks | None = None) -> dict[str, Any]:
     return {
-        "user": user_json(result.user, online=False, links=links),
+        "user": own_user_json(user_json(result.user, online=False, links=links), result.user),
         "access_token": result.access_token,
         "refresh_token": result.refresh_token,
         "token_type": "Bearer",
