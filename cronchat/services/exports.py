@@ -55,6 +55,11 @@ class ExportStatus:
     url: str | None
 
 
+class ExportStopped(Exception):
+    """The server is stopping: an export being prepared stops between two pages (it stays
+    pending)."""
+
+
 class ExportLinks:
     """Signed, expiring download links, as :mod:`cronchat.media_links` makes for images:
     HMAC-SHA256 over the export id and the expiry, under a key of its own."""
@@ -115,6 +120,9 @@ class ZipLines:
         self._zip.writestr(name, data, zipfile.ZIP_STORED)  # images are compressed already
 
     def close(self) -> None:
+        """Close the zip, and first an entry left open (by an export that stopped)."""
+        if self._entry is not None:
+            self.end()
         self._zip.close()
 
 
@@ -127,6 +135,7 @@ class Exports:
         self.storage = storage
         self.links = links
         self._preparing: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     # -- asking and answering ------------------------------------------------------------
 
@@ -203,8 +212,8 @@ class Exports:
             now = now_ms()
             await self.db.run(_ready_tx, export.id, key, size, now, now + EXPORT_KEPT_MS)
             log.info("export ready export_id=%s size=%d", export.id, size)
-        except asyncio.CancelledError:
-            raise
+        except ExportStopped:
+            log.info("export stopped export_id=%s: the server is stopping", export.id)
         except Exception:
             log.exception("export failed export_id=%s", export.id)
             await self.db.run(_failed_tx, export.id)
@@ -223,6 +232,8 @@ class Exports:
             await self._write_pages(zipper, "uploads.jsonl", _uploads_tx, user_id, "")
             await self._write_media(zipper, user_id)
         finally:
+            # Each step is awaited to its end, never cancelled, so that no thread still
+            # writes when the zip is closed.
             await run(zipper.close)
 
     async def _write_pages(
@@ -235,6 +246,7 @@ class Exports:
     ) -> None:
         await self.blocking.run(zipper.begin, name)
         while after is not None:
+            self._check_running()
             records, after = await self.db.read(read, user_id, after)
             await self.blocking.run(zipper.write_lines, records)
         await self.blocking.run(zipper.end)
@@ -245,15 +257,20 @@ class Exports:
         while True:
             page = await self.db.read(_upload_records_tx, user_id, after)
             for record in page:
+                self._check_running()
                 await self.blocking.run(_copy_image, self.storage, zipper, record)
             if len(page) < PAGE:
                 return
             after = page[-1].id
 
+    def _check_running(self) -> None:
+        if self._stopping:
+            raise ExportStopped
+
     async def close(self) -> None:
-        """Stop the exports still being prepared (they stay pending)."""
-        for task in list(self._preparing):
-            task.cancel()
+        """Stop the exports still being prepared, each at its next page (they stay
+        pending), and wait for them."""
+        self._stopping = True
         await asyncio.gather(*self._preparing, return_exceptions=True)
 
 
