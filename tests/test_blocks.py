@@ -6,10 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_scale import Server, client, redis_url, server_env, two_servers
+from tornado.httpclient import AsyncHTTPClient
 
-from clients import ApiClient, User, of_type
+from clients import ApiClient, User, WsClient, of_type
 
 pytestmark = pytest.mark.gen_test(timeout=60)
+# The fixtures of test_scale that the test across processes uses.
+__all__ = ["client", "redis_url", "server_env", "two_servers"]
 
 
 async def block(api: ApiClient, user: User, target: User) -> None:
@@ -153,3 +157,25 @@ async def test_the_blocked_user_cannot_add_the_blocker_to_a_group(api: ApiClient
     )
     assert created.status == 403 and created.body["error"]["details"]["reason"] == "blocked"
     assert (await api.get("/api/v1/rooms", alice["token"])).body["rooms"] == []
+
+
+async def test_a_block_reaches_the_blockers_devices_on_every_process(
+    two_servers: tuple[Server, Server], client: AsyncHTTPClient
+) -> None:
+    first, second = two_servers
+    on_first, on_second = ApiClient(client, first.url), ApiClient(client, second.url)
+    alice, bob = await on_first.register(), await on_first.register()
+    room_id = (await on_first.group(bob, alice))["id"]
+    laptop = await WsClient.connect(second.url, alice["token"])
+    try:
+        await block(on_first, alice, bob)
+        assert (await laptop.expect("blocks"))["user_ids"] == [bob["user"]["id"]]
+        await on_first.send(bob, room_id, "hi", mentions={"user_ids": [alice["user"]["id"]]})
+        delivered = await laptop.event_frame(room_id)
+        assert (delivered["room"]["unread_count"], delivered["room"]["unread_mention_count"]) == (
+            0,
+            0,
+        )
+        assert await counts(on_second, alice, room_id) == (0, 0)
+    finally:
+        laptop.close()
