@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
+from cronchat.cursors import Cursors
 from cronchat.db import Database
 from cronchat.db.migrations import migrate, require_current_schema
 from cronchat.errors import DomainError
@@ -138,19 +139,20 @@ class Runtime:
             ),
             notify,
         )
+        cursors = Cursors(settings.jwt_secret.reveal())
         return Services(
             accounts=Accounts(
                 settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
             ),
             users=Users(self.db, notify),
-            rooms=Rooms(self.db, notify, media),
+            rooms=Rooms(self.db, notify, media, cursors),
             members=Members(self.db, notify),
             sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
             history=History(self.db, notify),
             edits=Edits(self.db, notify, settings.max_text_length, media),
             reactions=Reactions(self.db, notify),
             read_markers=ReadMarkers(self.db, notify),
-            notifications=Notifications(self.db, notify),
+            notifications=Notifications(self.db, notify, cursors),
             blocks=Blocks(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,

@@ -275,6 +275,11 @@ class Hub:
                     for connection in connections:
                         connection.send_frame(mention)
         self._on_delivered(delivered)
+        if notice.from_store and notice.type in ("message.edited", "message.deleted"):
+            # Read back to fill a hole, it does not say what the message mentioned before:
+            # the members' counts are read again instead.
+            for user_id in room.unread.members:
+                asyncio.ensure_future(self._load_read_state(room_id, user_id))
         if notice.type == "member.left" and notice.member_id is not None:
             self._unfollow(notice.member_id, room_id)
         elif notice.type == "room.deleted":

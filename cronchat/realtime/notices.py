@@ -34,7 +34,8 @@ class EventNotice:
     """A room event, ``event`` its JSON as sent (media URLs signed). ``sender_id``,
     ``message_seq`` and ``mentions`` are set for message events, ``member_id`` for
     membership events. ``mentions_before`` is what a deleted message, or an edited one whose
-    mentions changed, mentioned before (mention counts move with it)."""
+    mentions changed, mentioned before (mention counts move with it); an event read back
+    from the database (``from_store``) does not know it."""
 
     room_id: str
     seq: int
@@ -46,6 +47,7 @@ class EventNotice:
     member_id: str | None = None
     mentions: Mentions = NO_MENTIONS
     mentions_before: Mentions | None = None
+    from_store: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from cronchat.models import (
     User,
 )
 from cronchat.repos.blocks import BLOCKED_BY_MEMBER
-from cronchat.repos.mentions import UNREAD_MENTIONS
+from cronchat.repos.mentions import UNREAD_MENTIONS, forget_member
 from cronchat.repos.rows import (
     ROOM_COLUMNS,
     USER_COLUMNS,
@@ -131,7 +131,9 @@ def insert_members(tx: Tx, room_id: str, members: list[tuple[str, str, int]], no
 
 
 def delete_member(tx: Tx, room_id: str, user_id: str) -> None:
+    """A membership ends, and with it the member's mentions in the room."""
     tx.execute("DELETE FROM room_members WHERE room_id = %s AND user_id = %s", (room_id, user_id))
+    forget_member(tx, room_id, user_id)
     tx.execute("UPDATE rooms SET member_count = member_count - 1 WHERE id = %s", (room_id,))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cronchat.cursors import decode_cursor, encode_cursor
+from cronchat.cursors import Cursors
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.event_data import room_data
@@ -84,10 +84,11 @@ def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
 
 
 class Rooms:
-    def __init__(self, db: Database, notify: Notifier, media: Media) -> None:
+    def __init__(self, db: Database, notify: Notifier, media: Media, cursors: Cursors) -> None:
         self.db = db
         self.notify = notify
         self.media = media
+        self.cursors = cursors
 
     # -- reading -------------------------------------------------------------------------
 
@@ -97,12 +98,12 @@ class Rooms:
         """The caller's rooms, most recent activity first, paged by an opaque cursor."""
         if not 1 <= limit <= ROOMS_LIMIT_MAX:
             raise Invalid(f"limit must be between 1 and {ROOMS_LIMIT_MAX}", field="limit")
-        after = decode_cursor(cursor) if cursor else None
+        after = self.cursors.decode(cursor) if cursor else None
         views, has_more = await self.db.read(self._list_tx, user.id, limit, after)
         next_cursor = None
         if has_more and views:
             last = views[-1].room
-            next_cursor = encode_cursor(last.last_activity_at, last.id)
+            next_cursor = self.cursors.encode(last.last_activity_at, last.id)
         return views, next_cursor
 
     def _list_tx(
