@@ -5,6 +5,8 @@ named users' sockets, and listed in each user's mention feed."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +23,8 @@ pytestmark = pytest.mark.gen_test(timeout=60)
 FEED = "/api/v1/users/me/mentions"
 NO_MENTIONS = {"user_ids": [], "room": False}
 MENTION_FIELDS = {"id", "room_id", "seq", "kind", "message", "read", "created_at"}
+# A cursor in the shape of the server's (a position, base64), made up by a client.
+MADE_UP_CURSOR = base64.urlsafe_b64encode(b"9999999999999:zzzzzzzzzz").decode().rstrip("=")
 ROOM_MENTION_LIMIT = 20  # a group of more than this many members: room mentions by admins only
 
 # A wrong ``mentions`` value of a send or an edit, and the field its 400 names.
@@ -518,16 +522,19 @@ async def test_a_read_on_one_device_clears_the_mention_count_on_both(
     for device in (phone, laptop):
         summary = await summary_at(device, room["id"], second["seq"], ("room.summary",))
         assert (summary["last_read_seq"], summary["unread_mention_count"]) == (first["seq"], 1)
-    assert await mention_count(api, bob, room["id"]) == 1
+    third = await api.send(alice, room["id"], "three", mentions=naming(bob))
+    for device in (phone, laptop):  # counted on from the read
+        assert (await summary_at(device, room["id"], third["seq"]))["unread_mention_count"] == 2
+    assert await mention_count(api, bob, room["id"]) == 2
 
-    assert await read(api, bob, room["id"], second["seq"]) == {
-        "last_read_seq": second["seq"],
+    assert await read(api, bob, room["id"], third["seq"]) == {
+        "last_read_seq": third["seq"],
         "unread_count": 0,
         "unread_mention_count": 0,
     }
     for device in (phone, laptop):
-        summary = await summary_at(device, room["id"], second["seq"], ("room.summary",))
-        assert (summary["last_read_seq"], summary["unread_mention_count"]) == (second["seq"], 0)
+        summary = await summary_at(device, room["id"], third["seq"], ("room.summary",))
+        assert (summary["last_read_seq"], summary["unread_mention_count"]) == (third["seq"], 0)
     assert await mention_count(api, bob, room["id"]) == 0
 
 
@@ -609,6 +616,42 @@ async def test_a_member_who_leaves_loses_the_rooms_mentions_from_the_feed(api: A
     assert await fed_messages(api, bob) == [kept["id"]]
     assert await feed(api, bob, f"&room_id={room['id']}") == []
     assert await mention_count(api, bob, other["id"]) == 1
+
+
+async def test_an_edit_naming_a_member_who_read_past_it_alerts_as_read_and_counts_nothing(
+    api: ApiClient, connect: Any
+) -> None:
+    (alice, bob), room = await chat(api, 2)
+    bob_ws = await connect(bob["token"])
+    sent = await api.send(alice, room["id"], "no one yet")
+    later = await api.send(alice, room["id"], "later")
+    await read(api, bob, room["id"], later["seq"])
+
+    await edit(api, alice, sent, "bob, look", mentions=naming(bob))
+
+    alert = await bob_ws.wait_for(mention_of(sent["id"]), "the mention of the edit")
+    assert (alert["mention"]["kind"], alert["mention"]["read"]) == ("user", True)
+    assert await mention_count(api, bob, room["id"]) == 0
+    assert [(m["message"]["id"], m["read"]) for m in await feed(api, bob)] == [(sent["id"], True)]
+
+
+async def test_an_edit_naming_a_newcomer_in_an_earlier_message_lists_it_in_their_feed(
+    api: ApiClient, connect: Any
+) -> None:
+    (alice, bob), room = await chat(api, 2)
+    sent = await api.send(alice, room["id"], "before you came")
+    newcomer = await api.register()
+    added = await api.post(
+        f"/api/v1/rooms/{room['id']}/members", {"user_id": user_id(newcomer)}, alice["token"]
+    )
+    assert added.status == 201, added.body
+    newcomer_ws = await connect(newcomer["token"])
+
+    await edit(api, alice, sent, "welcome, newcomer", mentions=naming(newcomer))
+
+    alert = await newcomer_ws.wait_for(mention_of(sent["id"]), "the newcomer's mention")
+    assert alert["mention"]["kind"] == "user"
+    assert [m["id"] for m in await feed(api, newcomer)] == [alert["mention"]["id"]]
 
 
 # The mention frame
@@ -693,11 +736,15 @@ async def test_the_feed_lists_mentions_newest_first_across_rooms(api: ApiClient)
 
 async def test_the_feed_pages_by_cursor_without_repeats_or_holes(api: ApiClient) -> None:
     (alice, bob), room = await chat(api, 2)
-    sent = [await api.send(alice, room["id"], f"m{n}", mentions=naming(bob)) for n in range(7)]
+    sent = await asyncio.gather(  # at once, so that some share a millisecond
+        *[api.send(alice, room["id"], f"m{n}", mentions=naming(bob)) for n in range(9)]
+    )
+    whole = await fed_messages(api, bob)
+    assert sorted(whole) == sorted(message["id"] for message in sent)
     pages: list[list[str]] = []
     cursor = ""
     while True:
-        reply = await api.get(f"{FEED}?limit=3{cursor}", bob["token"])
+        reply = await api.get(f"{FEED}?limit=2{cursor}", bob["token"])
         assert reply.status == 200, reply.body
         pages.append([m["message"]["id"] for m in reply.body["mentions"]])
         if len(pages) == 1:  # a newer mention while paging moves no page after the first
@@ -705,8 +752,8 @@ async def test_the_feed_pages_by_cursor_without_repeats_or_holes(api: ApiClient)
         if reply.body["next_cursor"] is None:
             break
         cursor = f"&cursor={quote(reply.body['next_cursor'])}"
-    assert [len(page) for page in pages] == [3, 3, 1]
-    assert sum(pages, []) == [message["id"] for message in reversed(sent)]
+    assert [len(page) for page in pages] == [2, 2, 2, 2, 1]
+    assert sum(pages, []) == whole
 
 
 async def test_the_feed_filters_unread_mentions_and_one_room(api: ApiClient) -> None:
@@ -768,6 +815,15 @@ async def test_room_mentions_from_before_joining_are_not_listed(api: ApiClient) 
     assert await mention_count(api, newcomer, room["id"]) == 1
 
 
+async def test_a_deleted_room_drops_out_of_the_feed(api: ApiClient) -> None:
+    (alice, bob), room = await chat(api, 2)
+    other = await api.group(alice, bob, name="Other")
+    await api.send(alice, room["id"], "bob?", mentions=naming(bob))
+    kept = await api.send(alice, other["id"], "bob, here", mentions=naming(bob))
+    assert (await api.delete(f"/api/v1/rooms/{room['id']}", alice["token"])).status == 204
+    assert await fed_messages(api, bob) == [kept["id"]]
+
+
 async def test_own_messages_are_never_in_the_senders_feed_or_count(api: ApiClient) -> None:
     (alice, bob), room = await chat(api, 2)
     await api.send(alice, room["id"], "me and all", mentions=naming(alice, room=True))
@@ -779,7 +835,8 @@ async def test_own_messages_are_never_in_the_senders_feed_or_count(api: ApiClien
     ("query", "field"),
     [
         ("cursor=forged", "cursor"),
-        ("cursor=eyJpZCI6ICIxIn0", "cursor"),
+        pytest.param(f"cursor={MADE_UP_CURSOR}", "cursor", id="cursor-made-up-position"),
+        pytest.param("cursor=eyJpZCI6ICIxIn0", "cursor", id="cursor-base64-json"),
         ("limit=0", "limit"),
         ("limit=1000", "limit"),
         ("limit=101", "limit"),
@@ -835,3 +892,24 @@ async def test_a_mention_and_the_summaries_reach_sockets_on_the_other_process(
     finally:
         phone.close()
         laptop.close()
+
+
+async def test_an_edit_and_a_deletion_on_one_process_move_counts_on_the_other(
+    two_servers: tuple[Server, Server], client: AsyncHTTPClient
+) -> None:
+    first, second = two_servers
+    on_first, on_second = ApiClient(client, first.url), ApiClient(client, second.url)
+    (alice, bob), room = await chat(on_first, 2)
+    bob_ws = await WsClient.connect(second.url, bob["token"])
+    try:
+        sent = await on_first.send(alice, room["id"], "nobody yet")
+        await edit(on_first, alice, sent, "bob?", mentions=naming(bob))
+        assert (await summary_at(bob_ws, room["id"], sent["seq"] + 1))["unread_mention_count"] == 1
+        alert = await bob_ws.wait_for(mention_of(sent["id"]), "the mention of the edit")
+        assert alert["mention"]["message"]["text"] == "bob?"
+
+        await delete(on_first, alice, sent)
+        assert (await summary_at(bob_ws, room["id"], sent["seq"] + 2))["unread_mention_count"] == 0
+        assert await mention_count(on_second, bob, room["id"]) == 0
+    finally:
+        bob_ws.close()

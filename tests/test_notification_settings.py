@@ -243,7 +243,7 @@ async def test_settings_never_change_unread_counts(api: ApiClient, connect: Any)
 
 
 @pytest.mark.parametrize(
-    ("settings", "named", "room_mention", "kind", "notify"),
+    ("chosen", "named", "room_mention", "kind", "notify"),
     [
         pytest.param({}, True, False, "user", True, id="all-user"),
         pytest.param({}, False, True, "room", True, id="all-room"),
@@ -291,15 +291,15 @@ async def test_settings_never_change_unread_counts(api: ApiClient, connect: Any)
 async def test_notify_follows_the_settings(
     api: ApiClient,
     connect: Any,
-    settings: dict[str, Any],
+    chosen: dict[str, Any],
     named: bool,
     room_mention: bool,
     kind: str,
     notify: bool,
 ) -> None:
     (alice, bob), room = await chat(api, 2)
-    if settings:
-        await set_settings(api, bob, room["id"], **settings)
+    if chosen:
+        await set_settings(api, bob, room["id"], **chosen)
     bob_ws = await connect(bob["token"])
     mentions = naming(bob, room=room_mention) if named else naming(room=room_mention)
     assert await notify_of_mention(api, alice, bob_ws, room["id"], mentions) == (kind, notify)
