@@ -198,6 +198,20 @@ class Mention:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A moderation act as the audit log holds it; ``actor_id`` None for the operator."""
+
+    id: str
+    at: int
+    actor_id: str | None
+    action: str
+    room_id: str | None
+    target_user_id: str | None
+    message_id: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class RoomView:
     """A room as one member sees it."""
 

@@ -28,6 +28,7 @@ from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.blocks import Blocks
 from cronchat.services.edits import Edits
 from cronchat.services.history import History
 from cronchat.services.media import Media
@@ -62,6 +63,7 @@ class Services:
     reactions: Reactions
     read_markers: ReadMarkers
     notifications: Notifications
+    blocks: Blocks
     typing: TypingNotices
     media: Media
 
@@ -149,6 +151,7 @@ class Runtime:
             reactions=Reactions(self.db, notify),
             read_markers=ReadMarkers(self.db, notify),
             notifications=Notifications(self.db, notify),
+            blocks=Blocks(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
         )

@@ -9,16 +9,18 @@ from typing import Any
 
 from cronchat.db import Tx, in_list
 from cronchat.models import Mentions
+from cronchat.repos.blocks import BLOCKED_BY_MEMBER
 
 # The user_id of the row of a room mention: no user id has this form.
 ROOM = "*"
 
-# Non-deleted messages of others above the member's read marker that mention them or the
-# room, each once: the mention count (the companion of ``_UNREAD`` in rooms.py).
+# Non-deleted messages of others (not of users the member blocks) above the member's read
+# marker that mention them or the room, each once: the mention count (the companion of
+# ``_UNREAD`` in rooms.py).
 UNREAD_MENTIONS = (
     "(SELECT COUNT(DISTINCT n.seq) FROM mentions n WHERE n.room_id = m.room_id"
     f" AND n.user_id IN (m.user_id, '{ROOM}') AND n.seq > m.last_read_seq"
-    " AND n.sender_id <> m.user_id)"
+    f" AND n.sender_id <> m.user_id AND n.sender_id NOT IN {BLOCKED_BY_MEMBER})"
 )
 
 
@@ -84,9 +86,9 @@ def feed(
     room_id: str | None = None,
 ) -> list[FeedEntry]:
     """The user's mentions, newest first: in live rooms they are a member of, since they
-    joined, not by themselves. ``after`` is the (created_at, message_id) of the previous
-    page's last entry."""
-    where = ["m.user_id = %s", "n.sender_id <> %s"]
+    joined, not by themselves nor by users they block. ``after`` is the (created_at,
+    message_id) of the previous page's last entry."""
+    where = ["m.user_id = %s", "n.sender_id <> %s", f"n.sender_id NOT IN {BLOCKED_BY_MEMBER}"]
     params: list[Any] = [user_id, user_id, user_id, user_id]
     if room_id is not None:
         where.append("m.room_id = %s")

@@ -22,7 +22,7 @@ from cronchat.models import (
     User,
 )
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import events, media, messages, rooms, users
+from cronchat.repos import blocks, events, media, messages, rooms, users
 from cronchat.services.access import (
     Actor,
     MemberActor,
@@ -31,6 +31,7 @@ from cronchat.services.access import (
     require_room_admin,
     role_of,
 )
+from cronchat.services.blocks import refuse_if_blocked
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.members import join_tx
 from cronchat.times import now_ms, rfc3339
@@ -157,6 +158,15 @@ class Rooms:
     def _room_tx(tx: Tx, room_id: str) -> Room:
         return get_room(tx, room_id)
 
+    async def opening(self, user_id: str) -> tuple[dict[str, ReadState], frozenset[str]]:
+        """What a socket starts from: every room of the user with their read state, and
+        whom the user blocks, read together."""
+        return await self.db.read(self._opening_tx, user_id)
+
+    @staticmethod
+    def _opening_tx(tx: Tx, user_id: str) -> tuple[dict[str, ReadState], frozenset[str]]:
+        return rooms.read_states(tx, user_id), blocks.blocked_ids(tx, user_id)
+
     async def read_states(self, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
         """Every room of the user (or the one given) with its last seq, their unread count
         and read marker: what a socket follows."""
@@ -187,6 +197,8 @@ class Rooms:
         missing = set(others) - rooms.existing_user_ids(tx, others)
         if missing:
             raise NotFound("no such user", field="member_ids", user_ids=sorted(missing))
+        for member_id in others:
+            refuse_if_blocked(tx, user.id, by_user_id=member_id)
         now = now_ms()
         rooms.insert_room(tx, room_id, "group", name, topic, user.id, now)
         joined = [(user.id, "owner")] + [(member_id, "member") for member_id in others]
@@ -218,6 +230,7 @@ class Rooms:
         peer = users.find_user(tx, peer_id)
         if peer is None or peer.disabled:
             raise NotFound("no such user", field="user_id")
+        refuse_if_blocked(tx, user_id, by_user_id=peer_id)
         now = now_ms()
         room_id = rooms.find_direct_room_id(tx, direct_key)
         created = room_id is None

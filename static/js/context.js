@@ -17,6 +17,11 @@ export const ui = {
   replyTo: null, // message
   editing: null, // message
   attachment: null, // {file, url}
+  mentionPicks: null, // the draft's picks (mentions.js)
+  picker: null, // the open mention picker: {roomId, start, end, options, active}
+  roomMenuOpen: false, // the room's notification menu (notifications.js)
+  roomMenuDrawn: null, // what the open menu shows, so that it is redrawn only on a change
+  mentionAlert: false, // a mention alerted while the tab was hidden: the title says "(@)"
   status: "offline",
   lastTypingAt: 0,
   messageNodes: new Map(), // message id or client_msg_id -> {element, signature}

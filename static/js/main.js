@@ -1,12 +1,15 @@
 // CronChat's browser client, built only on the public API (REST + one WebSocket). This
 // module starts it, wires the socket to the state and lays out the screen; room.js draws a
-// room, composer.js writes to it, dialogs.js holds the dialogs, store.js the state.
+// room, composer.js writes to it (mentions.js offers whom to mention), notifications.js holds
+// a room's notification menu, dialogs.js the dialogs, store.js the state.
 
 import { showAuth } from "./auth.js";
 import { attach, onComposerInput, onComposerKey, resendQueued, submitComposer } from "./composer.js";
 import { api, app, elements, messageOf, root, scheduleRender, store, toast, ui } from "./context.js";
 import { closeOverlay, showMembers, showNewDirect, showNewGroup, showProfile } from "./dialogs.js";
 import { avatar, clear, formatTime, h } from "./dom.js";
+import { closePicker } from "./mentions.js";
+import { closeRoomMenu, isMuted, mutedText, onRoomMenuKey, renderRoomMenu, toggleRoomMenu } from "./notifications.js";
 import { Realtime } from "./realtime.js";
 import { closeRoom, markRead, onScroll, openRoom, renderRoom, roomName } from "./room.js";
 
@@ -88,6 +91,13 @@ function onFrame(frame) {
     case "presence":
       store.presence(frame);
       break;
+    case "mention":
+      // The counts came in the event frame before it (its `room`); this is the alert.
+      if (frame.notify && document.visibilityState === "hidden") {
+        ui.mentionAlert = true;
+        updateTitle();
+      }
+      break;
     case "resync": {
       const rooms = Object.fromEntries(store.lastSeq);
       if (Object.keys(rooms).length) resumeRooms(rooms).catch(() => {});
@@ -111,6 +121,19 @@ function onStatus(status) {
   }
   ui.status = status;
   scheduleRender();
+}
+
+/** The tab's title: "(@) " first while a mention that alerted waits to be seen. */
+function updateTitle() {
+  document.title = `${ui.mentionAlert ? "(@) " : ""}CronChat`;
+}
+
+function onVisibilityChange() {
+  if (document.visibilityState === "visible" && ui.mentionAlert) {
+    ui.mentionAlert = false;
+    updateTitle();
+  }
+  markRead();
 }
 
 
@@ -144,9 +167,14 @@ function buildLayout() {
   elements.typing = h("div", { class: "typing" });
   elements.contextBar = h("div", { class: "context-bar", hidden: true });
   elements.preview = h("div", { class: "attachment-preview", hidden: true });
-  elements.input = h("textarea", { class: "composer-input", rows: 1, placeholder: "Write a message…", "aria-label": "Message" });
+  elements.mentionPicker = h("ul", { class: "mention-picker", id: "mention-picker", role: "listbox", "aria-label": "Mention someone", hidden: true });
+  elements.input = h("textarea", { class: "composer-input", rows: 1, placeholder: "Write a message…", "aria-label": "Message", "aria-controls": "mention-picker", "aria-autocomplete": "list" });
   elements.input.addEventListener("keydown", onComposerKey);
   elements.input.addEventListener("input", onComposerInput);
+  elements.input.addEventListener("blur", closePicker);
+  elements.roomMenuButton = h("button", { class: "room-menu-button subtle", "aria-label": "Notification settings", "aria-haspopup": "menu", onclick: toggleRoomMenu }, "🔔");
+  elements.roomMenu = h("div", { class: "room-menu", role: "menu", "aria-label": "Notification settings", hidden: true });
+  elements.roomMenu.addEventListener("keydown", onRoomMenuKey);
   elements.file = h("input", { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", class: "file-input", hidden: true });
   elements.file.addEventListener("change", () => attach(elements.file.files[0]));
   const composer = h(
@@ -171,9 +199,12 @@ function buildLayout() {
       elements.roomAvatar,
       h("div", { class: "room-heading" }, elements.roomTitle, elements.roomSubtitle),
       h("button", { class: "members-button subtle", onclick: () => showMembers(ui.roomId) }, "Members"),
+      elements.roomMenuButton,
+      elements.roomMenu,
     ),
     elements.messages,
     elements.typing,
+    elements.mentionPicker,
     elements.contextBar,
     elements.preview,
     composer,
@@ -187,8 +218,12 @@ function buildLayout() {
   clear(root).append(sidebar, h("main", { class: "main" }, elements.roomView, elements.empty), elements.toast, elements.overlay);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !elements.overlay.hidden) closeOverlay();
+    if (event.key === "Escape" && ui.roomMenuOpen) closeRoomMenu();
   });
-  document.addEventListener("visibilitychange", markRead);
+  document.addEventListener("mousedown", (event) => {
+    if (ui.roomMenuOpen && !elements.roomMenu.contains(event.target) && !elements.roomMenuButton.contains(event.target)) closeRoomMenu();
+  });
+  document.addEventListener("visibilitychange", onVisibilityChange);
   setInterval(scheduleRender, 1000); // typing indicators expire
 }
 
@@ -203,6 +238,7 @@ function render() {
   elements.roomView.hidden = !ui.roomId;
   elements.empty.hidden = Boolean(ui.roomId);
   if (ui.roomId) renderRoom();
+  renderRoomMenu();
 }
 
 function previewText(message) {
@@ -216,7 +252,11 @@ function previewText(message) {
 function renderRoomList() {
   const items = store.sortedRooms().map((room) => {
     const peer = room.peer ? store.users.get(room.peer.id) || room.peer : null;
-    const badge = room.unread_count > 0 && room.id !== ui.roomId ? h("span", { class: "badge", "aria-label": `${room.unread_count} unread` }, String(room.unread_count)) : null;
+    const active = room.id === ui.roomId;
+    const muted = isMuted(room);
+    const badge = room.unread_count > 0 && !active ? h("span", { class: "badge", "aria-label": `${room.unread_count} unread` }, String(room.unread_count)) : null;
+    const mentions = room.unread_mention_count > 0 && !active ? h("span", { class: "mention-badge", "aria-label": `${room.unread_mention_count} unread mentions` }, `@${room.unread_mention_count}`) : null;
+    const bellOff = muted ? h("span", { class: "muted-mark", title: mutedText(room), "aria-label": mutedText(room) }, "🔕") : null;
     const face = room.kind === "direct" ? avatar(peer) : avatar({ id: room.id, display_name: room.name, avatar_url: room.avatar_url });
     const dot = peer ? h("span", { class: `presence ${peer.online ? "online" : "offline"}`, title: peer.online ? "online" : "offline" }) : null;
     return h(
@@ -224,13 +264,13 @@ function renderRoomList() {
       {},
       h(
         "button",
-        { class: `room-item${room.id === ui.roomId ? " active" : ""}`, dataset: { roomId: room.id, kind: room.kind }, onclick: () => openRoom(room.id) },
+        { class: `room-item${active ? " active" : ""}${muted ? " muted" : ""}`, dataset: { roomId: room.id, kind: room.kind }, onclick: () => openRoom(room.id) },
         h("span", { class: "face" }, face, dot),
         h(
           "span",
           { class: "room-lines" },
-          h("span", { class: "room-line" }, h("span", { class: "room-name" }, roomName(room)), h("span", { class: "room-time" }, formatTime(room.last_message?.created_at))),
-          h("span", { class: "room-line" }, h("span", { class: "room-last" }, previewText(room.last_message)), badge),
+          h("span", { class: "room-line" }, h("span", { class: "room-name" }, roomName(room)), bellOff, h("span", { class: "room-time" }, formatTime(room.last_message?.created_at))),
+          h("span", { class: "room-line" }, h("span", { class: "room-last" }, previewText(room.last_message)), mentions, badge),
         ),
       ),
     );

@@ -1,10 +1,12 @@
-// The room view: messages with replies, reactions, images and receipts; history on
-// scroll-up; read markers. Messages are drawn once and redrawn only when they change.
+// The room view: messages with replies, reactions, images, mentions and receipts; history
+// on scroll-up; read markers. Messages are drawn once and redrawn only when they change.
 
 import { cancelContext, attemptSend, deleteMessage, discardPending, startEdit, startReply, toggleReaction } from "./composer.js";
 import { act, api, app, elements, messageOf, scheduleRender, store, toast, ui } from "./context.js";
 import { showImage } from "./dialogs.js";
-import { avatar, formatTime, h, linkify } from "./dom.js";
+import { avatar, formatTime, h, markTokens } from "./dom.js";
+import { mentionTokens, mentionsMe } from "./mentions.js";
+import { closeRoomMenu } from "./notifications.js";
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
 
@@ -22,6 +24,7 @@ export async function openRoom(roomId, { keepComposer = false } = {}) {
     ui.messageNodes.clear();
     elements.messages.replaceChildren();
     ui.stickToBottom = true;
+    closeRoomMenu();
     if (!keepComposer) cancelContext();
   }
   scheduleRender();
@@ -37,6 +40,7 @@ export async function openRoom(roomId, { keepComposer = false } = {}) {
 
 export function closeRoom() {
   ui.roomId = null;
+  closeRoomMenu();
   cancelContext();
   scheduleRender();
 }
@@ -68,8 +72,9 @@ export function renderRoom() {
     const grouped = previous && previous.sender_id === message.sender_id && !previous.deleted && Date.parse(message.created_at) - Date.parse(previous.created_at) < 300000;
     const seen = seenBy.get(message.id) || "";
     const sender = store.user(message.sender_id);
-    const signature = JSON.stringify([message, seen, grouped, sender.display_name, sender.avatar_url]);
-    wanted.push(keyed(message.id, signature, () => renderMessage(message, { grouped, seen, sender })));
+    const tokens = mentionTokens(message);
+    const signature = JSON.stringify([message, seen, grouped, sender.display_name, sender.avatar_url, tokens]);
+    wanted.push(keyed(message.id, signature, () => renderMessage(message, { grouped, seen, sender, tokens })));
     previous = message;
   }
   for (const pending of timeline.pending.values()) {
@@ -120,9 +125,9 @@ function seenMap(room, messages) {
   return result;
 }
 
-function renderMessage(message, { grouped, seen, sender }) {
+function renderMessage(message, { grouped, seen, sender, tokens }) {
   const mine = message.sender_id === store.me.id;
-  const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "", message.deleted ? "deleted" : ""].filter(Boolean).join(" ");
+  const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "", message.deleted ? "deleted" : "", mentionsMe(message) ? "mentions-me" : ""].filter(Boolean).join(" ");
   const body = h("div", { class: "bubble" });
   if (!grouped) body.append(h("div", { class: "meta" }, h("span", { class: "sender" }, sender.display_name || sender.username || "…"), h("time", { datetime: message.created_at, title: message.created_at }, formatTime(message.created_at))));
   if (message.reply_to) {
@@ -150,7 +155,7 @@ function renderMessage(message, { grouped, seen, sender }) {
         ),
       );
     }
-    if (message.text) body.append(h("div", { class: "text" }, linkify(message.text)));
+    if (message.text) body.append(h("div", { class: "text" }, markTokens(message.text, tokens)));
     if (message.edited_at) body.append(h("span", { class: "edited" }, "(edited)"));
   }
   if (message.reactions?.length) {
@@ -198,7 +203,7 @@ function thumbSize(media) {
 function renderPending(pending) {
   const body = h("div", { class: "bubble" });
   if (pending.previewUrl) body.append(h("img", { class: "thumb", src: pending.previewUrl, alt: "image being sent" }));
-  if (pending.text) body.append(h("div", { class: "text" }, linkify(pending.text)));
+  if (pending.text) body.append(h("div", { class: "text" }, markTokens(pending.text, mentionTokens(pending))));
   const state = h("div", { class: "delivery" });
   if (pending.status === "failed") {
     state.append(
@@ -257,6 +262,7 @@ export function markRead() {
     .then((result) => {
       room.last_read_seq = result.last_read_seq;
       room.unread_count = result.unread_count;
+      if (result.unread_mention_count !== undefined) room.unread_mention_count = result.unread_mention_count;
       scheduleRender();
     })
     .catch(() => {

@@ -2,6 +2,9 @@
 // seq with every event up to it applied (protocol §7.1): duplicates are ignored, holes are
 // filled from GET /rooms/{id}/events before anything after them is applied.
 
+// The fields of a room that are the member's own: null in room events, kept from what we had.
+const MEMBER_FIELDS = ["my_role", "last_read_seq", "unread_count", "unread_mention_count", "notifications", "last_message"];
+
 export class Store {
   constructor(api) {
     this.api = api;
@@ -14,6 +17,7 @@ export class Store {
     this.filling = new Set(); // rooms whose hole is being fetched
     this.receipts = new Map(); // room id -> Map(user id -> seq)
     this.typing = new Map(); // room id -> Map(user id -> expiry ms)
+    this.members = new Map(); // room id -> members (GET /rooms/{id}/members), until one joins or leaves
     this.listeners = new Set();
     this.userRequests = new Map();
   }
@@ -72,7 +76,7 @@ export class Store {
     const merged = { ...known };
     for (const [key, value] of Object.entries(room)) {
       // Room objects inside events carry null member fields: keep ours.
-      if (value === null && ["my_role", "last_read_seq", "unread_count", "last_message"].includes(key) && key in known) continue;
+      if (value === null && MEMBER_FIELDS.includes(key) && key in known) continue;
       merged[key] = value;
     }
     this.rooms.set(room.id, merged);
@@ -85,6 +89,7 @@ export class Store {
     this.timelines.delete(roomId);
     this.lastSeq.delete(roomId);
     this.held.delete(roomId);
+    this.members.delete(roomId);
     this.changed({ rooms: true, removed: roomId });
   }
 
@@ -118,6 +123,8 @@ export class Store {
         const known = this.rooms.get(room.id);
         if (!known) continue;
         known.unread_count = room.unread_count;
+        known.unread_mention_count = room.unread_mention_count;
+        known.notifications = room.notifications;
         known.last_read_seq = room.last_read_seq;
         known.last_message = room.last_message;
         if (room.peer) this.rememberUser(room.peer);
@@ -172,7 +179,13 @@ export class Store {
   async loadMembers(roomId) {
     const answer = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/members`);
     for (const member of answer.members) this.rememberUser(member.user);
+    this.members.set(roomId, answer.members);
     return answer.members;
+  }
+
+  /** The members of a room, fetched once and kept until someone joins or leaves. */
+  async roomMembers(roomId) {
+    return this.members.get(roomId) || this.loadMembers(roomId);
   }
 
   // ---- events, in seq order per room ----
@@ -260,6 +273,7 @@ export class Store {
       case "member.joined":
       case "member.role_changed":
         this.rememberUser(data.user, { snapshot: true });
+        this.members.delete(roomId);
         if (room) {
           if (event.type === "member.joined") room.member_count = (room.member_count || 0) + 1;
           if (data.user.id === this.me?.id) room.my_role = data.role;
@@ -270,6 +284,7 @@ export class Store {
           this.removeRoom(roomId);
           return;
         }
+        this.members.delete(roomId);
         if (room) room.member_count = Math.max(0, (room.member_count || 1) - 1);
         break;
       case "room.updated":
@@ -290,6 +305,16 @@ export class Store {
     room.last_message = summary.last_message;
     room.unread_count = summary.unread_count;
     room.last_read_seq = summary.last_read_seq;
+    if (summary.unread_mention_count !== undefined && summary.unread_mention_count !== null) room.unread_mention_count = summary.unread_mention_count;
+    if (summary.notifications) room.notifications = summary.notifications;
+    this.changed({ rooms: true });
+  }
+
+  /** After PUT /rooms/{id}/notifications: the answer is the room's new settings. */
+  setNotifications(roomId, notifications) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.notifications = notifications;
     this.changed({ rooms: true });
   }
 

@@ -1,4 +1,5 @@
-// Two people chat through the browser client, in a real chromium driven by playwright-core.
+// Two people chat through the browser client, in a real chromium driven by playwright-core:
+// direct and group rooms, going offline and catching up, mentions and notification settings.
 // Usage: node chat.mjs BASE_URL OUTDIR. Prints one JSON object on stdout: {ok, steps, ...};
 // exits 0 when every check passed. Screenshots go to OUTDIR.
 import { mkdirSync } from "node:fs";
@@ -17,7 +18,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
 const TIMEOUT = 10000;
 const started = Date.now();
-const report = { ok: false, steps: [], screenshots: [], dialogs: [], page_errors: [], console_errors: [], websockets: {}, auth_frames: {} };
+const report = { ok: false, steps: [], screenshots: [], dialogs: [], page_errors: [], console_errors: [], websockets: {}, auth_frames: {}, sent_mentions: [] };
 
 function step(name) {
   report.steps.push({ name, at_ms: Date.now() - started });
@@ -78,7 +79,12 @@ function watch(page, who) {
   page.on("websocket", (socket) => {
     report.websockets[who] += 1;
     socket.on("framesent", (frame) => {
-      if (String(frame.payload).includes('"type":"auth"')) report.auth_frames[who] += 1;
+      const payload = String(frame.payload);
+      if (payload.includes('"type":"auth"')) report.auth_frames[who] += 1;
+      if (payload.includes('"type":"message.send"') && payload.includes('"mentions"')) {
+        const { mentions } = JSON.parse(payload);
+        if (mentions.user_ids.length || mentions.room) report.sent_mentions.push({ who, mentions });
+      }
     });
   });
   page.on("dialog", async (dialog) => {
@@ -146,6 +152,33 @@ async function postMany(page, roomId, count, suffix) {
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+/** GET /api/v1/rooms/{id} with the page's own session (its token refreshed when needed). */
+async function roomOf(page, roomId) {
+  for (let attempt = 0; ; attempt += 1) {
+    const answer = await page.evaluate(async (id) => {
+      const token = JSON.parse(localStorage.getItem("cronchat.session")).access_token;
+      const response = await fetch(`/api/v1/rooms/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+      return { status: response.status, room: await response.json() };
+    }, roomId);
+    if (answer.status === 200) return answer.room;
+    if (answer.status !== 401 || attempt === 2) throw new Error(`GET /rooms/${roomId} answered ${answer.status}`);
+    await page.waitForTimeout(200); // the page refreshes its token
+  }
+}
+
+function roomItem(page, name) {
+  return page.locator(".room-item", { has: page.locator(".room-name", { hasText: name }) });
+}
+
+/** Make the tab look hidden (or visible again) to the page, as when the user switches tabs. */
+async function setHidden(page, hidden) {
+  await page.evaluate((hide) => {
+    if (hide) Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    else delete document.visibilityState;
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
 }
 
 async function expect(condition, what) {
@@ -375,6 +408,90 @@ async function main() {
     await pageA.waitForSelector(".me img.avatar");
     step("profile and avatar updated");
 
+    // Mentions: Bob types @ in the group, picks Alice from the offered members and sends.
+    await pageB.setViewportSize({ width: 1100, height: 720 });
+    await openRoom(pageA, bob.name);
+    await openRoom(pageB, "Lunch crew");
+    const aliceId = await pageA.evaluate(() => JSON.parse(localStorage.getItem("cronchat.session")).user_id);
+    await setHidden(pageA, true);
+    await pageB.click(".composer-input");
+    await pageB.keyboard.type("Lunch is ready, @");
+    const offered = pageB.locator(".mention-picker .mention-option");
+    await offered.first().waitFor();
+    const offeredNames = await offered.locator(".mention-label").allTextContents();
+    await expect(offeredNames.includes(alice.name) && offeredNames.includes("@room"), `Alice and @room offered, got ${JSON.stringify(offeredNames)}`);
+    await expect(!offeredNames.includes(bob.name), `not Bob himself, got ${JSON.stringify(offeredNames)}`);
+    await shot(pageB, "11-mention-picker");
+    const active = () => pageB.getAttribute(".mention-option.active", "data-user-id");
+    await expect((await active()) === aliceId, "the first option active");
+    await pageB.keyboard.press("ArrowDown");
+    await pageB.waitForSelector('.mention-option.active[data-room="true"]');
+    await pageB.keyboard.press("ArrowUp");
+    await expect((await active()) === aliceId, "back up to Alice");
+    await pageB.keyboard.type("ali");
+    await pageB.waitForFunction(() => document.querySelectorAll(".mention-picker .mention-option").length === 1);
+    await pageB.locator(`.mention-option[data-user-id="${aliceId}"]`).click();
+    await pageB.waitForSelector(".mention-picker", { state: "hidden" });
+    const drafted = await pageB.inputValue(".composer-input");
+    await expect(drafted === `Lunch is ready, @${alice.name} `, `the pick inserted "@${alice.name} ", got ${JSON.stringify(drafted)}`);
+    await pageB.keyboard.type("come down");
+    await pageB.keyboard.press("Enter");
+    const mentionText = `Lunch is ready, @${alice.name} come down`;
+    await message(pageB, mentionText).waitFor();
+    const carried = JSON.stringify(report.sent_mentions);
+    await expect(carried === JSON.stringify([{ who: "bob", mentions: { user_ids: [aliceId], room: false } }]), `the send to carry alice's id, got ${carried}`);
+    await message(pageB, mentionText).locator(".mention", { hasText: `@${alice.name}` }).waitFor();
+    step("bob picked alice from the @ list and sent the mention");
+
+    // Alice's room list: the mention badge beside the unread count; the tab title says (@).
+    const groupItemA = roomItem(pageA, "Lunch crew");
+    const mentionBadge = groupItemA.locator(".mention-badge");
+    await mentionBadge.waitFor();
+    report.mention_badge = await mentionBadge.textContent();
+    await expect(report.mention_badge === "@1", `the mention badge "@1", got ${report.mention_badge}`);
+    await expect((await groupItemA.locator(".badge").textContent()) === "1", "the unread count beside it");
+    await pageA.waitForFunction(() => document.title.startsWith("(@) "));
+    report.hidden_title = await pageA.title();
+    await shot(pageA, "12-mention-badge");
+    await setHidden(pageA, false);
+    await pageA.waitForFunction(() => !document.title.startsWith("(@)"));
+    step("mention badge shown in alice's room list");
+
+    // Alice opens the room: the mention stands out, and reading it clears the badge.
+    await openRoom(pageA, "Lunch crew");
+    const mentioned = message(pageA, mentionText);
+    await mentioned.and(pageA.locator(".mentions-me")).waitFor();
+    await mentioned.locator(".mention.mention-me", { hasText: `@${alice.name}` }).waitFor();
+    for (let waited = 0; (await roomOf(pageA, groupId)).unread_mention_count !== 0; waited += 200) {
+      await expect(waited < TIMEOUT, "the read to clear the mention count");
+      await pageA.waitForTimeout(200);
+    }
+    await openRoom(pageA, bob.name);
+    await expect((await groupItemA.locator(".mention-badge").count()) === 0, "no mention badge once the room is read");
+    step("reading the room cleared the mention badge");
+
+    // The room menu: mentions only, and muted for an hour (dimmed, bell-off in the list),
+    // also in Alice's second tab (from its room.summary).
+    const pageA2 = await contextA.newPage();
+    watch(pageA2, "alice_second_tab");
+    await pageA2.goto(baseUrl);
+    await pageA2.waitForSelector(".status-dot[data-status=online]");
+    await openRoom(pageA, "Lunch crew");
+    await pageA.click(".room-menu-button");
+    await pageA.click('.room-menu .level-option[data-level="mentions"]');
+    await pageA.waitForSelector('.room-menu .level-option[data-level="mentions"][aria-checked="true"]');
+    await pageA.click('.room-menu .mute-option[data-mute="1h"]');
+    await groupItemA.and(pageA.locator(".muted")).locator(".muted-mark").waitFor();
+    await roomItem(pageA2, "Lunch crew").and(pageA2.locator(".muted")).locator(".muted-mark").waitFor();
+    await pageA2.close();
+    await pageA.waitForSelector(".room-menu .unmute-option");
+    await shot(pageA, "13-room-menu");
+    await pageA.keyboard.press("Escape");
+    await pageA.waitForSelector(".room-menu", { state: "hidden" });
+    const settings = (await roomOf(pageA, groupId)).notifications;
+    await expect(settings.level === "mentions" && settings.muted_until, `the settings stored, got ${JSON.stringify(settings)}`);
+    step("notification level and mute set from the room menu, shown in the other tab");
+
     // Members: Alice removes Bob from the group; the room leaves Bob's list.
     await openRoom(pageA, "Lunch crew");
     await pageA.click(".members-button");
@@ -395,6 +512,19 @@ async function main() {
     await openRoom(pageB, alice.name);
     await message(pageB, "Still here after a token refresh").waitFor();
     step("token refreshed on the open socket");
+
+    // The settings survive a reload (a new socket from here on: counted apart).
+    report.alice_sockets_before_reload = report.websockets.alice;
+    await pageA.reload();
+    await pageA.waitForSelector(".status-dot[data-status=online]");
+    await openRoom(pageA, "Lunch crew");
+    await roomItem(pageA, "Lunch crew").and(pageA.locator(".muted")).waitFor();
+    await pageA.click(".room-menu-button");
+    await pageA.waitForSelector('.room-menu .level-option[data-level="mentions"][aria-checked="true"]');
+    await pageA.click(".room-menu .unmute-option");
+    await roomItem(pageA, "Lunch crew").locator(".muted-mark").waitFor({ state: "detached" });
+    await pageA.keyboard.press("Escape");
+    step("mentions only survives a reload; unmuted");
 
     await expect(report.dialogs.length === 0, `no dialog, got ${JSON.stringify(report.dialogs)}`);
     await expect(report.page_errors.length === 0, `no page error, got ${JSON.stringify(report.page_errors)}`);
