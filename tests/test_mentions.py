@@ -269,7 +269,7 @@ async def test_ws_edit_without_mentions_keeps_them_and_with_mentions_replaces_th
 
 async def test_a_room_mention_is_stored_in_a_group(api: ApiClient) -> None:
     (alice, bob), room = await chat(api, 2)
-    sent = await api.send(alice, room["id"], "all of you", mentions={"user_ids": [], "room": True})
+    sent = await api.send(alice, room["id"], "all of you", mentions=naming(room=True))
     assert sent["mentions"] == {"user_ids": [], "room": True}
     assert (await history(api, bob, room["id"]))[-1]["mentions"] == sent["mentions"]
 
@@ -279,7 +279,7 @@ async def test_a_room_mention_is_ignored_in_a_direct_room(api: ApiClient, connec
     room = await api.direct(alice, bob)
     bob_ws = await connect(bob["token"])
 
-    sent = await api.send(alice, room["id"], "hey", mentions={"user_ids": [], "room": True})
+    sent = await api.send(alice, room["id"], "hey", mentions=naming(room=True))
 
     assert sent["mentions"] == NO_MENTIONS
     assert await mention_count(api, bob, room["id"]) == 0
@@ -316,7 +316,7 @@ async def test_a_plain_member_of_a_21_member_group_may_not_mention_the_room(
 ) -> None:
     (owner, member, *others), room = await chat(api, ROOM_MENTION_LIMIT + 1)
     member_ws = await connect(member["token"])
-    everyone = {"user_ids": [], "room": True}
+    everyone = naming(room=True)
     before = await last_seq(api, owner, room["id"])
 
     by_rest = await api.post(
@@ -341,7 +341,7 @@ async def test_a_plain_member_of_a_21_member_group_may_not_edit_in_a_room_mentio
     (owner, member, *_), room = await chat(api, ROOM_MENTION_LIMIT + 1)
     member_ws = await connect(member["token"])
     sent = await api.send(member, room["id"], "quiet", mentions=naming(owner))
-    everyone = {"user_ids": [], "room": True}
+    everyone = naming(room=True)
 
     by_rest = await api.patch(
         f"/api/v1/rooms/{room['id']}/messages/{sent['id']}",
@@ -365,7 +365,7 @@ async def test_admins_and_the_owner_of_a_21_member_group_may_mention_the_room(
         f"/api/v1/rooms/{room['id']}/members/{user_id(admin)}", {"role": "admin"}, owner["token"]
     )
     assert promoted.status == 200, promoted.body
-    everyone = {"user_ids": [], "room": True}
+    everyone = naming(room=True)
 
     by_admin = await api.send(admin, room["id"], "from the admin", mentions=everyone)
     by_owner = await api.send(owner, room["id"], "from the owner", mentions=everyone)
@@ -381,7 +381,7 @@ async def test_a_plain_member_of_a_20_member_group_may_mention_the_room(
     (owner, member, other, *_), room = await chat(api, ROOM_MENTION_LIMIT)
     assert room["member_count"] == ROOM_MENTION_LIMIT
     member_ws = await connect(member["token"])
-    everyone = {"user_ids": [], "room": True}
+    everyone = naming(room=True)
 
     by_rest = await api.send(member, room["id"], "everyone", mentions=everyone)
     by_ws = await ws_send(member_ws, room["id"], "everyone again", mentions=everyone)
@@ -479,7 +479,7 @@ async def test_each_member_sees_their_own_mention_count_live_and_in_the_room_lis
 
     named = await api.send(alice, room["id"], "bob?", mentions=naming(bob))
     plain = await api.send(carol, room["id"], "nobody")
-    everyone = await api.send(alice, room["id"], "all?", mentions={"user_ids": [], "room": True})
+    everyone = await api.send(alice, room["id"], "all?", mentions=naming(room=True))
 
     expected = {
         named["seq"]: [0, 1, 0, 0],
@@ -598,7 +598,7 @@ async def test_an_edit_from_a_user_mention_to_a_room_mention_keeps_one_count(
 ) -> None:
     (alice, bob, carol), room = await chat(api)
     sent = await api.send(alice, room["id"], "bob?", mentions=naming(bob))
-    await edit(api, alice, sent, "everyone?", mentions={"user_ids": [], "room": True})
+    await edit(api, alice, sent, "everyone?", mentions=naming(room=True))
     assert await mention_counts(api, [alice, bob, carol], room["id"]) == [0, 1, 1]
     assert [m["kind"] for m in await feed(api, bob)] == ["room"]
 
@@ -607,7 +607,7 @@ async def test_a_member_who_leaves_loses_the_rooms_mentions_from_the_feed(api: A
     (alice, bob), room = await chat(api, 2)
     other = await api.group(alice, bob, name="Other")
     await api.send(alice, room["id"], "bob?", mentions=naming(bob))
-    await api.send(alice, room["id"], "all?", mentions={"user_ids": [], "room": True})
+    await api.send(alice, room["id"], "all?", mentions=naming(room=True))
     kept = await api.send(alice, other["id"], "bob, here", mentions=naming(bob))
 
     left = await api.delete(f"/api/v1/rooms/{room['id']}/members/{user_id(bob)}", bob["token"])
@@ -654,6 +654,25 @@ async def test_an_edit_naming_a_newcomer_in_an_earlier_message_lists_it_in_their
     assert [m["id"] for m in await feed(api, newcomer)] == [alert["mention"]["id"]]
 
 
+async def test_blocking_a_sender_takes_their_mentions_off_an_open_sockets_count_and_the_feed(
+    api: ApiClient, connect: Any
+) -> None:
+    (alice, bob, carol), room = await chat(api)
+    bob_ws = await connect(bob["token"])
+    await api.send(alice, room["id"], "bob?", mentions=naming(bob))
+    await api.send(alice, room["id"], "all?", mentions=naming(room=True))
+    kept = await api.send(carol, room["id"], "bob, from carol", mentions=naming(bob))
+    assert (await summary_at(bob_ws, room["id"], kept["seq"]))["unread_mention_count"] == 3
+
+    blocked = await api.put(f"/api/v1/users/me/blocks/{user_id(alice)}", None, bob["token"])
+
+    assert blocked.status == 204, blocked.body
+    assert await mention_count(api, bob, room["id"]) == 1
+    assert await fed_messages(api, bob) == [kept["id"]]
+    plain = await api.send(carol, room["id"], "plain")
+    assert (await summary_at(bob_ws, room["id"], plain["seq"]))["unread_mention_count"] == 1
+
+
 # The mention frame
 
 
@@ -692,7 +711,7 @@ async def test_a_room_mention_alerts_every_member_but_the_sender(
 ) -> None:
     (alice, bob, carol), room = await chat(api)
     sockets = [await connect(user["token"]) for user in (alice, bob, carol)]
-    sent = await api.send(alice, room["id"], "all?", mentions={"user_ids": [], "room": True})
+    sent = await api.send(alice, room["id"], "all?", mentions=naming(room=True))
     for ws in sockets[1:]:
         alert = await ws.wait_for(mention_of(sent["id"]), "the room mention")
         assert alert["mention"]["kind"] == "room" and alert["notify"] is True
@@ -718,7 +737,7 @@ async def test_the_feed_lists_mentions_newest_first_across_rooms(api: ApiClient)
     other = await api.group(carol, bob, name="Other")
     sent = [
         await api.send(alice, room["id"], "one", mentions=naming(bob)),
-        await api.send(carol, other["id"], "two", mentions={"user_ids": [], "room": True}),
+        await api.send(carol, other["id"], "two", mentions=naming(room=True)),
         await api.send(alice, room["id"], "not for bob", mentions=naming(carol)),
         await api.send(carol, room["id"], "three", mentions=naming(bob, room=True)),
     ]
@@ -769,7 +788,7 @@ async def test_the_feed_filters_unread_mentions_and_one_room(api: ApiClient) -> 
     assert await fed_messages(api, bob, f"&room_id={room['id']}") == [new["id"], old["id"]]
     assert await fed_messages(api, bob, f"&room_id={room['id']}&unread=true") == [new["id"]]
     stranger_room = await api.group(alice, name="Not bob's")
-    await api.send(alice, stranger_room["id"], "all", mentions={"user_ids": [], "room": True})
+    await api.send(alice, stranger_room["id"], "all", mentions=naming(room=True))
     assert await feed(api, bob, f"&room_id={stranger_room['id']}") == []
 
 
@@ -793,7 +812,7 @@ async def test_deleted_messages_drop_out_of_the_feed(api: ApiClient) -> None:
     (alice, bob, carol), room = await chat(api)
     kept = await api.send(alice, room["id"], "kept", mentions=naming(bob))
     by_sender = await api.send(carol, room["id"], "gone", mentions=naming(bob))
-    by_owner = await api.send(carol, room["id"], "removed", mentions={"user_ids": [], "room": True})
+    by_owner = await api.send(carol, room["id"], "removed", mentions=naming(room=True))
     await delete(api, carol, by_sender)
     await delete(api, alice, by_owner)
     assert await fed_messages(api, bob) == [kept["id"]]
@@ -802,7 +821,7 @@ async def test_deleted_messages_drop_out_of_the_feed(api: ApiClient) -> None:
 async def test_room_mentions_from_before_joining_are_not_listed(api: ApiClient) -> None:
     (alice, bob), room = await chat(api, 2)
     newcomer = await api.register()
-    await api.send(alice, room["id"], "before", mentions={"user_ids": [], "room": True})
+    await api.send(alice, room["id"], "before", mentions=naming(room=True))
     added = await api.post(
         f"/api/v1/rooms/{room['id']}/members", {"user_id": user_id(newcomer)}, alice["token"]
     )
@@ -810,7 +829,7 @@ async def test_room_mentions_from_before_joining_are_not_listed(api: ApiClient) 
     assert await feed(api, newcomer) == []
     assert await mention_count(api, newcomer, room["id"]) == 0
 
-    after = await api.send(bob, room["id"], "after", mentions={"user_ids": [], "room": True})
+    after = await api.send(bob, room["id"], "after", mentions=naming(room=True))
     assert await fed_messages(api, newcomer) == [after["id"]]
     assert await mention_count(api, newcomer, room["id"]) == 1
 

@@ -19,6 +19,7 @@ from test_mentions import (
     user_id,
 )
 from test_scale import Server, client, redis_url, server_env, two_servers
+from test_summaries import SUMMARY_FIELDS
 from tornado.httpclient import AsyncHTTPClient
 
 from clients import ApiClient, Frame, Reply, User, WsClient, event_of
@@ -201,6 +202,7 @@ async def test_a_settings_change_reaches_every_socket_of_the_user_as_a_room_summ
 
     for device in (phone, laptop):
         summary = (await device.expect("room.summary"))["room"]
+        assert list(summary) == SUMMARY_FIELDS
         assert summary["id"] == room["id"] and summary["notifications"] == answered
         assert counts(summary) == counts(before)
     marker = await api.send(bob, room["id"], "marker")
@@ -233,7 +235,7 @@ async def test_settings_never_change_unread_counts(api: ApiClient, connect: Any)
         assert counts((await bob_ws.expect("room.summary"))["room"]) == counts(before), change
         assert counts(await room_of(api, bob, room["id"])) == counts(before), change
 
-    sent = await api.send(alice, room["id"], "all?", mentions={"user_ids": [], "room": True})
+    sent = await api.send(alice, room["id"], "all?", mentions=naming(room=True))
     live = await summary_at(bob_ws, room["id"], sent["seq"], ("event",))
     assert (live["unread_count"], live["unread_mention_count"]) == (3, 2)
     assert await mention_count(api, bob, room["id"]) == 2
