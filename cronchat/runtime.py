@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
+from cronchat.cursors import Cursors
 from cronchat.db import Database
 from cronchat.db.migrations import migrate, require_current_schema
 from cronchat.errors import DomainError
@@ -28,6 +29,7 @@ from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.blocks import Blocks
 from cronchat.services.edits import Edits
 from cronchat.services.exports import ExportLinks, Exports
 from cronchat.services.history import History
@@ -64,6 +66,7 @@ class Services:
     reactions: Reactions
     read_markers: ReadMarkers
     notifications: Notifications
+    blocks: Blocks
     typing: TypingNotices
     media: Media
     lifecycle: Lifecycle
@@ -144,17 +147,19 @@ class Runtime:
             settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
         )
         export_links = ExportLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
+        cursors = Cursors(settings.jwt_secret.reveal())
         return Services(
             accounts=accounts,
             users=Users(self.db, notify),
-            rooms=Rooms(self.db, notify, media),
+            rooms=Rooms(self.db, notify, media, cursors),
             members=Members(self.db, notify),
             sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
             history=History(self.db, notify),
             edits=Edits(self.db, notify, settings.max_text_length, media),
             reactions=Reactions(self.db, notify),
             read_markers=ReadMarkers(self.db, notify),
-            notifications=Notifications(self.db, notify),
+            notifications=Notifications(self.db, notify, cursors),
+            blocks=Blocks(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
             lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),

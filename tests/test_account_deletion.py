@@ -237,13 +237,8 @@ async def test_blocks_mentions_settings_and_memberships_go(
         f"/api/v1/rooms/{room['id']}/notifications", {"level": "none"}, alice["token"]
     )
     assert settings.status == 200
-    for blocker, blocked in ((mine, theirs), (theirs, mine)):
-        await execute(
-            runtime,
-            "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (%s, %s, 1)",
-            blocker,
-            blocked,
-        )
+    assert (await api.put(f"/api/v1/users/me/blocks/{theirs}", token=alice["token"])).status == 204
+    assert (await api.put(f"/api/v1/users/me/blocks/{mine}", token=bob["token"])).status == 204
     assert (await delete_account(api, alice)).status == 204
     for sql in (
         "SELECT COUNT(*) FROM blocks WHERE user_id = %s OR blocked_id = %s",
@@ -251,12 +246,22 @@ async def test_blocks_mentions_settings_and_memberships_go(
         "SELECT COUNT(*) FROM room_members WHERE user_id = %s OR user_id = %s",
     ):
         assert await scalar(runtime, sql, mine, mine) == 0, sql
-    assert (
-        await scalar(
-            runtime, "SELECT COUNT(*) FROM sessions WHERE user_id = %s AND revoked_at IS NULL", mine
-        )
-        == 0
-    )
+    live = "SELECT COUNT(*) FROM sessions WHERE user_id = %s AND revoked_at IS NULL"
+    assert await scalar(runtime, live, mine) == 0
+    assert (await api.get("/api/v1/users/me/blocks", bob["token"])).body["users"] == []
+
+
+async def test_those_who_blocked_them_hear_whom_they_block_now(
+    api: ApiClient, connect: Any
+) -> None:
+    alice, bob, carol = [await api.register() for _ in range(3)]
+    for blocked in (alice, carol):
+        path = f"/api/v1/users/me/blocks/{blocked['user']['id']}"
+        assert (await api.put(path, token=bob["token"])).status == 204
+    ws = await connect(bob["token"])
+    assert (await delete_account(api, alice)).status == 204
+    frame = await ws.wait_for(of_type("blocks"), "blocks")
+    assert frame["user_ids"] == [carol["user"]["id"]]
 
 
 async def test_reports_they_filed_stay_without_them(api: ApiClient, runtime: Runtime) -> None:

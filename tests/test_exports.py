@@ -103,12 +103,7 @@ async def test_the_export_holds_everything_the_user_owns(api: ApiClient, runtime
     await api.put(
         f"/api/v1/rooms/{room['id']}/notifications", {"level": "mentions"}, alice["token"]
     )
-    await execute(
-        runtime,
-        "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (%s, %s, 5)",
-        mine,
-        theirs,
-    )
+    assert (await api.put(f"/api/v1/users/me/blocks/{theirs}", token=alice["token"])).status == 204
     await execute(
         runtime,
         "INSERT INTO reports (id, room_id, message_id, reporter_id, reason, comment, status,"

@@ -148,12 +148,18 @@ def mark_deleted(tx: Tx, user_id: str, now: int) -> None:
     )
 
 
-def forget_relations(tx: Tx, user_id: str) -> None:
+def forget_relations(tx: Tx, user_id: str) -> list[str]:
     """What a deleted account leaves behind goes, in the caller's transaction: its blocks
-    (both ways) and the mentions of it; the reports it filed stay, without their reporter."""
+    (both ways) and the mentions of it; the reports it filed stay, without their reporter.
+    Answers the users who blocked it (their blocks changed)."""
+    blockers = [
+        row["user_id"]
+        for row in tx.all("SELECT user_id FROM blocks WHERE blocked_id = %s", (user_id,))
+    ]
     tx.execute("DELETE FROM blocks WHERE user_id = %s OR blocked_id = %s", (user_id, user_id))
     tx.execute("DELETE FROM mentions WHERE user_id = %s", (user_id,))
     tx.execute("UPDATE reports SET reporter_id = NULL WHERE reporter_id = %s", (user_id,))
+    return blockers
 
 
 def live_messages_sent(tx: Tx, user_id: str) -> list[tuple[str, str]]:

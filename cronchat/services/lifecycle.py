@@ -20,7 +20,17 @@ from cronchat.errors import NotFound
 from cronchat.event_data import member_data
 from cronchat.models import Event, MediaRecord, User
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import audit, events, exports, media, messages, rooms, sessions, users
+from cronchat.repos import (
+    audit,
+    blocks,
+    events,
+    exports,
+    media,
+    messages,
+    rooms,
+    sessions,
+    users,
+)
 from cronchat.services.accounts import Accounts
 from cronchat.services.media import Media
 from cronchat.services.redaction import Redacted, redact_tx
@@ -47,6 +57,8 @@ class _Deleted:
     membership_events: list[Event] = field(default_factory=list)
     uploads: list[MediaRecord] = field(default_factory=list)
     export_keys: list[str] = field(default_factory=list)
+    # Whom each user who blocked the deleted one blocks now.
+    blocks_of_blockers: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class Lifecycle:
@@ -92,6 +104,8 @@ class Lifecycle:
             )
         await self.notify.events(deleted.membership_events)
         await self.notify.user_updated(deleted.user, deleted.room_ids)
+        for blocker, blocked_ids in deleted.blocks_of_blockers.items():
+            await self.notify.blocks(blocker, blocked_ids)
         released = [r.released_media for r in deleted.redactions if r.released_media is not None]
         for record in [*released, *deleted.uploads]:
             await self.media.remove_files(record)
@@ -113,7 +127,8 @@ class Lifecycle:
         deleted_user = users.find_user(tx, user_id)
         assert deleted_user is not None
         left = _leave_every_room_tx(tx, deleted_user, room_ids, actor_id, now)
-        users.forget_relations(tx, user_id)
+        blockers = users.forget_relations(tx, user_id)
+        blocks_of_blockers = {blocker: blocks.blocked_ids(tx, blocker) for blocker in blockers}
         export_keys = exports.delete_exports_of(tx, user_id)
         session_ids = sessions.revoke_user_sessions(tx, user_id, now)
         audit.record(
@@ -124,7 +139,16 @@ class Lifecycle:
             target_user_id=user_id,
             data={"erase_messages": erase_messages},
         )
-        return _Deleted(deleted_user, session_ids, room_ids, redactions, left, uploads, export_keys)
+        return _Deleted(
+            deleted_user,
+            session_ids,
+            room_ids,
+            redactions,
+            left,
+            uploads,
+            export_keys,
+            blocks_of_blockers,
+        )
 
     async def _remove_file(self, key: str) -> None:
         try:
