@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronchat.models import MediaInfo, Message, Room, User
+from cronchat.models import MediaInfo, Mentions, Message, NotificationSettings, Room, User
 from cronchat.times import rfc3339
 
 
@@ -72,6 +72,19 @@ def message_data(message: Message) -> dict[str, Any]:
         "created_at": rfc3339(message.created_at),
         "edited_at": rfc3339(message.edited_at),
         "deleted": message.deleted,
+        "mentions": mentions_data(message.mentions),
+    }
+
+
+def mentions_data(mentions: Mentions) -> dict[str, Any]:
+    return {"user_ids": list(mentions.user_ids), "room": mentions.room}
+
+
+def notifications_data(settings: NotificationSettings) -> dict[str, Any]:
+    return {
+        "level": settings.level,
+        "room_mentions": settings.room_mentions,
+        "muted_until": rfc3339(settings.muted_until),
     }
 
 
@@ -86,8 +99,8 @@ def shared_message_data(message: Message) -> dict[str, Any]:
 
 def room_data(room: Room, peer: User | None = None) -> dict[str, Any]:
     """The room itself, as in room events: the fields every member shares. The member's own
-    fields (``my_role``, ``last_read_seq``, ``unread_count``) are null here; a group room's
-    avatar is named by ``avatar_media_id``."""
+    fields (``my_role``, ``last_read_seq``, the counts, ``notifications``) are null here; a
+    group room's avatar is named by ``avatar_media_id``."""
     shaped: dict[str, Any] = {
         "id": room.id,
         "kind": room.kind,
@@ -99,6 +112,8 @@ def room_data(room: Room, peer: User | None = None) -> dict[str, Any]:
         "last_seq": room.last_seq,
         "last_read_seq": None,
         "unread_count": None,
+        "unread_mention_count": None,
+        "notifications": None,
         "last_message": None,
         "created_at": rfc3339(room.created_at),
         "updated_at": rfc3339(room.updated_at),

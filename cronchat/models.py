@@ -134,6 +134,41 @@ class MediaRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Mentions:
+    """Whom a message mentions: these users, and the whole room when ``room``."""
+
+    user_ids: tuple[str, ...] = ()
+    room: bool = False
+
+    def names(self, user_id: str) -> bool:
+        """Whether the message mentions this user, by name or through the room."""
+        return self.room or user_id in self.user_ids
+
+    def kind_for(self, user_id: str) -> str | None:
+        """How it mentions the user: "user" when named, "room" through the room, else None."""
+        if user_id in self.user_ids:
+            return "user"
+        return "room" if self.room else None
+
+
+NO_MENTIONS = Mentions()
+
+LEVELS = ("all", "mentions", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    """A member's notification settings for one room; ``muted_until`` in epoch ms."""
+
+    level: str = "all"
+    room_mentions: bool = True
+    muted_until: int | None = None
+
+
+DEFAULT_SETTINGS = NotificationSettings()
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: str
     room_id: str
@@ -149,6 +184,17 @@ class Message:
     deleted: bool
     # Chosen by the sending client, so that the sender's devices match their local echo.
     client_msg_id: str | None = None
+    mentions: Mentions = NO_MENTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A mention of a user as their feed lists it: the message, how it names them ("user"
+    or "room"), and whether their read marker passed it."""
+
+    message: Message
+    kind: str
+    read: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +207,8 @@ class RoomView:
     unread_count: int
     last_message: Message | None
     peer: User | None
+    unread_mention_count: int = 0
+    notifications: NotificationSettings = DEFAULT_SETTINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +220,17 @@ class Summary:
     last_message: Message | None
     unread_count: int
     last_read_seq: int
+    unread_mention_count: int = 0
+    notifications: NotificationSettings = DEFAULT_SETTINGS
 
 
 @dataclass(frozen=True, slots=True)
 class ReadState:
-    """Where a member stands in a room: its last seq, and their unread count and marker."""
+    """Where a member stands in a room: its last seq, their unread and mention counts, their
+    read marker and notification settings."""
 
     last_seq: int
     unread_count: int
     last_read_seq: int
+    unread_mention_count: int = 0
+    notifications: NotificationSettings = DEFAULT_SETTINGS

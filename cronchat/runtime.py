@@ -32,6 +32,7 @@ from cronchat.services.edits import Edits
 from cronchat.services.history import History
 from cronchat.services.media import Media
 from cronchat.services.members import Members
+from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers
@@ -60,6 +61,7 @@ class Services:
     edits: Edits
     reactions: Reactions
     read_markers: ReadMarkers
+    notifications: Notifications
     typing: TypingNotices
     media: Media
 
@@ -146,6 +148,7 @@ class Runtime:
             edits=Edits(self.db, notify, settings.max_text_length, media),
             reactions=Reactions(self.db, notify),
             read_markers=ReadMarkers(self.db, notify),
+            notifications=Notifications(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from functools import lru_cache
 
 
@@ -22,3 +23,15 @@ def rfc3339(ms: int | None) -> str | None:
 def _second(seconds: int) -> str:
     """Formatting a second is the costly part, and many times fall in the same second."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def parse_rfc3339(text: str) -> int | None:
+    """Milliseconds since the epoch of an RFC 3339 time with its offset (``Z`` or
+    ``+hh:mm``); None when the text is not one."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or "T" not in text.upper():
+        return None
+    return int(parsed.timestamp() * 1000)

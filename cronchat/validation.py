@@ -122,7 +122,7 @@ def check_type(name: str, value: Any, annotation: Any) -> Any:
     expected = " or ".join(
         f"a list of {_JSON_NAMES[typing.get_args(kind)[0]]}s"
         if typing.get_origin(kind) is list
-        else _JSON_NAMES.get(kind, "null")
+        else _JSON_NAMES.get(typing.get_origin(kind) or kind, "null")
         for kind in allowed
         if kind is not type(None)
     )

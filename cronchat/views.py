@@ -13,6 +13,7 @@ from typing import Any
 from cronchat.event_data import (
     media_data,
     message_data,
+    notifications_data,
     room_data,
     shared_message_data,
     user_data,
@@ -23,6 +24,7 @@ from cronchat.models import (
     Event,
     MediaInfo,
     Member,
+    Mention,
     Message,
     Room,
     RoomView,
@@ -117,6 +119,8 @@ def room_view_json(
         my_role=view.my_role,
         last_read_seq=view.last_read_seq,
         unread_count=view.unread_count,
+        unread_mention_count=view.unread_mention_count,
+        notifications=notifications_data(view.notifications),
         last_message=message_json(view.last_message, links) if view.last_message else None,
     )
     if view.room.kind == "direct":
@@ -164,4 +168,30 @@ def summary_json(summary: Summary, links: MediaLinks | None = None) -> dict[str,
         "last_message": message_json(last, links) if last else None,
         "unread_count": summary.unread_count,
         "last_read_seq": summary.last_read_seq,
+        "unread_mention_count": summary.unread_mention_count,
+        "notifications": notifications_data(summary.notifications),
+    }
+
+
+def read_json(summary: Summary) -> dict[str, Any]:
+    """The answer to a read: where the reader's marker and counts stand."""
+    return {
+        "last_read_seq": summary.last_read_seq,
+        "unread_count": summary.unread_count,
+        "unread_mention_count": summary.unread_mention_count,
+    }
+
+
+def mention_json(mention: Mention, links: MediaLinks | None = None) -> dict[str, Any]:
+    """A mention as the feed and the ``mention`` frame show it; its id is its message's (a
+    message mentions a user once)."""
+    message = mention.message
+    return {
+        "id": message.id,
+        "room_id": message.room_id,
+        "seq": message.seq,
+        "kind": mention.kind,
+        "message": message_json(message, links),
+        "read": mention.read,
+        "created_at": rfc3339(message.created_at),
     }

@@ -24,6 +24,8 @@ ROOM_FIELDS = {
     "last_seq",
     "last_read_seq",
     "unread_count",
+    "unread_mention_count",
+    "notifications",
     "last_message",
     "created_at",
     "updated_at",

@@ -13,7 +13,15 @@ from clients import ApiClient, Frame, User, WsClient, event_of
 
 pytestmark = pytest.mark.gen_test(timeout=60)
 
-SUMMARY_FIELDS = ["id", "last_seq", "last_message", "unread_count", "last_read_seq"]
+SUMMARY_FIELDS = [
+    "id",
+    "last_seq",
+    "last_message",
+    "unread_count",
+    "last_read_seq",
+    "unread_mention_count",
+    "notifications",
+]
 
 
 def about_seq(frames: list[Frame], seq: int) -> list[Frame]:
@@ -56,7 +64,12 @@ async def test_each_member_gets_one_frame_per_message_with_their_own_summary(
     first = await api.send(alice, room_id, "one")
     await api.send(alice, room_id, "two")
     read = await api.post(f"/api/v1/rooms/{room_id}/read", {"seq": first["seq"]}, bob["token"])
-    assert read.status == 200 and read.body == {"last_read_seq": first["seq"], "unread_count": 1}
+    assert read.status == 200
+    assert read.body == {
+        "last_read_seq": first["seq"],
+        "unread_count": 1,
+        "unread_mention_count": 0,
+    }
     alice_marker = (await own_view(api, alice, room_id))[1]
     carol_before = await own_view(api, carol, room_id)
     assert carol_before[0] == 2
@@ -135,7 +148,11 @@ async def test_a_read_still_sends_room_summary_to_the_readers_devices_only(
         assert (await ws.event_frame(room_id, message["seq"]))["room"]["last_seq"] == message["seq"]
 
     read = await bob_phone.request({"type": "read", "room_id": room_id, "seq": message["seq"]})
-    assert read["result"] == {"last_read_seq": message["seq"], "unread_count": 0}
+    assert read["result"] == {
+        "last_read_seq": message["seq"],
+        "unread_count": 0,
+        "unread_mention_count": 0,
+    }
     marker = await api.send(alice, room_id, "marker")
     for device in (bob_phone, bob_laptop):
         before = await device.frames_before(event_of(room_id, marker["seq"]), "the marker")

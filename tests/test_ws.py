@@ -116,7 +116,11 @@ async def test_two_users_hold_a_whole_conversation(api: ApiClient, connect: Any)
     assert typing == {"type": "typing", "room_id": room_id, "user_id": alice["user"]["id"]}
 
     read = await bob_ws.request({"type": "read", "room_id": room_id, "seq": edit_event["seq"]})
-    assert read["result"] == {"last_read_seq": edit_event["seq"], "unread_count": 0}
+    assert read["result"] == {
+        "last_read_seq": edit_event["seq"],
+        "unread_count": 0,
+        "unread_mention_count": 0,
+    }
     receipt = await alice_ws.expect("receipt")
     assert receipt == {
         "type": "receipt",

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from cronchat.alerts import should_alert
 from cronchat.models import ReadState
 from cronchat.realtime.frames import encode, event_frame, event_opening
 from cronchat.realtime.notices import (
     EventNotice,
     Notice,
+    NotificationsNotice,
     PresenceNotice,
     ReadNotice,
     ResyncNotice,
@@ -33,6 +36,7 @@ from cronchat.realtime.room_stream import EventReader, RoomStream
 from cronchat.realtime.sockets import Connection, Sockets
 from cronchat.realtime.unread import (
     MemberView,
+    MentionFrames,
     ReadStateReader,
     RoomUnread,
     SummaryFrames,
@@ -128,7 +132,9 @@ class Hub:
             room = _Room(RoomStream(room_id, next_seq), RoomUnread(changes_from=next_seq))
             self._rooms[room_id] = room
         if user_id not in room.unread.members:
-            room.unread.members[user_id] = MemberView(0, state.last_read_seq, state.last_seq)
+            room.unread.members[user_id] = MemberView(
+                0, state.last_read_seq, state.last_seq, settings=state.notifications
+            )
             self._user_rooms[user_id].append(room_id)
             if settle and not room.unread.settle(user_id, state, room.stream.next_seq - 1):
                 asyncio.ensure_future(self._load_read_state(room_id, user_id))
@@ -170,6 +176,8 @@ class Hub:
                 room.stream.offer(notice, self)
         elif isinstance(notice, ReadNotice):
             self._on_read(notice)
+        elif isinstance(notice, NotificationsNotice):
+            self._on_notifications(notice)
         elif isinstance(notice, TypingNotice):
             frame = encode({"type": "typing", "room_id": notice.room_id, "user_id": notice.user_id})
             self._to_room(notice.room_id, frame, skip_user=notice.user_id)
@@ -191,7 +199,8 @@ class Hub:
 
     def emit(self, stream: RoomStream, notice: EventNotice) -> None:
         """The room's stream says this event is next: to every local member's sockets, with
-        each one's own summary inside the event frame when the event moves it."""
+        each one's own summary inside the event frame when the event moves it, and a
+        ``mention`` frame after it to each member it newly mentions."""
         room_id, seq = notice.room_id, notice.seq
         if notice.type == "member.joined":
             self._joined(notice)  # as in deliver, for an event read to fill a hole
@@ -207,6 +216,10 @@ class Hub:
             frame = event_frame(opening)
         else:
             summaries = SummaryFrames(opening, room_id, seq, summary.last_message)
+        mentions = None
+        if change is not None and (change.after.user_ids or change.after.room):
+            mentions = MentionFrames(notice.event["data"])
+        now = int(time.time() * 1000)
         delivered = 0
         # Sockets never leave the hub while it writes to them (a dropped slow reader is
         # removed by its close callback), so the member dict needs no copy here.
@@ -218,10 +231,17 @@ class Hub:
                 view.count(user_id, seq, change)
             data = frame
             if summaries is not None:
-                data = summaries.frame(view.unread_count, view.last_read_seq)
+                data = summaries.frame(view)
             for connection in connections:
                 connection.send_event(room_id, seq, data)
                 delivered += 1
+            if mentions is not None and change is not None:
+                kind = change.newly_mentions(user_id)
+                if kind is not None:
+                    read = change.message_seq <= view.last_read_seq
+                    mention = mentions.frame(kind, read, should_alert(view.settings, kind, now))
+                    for connection in connections:
+                        connection.send_frame(mention)
         self._on_delivered(delivered)
         if notice.type == "member.left" and notice.member_id is not None:
             self._unfollow(notice.member_id, room_id)
@@ -247,10 +267,28 @@ class Hub:
         self._to_room(room_id, receipt)
         room = self._rooms.get(room_id)
         if room is not None:
-            state = ReadState(notice.last_seq, notice.unread_count, notice.last_read_seq)
+            state = ReadState(
+                notice.last_seq,
+                notice.unread_count,
+                notice.last_read_seq,
+                notice.unread_mention_count,
+            )
             if not room.unread.settle(user_id, state, room.stream.next_seq - 1):
                 asyncio.ensure_future(self._load_read_state(room_id, user_id))
         own = self.sockets.of(user_id)
+        if own:
+            frame = encode({"type": "room.summary", "room": notice.room})
+            for connection in own:
+                connection.send_frame(frame)
+
+    def _on_notifications(self, notice: NotificationsNotice) -> None:
+        """A member's settings changed: what decides their alerts here, and their devices'
+        summaries."""
+        room = self._rooms.get(notice.room_id)
+        view = room.unread.members.get(notice.user_id) if room is not None else None
+        if view is not None:
+            view.set_settings(notice.settings)
+        own = self.sockets.of(notice.user_id)
         if own:
             frame = encode({"type": "room.summary", "room": notice.room})
             for connection in own:

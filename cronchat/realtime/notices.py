@@ -14,6 +14,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from cronchat.models import NO_MENTIONS, Mentions, NotificationSettings
+from cronchat.times import parse_rfc3339
+
 log = logging.getLogger("cronchat.notices")
 
 
@@ -28,8 +31,10 @@ class EventSummary:
 
 @dataclass(frozen=True, slots=True)
 class EventNotice:
-    """A room event, ``event`` its JSON as sent (media URLs signed). ``sender_id`` and
-    ``message_seq`` are set for message events, ``member_id`` for membership events."""
+    """A room event, ``event`` its JSON as sent (media URLs signed). ``sender_id``,
+    ``message_seq`` and ``mentions`` are set for message events, ``member_id`` for
+    membership events. ``mentions_before`` is what a deleted message, or an edited one whose
+    mentions changed, mentioned before (mention counts move with it)."""
 
     room_id: str
     seq: int
@@ -39,6 +44,8 @@ class EventNotice:
     sender_id: str | None = None
     message_seq: int | None = None
     member_id: str | None = None
+    mentions: Mentions = NO_MENTIONS
+    mentions_before: Mentions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,18 @@ class ReadNotice:
     last_read_seq: int
     last_seq: int
     unread_count: int
+    room: dict[str, Any]
+    unread_mention_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsNotice:
+    """A member changed their notification settings of a room; ``room`` is their summary
+    as sent."""
+
+    room_id: str
+    user_id: str
+    settings: NotificationSettings
     room: dict[str, Any]
 
 
@@ -101,6 +120,7 @@ class ResyncNotice:
 Notice = (
     EventNotice
     | ReadNotice
+    | NotificationsNotice
     | TypingNotice
     | PresenceNotice
     | UserUpdatedNotice
@@ -112,13 +132,19 @@ Notice = (
 EPHEMERAL = (TypingNotice,)
 
 
-def event_notice(event: dict[str, Any], summary: EventSummary | None = None) -> EventNotice:
+def event_notice(
+    event: dict[str, Any],
+    summary: EventSummary | None = None,
+    mentions_before: Mentions | None = None,
+) -> EventNotice:
     """The notice of an event given as sent: what the hub needs of it, read once here."""
     event_type = event["type"]
     data = event["data"]
     sender_id = message_seq = member_id = None
+    mentions = NO_MENTIONS
     if event_type.startswith("message."):
         sender_id, message_seq = data.get("sender_id"), data.get("seq")
+        mentions = mentions_from_json(data.get("mentions"))
     elif event_type.startswith("member."):
         member_id = data["user"]["id"]
     return EventNotice(
@@ -130,6 +156,29 @@ def event_notice(event: dict[str, Any], summary: EventSummary | None = None) -> 
         sender_id,
         message_seq,
         member_id,
+        mentions,
+        mentions_before,
+    )
+
+
+def mentions_from_json(shaped: dict[str, Any] | None) -> Mentions:
+    """A message's ``mentions`` as sent (absent in events of earlier versions)."""
+    if not shaped or (not shaped["user_ids"] and not shaped["room"]):
+        return NO_MENTIONS
+    return Mentions(tuple(shaped["user_ids"]), bool(shaped["room"]))
+
+
+def _mentions_json(mentions: Mentions) -> dict[str, Any]:
+    return {"user_ids": list(mentions.user_ids), "room": mentions.room}
+
+
+def settings_from_json(shaped: dict[str, Any]) -> NotificationSettings:
+    """A summary's ``notifications`` as sent."""
+    muted_until = shaped["muted_until"]
+    return NotificationSettings(
+        shaped["level"],
+        bool(shaped["room_mentions"]),
+        None if muted_until is None else parse_rfc3339(muted_until),
     )
 
 
@@ -139,6 +188,8 @@ def to_json(notice: Notice) -> dict[str, Any]:
         shaped: dict[str, Any] = {"kind": "event", "event": notice.event}
         if notice.summary is not None:
             shaped["summary"] = {"last_message": notice.summary.last_message}
+        if notice.mentions_before is not None:
+            shaped["mentions_before"] = _mentions_json(notice.mentions_before)
         return shaped
     if isinstance(notice, ReadNotice):
         return {
@@ -146,6 +197,13 @@ def to_json(notice: Notice) -> dict[str, Any]:
             "room_id": notice.room_id,
             "user_id": notice.user_id,
             "seq": notice.last_read_seq,
+            "summary": notice.room,
+        }
+    if isinstance(notice, NotificationsNotice):
+        return {
+            "kind": "notifications",
+            "room_id": notice.room_id,
+            "user_id": notice.user_id,
             "summary": notice.room,
         }
     if isinstance(notice, TypingNotice):
@@ -179,8 +237,11 @@ def _from_json(shaped: dict[str, Any]) -> Notice | None:
     kind = shaped.get("kind")
     if kind == "event":
         summary = shaped.get("summary")
+        before = shaped.get("mentions_before")
         return event_notice(
-            shaped["event"], None if summary is None else EventSummary(summary["last_message"])
+            shaped["event"],
+            None if summary is None else EventSummary(summary["last_message"]),
+            None if before is None else mentions_from_json(before),
         )
     if kind == "read":
         room = shaped["summary"]
@@ -191,6 +252,12 @@ def _from_json(shaped: dict[str, Any]) -> Notice | None:
             room["last_seq"],
             room["unread_count"],
             room,
+            room.get("unread_mention_count", 0),
+        )
+    if kind == "notifications":
+        room = shaped["summary"]
+        return NotificationsNotice(
+            shaped["room_id"], shaped["user_id"], settings_from_json(room["notifications"]), room
         )
     if kind == "typing":
         return TypingNotice(shaped["room_id"], shaped["user_id"])

@@ -7,11 +7,12 @@ from typing import Any
 
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
-from cronchat.models import Event, Message, Summary, User
+from cronchat.models import Event, Mentions, Message, Summary, User
 from cronchat.realtime.broker import Broker
 from cronchat.realtime.notices import (
     EventNotice,
     EventSummary,
+    NotificationsNotice,
     ReadNotice,
     TypingNotice,
     UserUpdatedNotice,
@@ -58,21 +59,33 @@ class Notifier:
         live = self.live_event_json(event)
         await self.broker.publish([event_notice(live, EventSummary(live["data"]))])
 
-    async def summary_events(self, events: list[Event], last_message: Message | None) -> None:
-        """Room events that move every member's summary (a deleted message): the last
-        one's frame carries each member's summary, with the room's last message. The hub
-        fills in each member's own unread count and read marker."""
+    async def summary_events(
+        self,
+        events: list[Event],
+        last_message: Message | None,
+        mentions_before: Mentions | None = None,
+    ) -> None:
+        """Room events that move every member's summary (a deleted message, an edit of
+        mentions): the last one's frame carries each member's summary, with the room's last
+        message. The hub fills in each member's own counts, read marker and settings;
+        ``mentions_before`` is what the last event's message mentioned before it."""
         shaped = shared_message_json(last_message, self.links) if last_message else None
-        await self._publish(events, EventSummary(shaped))
+        await self._publish(events, EventSummary(shaped), mentions_before)
 
-    async def _publish(self, events: list[Event], summary: EventSummary | None) -> None:
+    async def _publish(
+        self,
+        events: list[Event],
+        summary: EventSummary | None,
+        mentions_before: Mentions | None = None,
+    ) -> None:
         if not events:
             return
         self.metrics.events_published.inc(len(events))
         notices: list[EventNotice] = [
             event_notice(self.live_event_json(event)) for event in events[:-1]
         ]
-        notices.append(event_notice(self.live_event_json(events[-1]), summary))
+        last = self.live_event_json(events[-1])
+        notices.append(event_notice(last, summary, mentions_before))
         await self.broker.publish(notices)
 
     async def read(self, user_id: str, summary: Summary) -> None:
@@ -84,8 +97,17 @@ class Notifier:
             summary.last_seq,
             summary.unread_count,
             summary_json(summary, self.links),
+            summary.unread_mention_count,
         )
         await self.broker.publish([notice])
+
+    async def notifications(self, user_id: str, summary: Summary) -> None:
+        """A member's notification settings of a room changed: their summary, for their
+        devices."""
+        room = summary_json(summary, self.links)
+        await self.broker.publish(
+            [NotificationsNotice(summary.room_id, user_id, summary.notifications, room)]
+        )
 
     async def user_updated(self, user: User, room_ids: list[str]) -> None:
         """A profile changed: the user's public profile, for their own sockets and those of

@@ -3,17 +3,19 @@ fixed number of queries, whatever the number of messages."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 
 from cronchat.db import Query, Row, Tx, in_list, pairs_match
-from cronchat.models import MediaInfo, Message, ReactionCount, ReplyRef
+from cronchat.models import NO_MENTIONS, MediaInfo, Mentions, Message, ReactionCount, ReplyRef
+from cronchat.repos import mentions as mention_rows
 
 EXCERPT_LENGTH = 100
 
 _COLUMNS = (
     "x.id, x.room_id, x.seq, x.sender_id, x.kind, x.text, x.media_id, x.reply_to_id,"
-    " x.client_msg_id, x.created_at, x.edited_at, x.deleted_at"
+    " x.client_msg_id, x.created_at, x.edited_at, x.deleted_at, x.mentions"
 )
 
 
@@ -29,10 +31,26 @@ class NewMessage:
     reply_to_id: str | None
     client_msg_id: str
     created_at: int
+    mentions: Mentions = NO_MENTIONS
+
+
+def mentions_column(mentions: Mentions) -> str | None:
+    """``messages.mentions``: the JSON of whom a message mentions, NULL for nobody."""
+    if not mentions.user_ids and not mentions.room:
+        return None
+    return json.dumps({"user_ids": list(mentions.user_ids), "room": mentions.room})
+
+
+def mentions_from_column(stored: str | None) -> Mentions:
+    if stored is None:
+        return NO_MENTIONS
+    shaped = json.loads(stored)
+    return Mentions(tuple(shaped["user_ids"]), bool(shaped["room"]))
 
 
 def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
-    """Insert messages in one statement; answers them whole (replies and media included)."""
+    """Insert messages and their mentions in two statements; answers them whole (replies
+    and media included)."""
     rows = [
         {
             "id": m.id,
@@ -45,6 +63,7 @@ def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
             "reply_to_id": m.reply_to_id,
             "client_msg_id": m.client_msg_id,
             "created_at": m.created_at,
+            "mentions": mentions_column(m.mentions),
             "edited_at": None,
             "deleted_at": None,
         }
@@ -52,8 +71,17 @@ def insert_messages(tx: Tx, new: list[NewMessage]) -> list[Message]:
     ]
     tx.executemany_later(
         "INSERT INTO messages (id, room_id, seq, sender_id, kind, text, media_id, reply_to_id,"
-        " client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [tuple(row.values())[:10] for row in rows],
+        " client_msg_id, created_at, mentions)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [tuple(row.values())[:11] for row in rows],
+    )
+    mention_rows.insert_mentions(
+        tx,
+        [
+            mention_rows.MentionRow(m.id, user_id, m.room_id, m.seq, m.sender_id, m.created_at)
+            for m in new
+            for user_id in mention_rows.row_user_ids(m.mentions)
+        ],
     )
     return hydrate(tx, rows, viewer_id=None)
 
@@ -92,6 +120,15 @@ def find_message(tx: Tx, room_id: str, message_id: str, viewer_id: str) -> Messa
     )
     found = hydrate(tx, rows, viewer_id)
     return found[0] if found else None
+
+
+def messages_by_id(tx: Tx, message_ids: list[str], viewer_id: str) -> dict[str, Message]:
+    """These messages, whole, by id (those that exist)."""
+    if not message_ids:
+        return {}
+    marks, params = in_list(message_ids)
+    rows = tx.all(f"SELECT {_COLUMNS} FROM messages x WHERE x.id IN ({marks})", params)
+    return {message.id: message for message in hydrate(tx, rows, viewer_id)}
 
 
 def page(
@@ -168,6 +205,7 @@ def hydrate(tx: Tx, rows: list[Row], viewer_id: str | None) -> list[Message]:
                 edited_at=row["edited_at"],
                 deleted=deleted,
                 client_msg_id=row["client_msg_id"],
+                mentions=NO_MENTIONS if deleted else mentions_from_column(row["mentions"]),
             )
         )
     return messages
@@ -245,24 +283,35 @@ def message_rooms(message_ids: set[str]) -> Query[dict[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class MessageOwner:
-    """What a change of a message is checked against: who sent it, its seq, its media and
-    when it was deleted (None while it is not)."""
+    """What a change of a message is checked against: who sent it, its seq, its media, when
+    it was deleted (None while it is not) and whom it mentions."""
 
     sender_id: str
     seq: int
     media_id: str | None
     deleted_at: int | None
+    created_at: int
+    mentions: Mentions
 
 
 def message_owner(tx: Tx, room_id: str, message_id: str) -> MessageOwner | None:
-    """Sender, seq, media and deletion of a message of this room, locked for the change to
-    come."""
+    """Sender, seq, media, deletion and mentions of a message of this room, locked for the
+    change to come."""
     row = tx.one(
-        "SELECT sender_id, seq, media_id, deleted_at FROM messages WHERE id = %s AND room_id = %s"
-        + tx.dialect.for_update,
+        "SELECT sender_id, seq, media_id, deleted_at, created_at, mentions FROM messages"
+        " WHERE id = %s AND room_id = %s" + tx.dialect.for_update,
         (message_id, room_id),
     )
-    return None if row is None else MessageOwner(**row)
+    if row is None:
+        return None
+    return MessageOwner(
+        row["sender_id"],
+        row["seq"],
+        row["media_id"],
+        row["deleted_at"],
+        row["created_at"],
+        mentions_from_column(row["mentions"]),
+    )
 
 
 def replies_to(tx: Tx, message_id: str) -> list[str]:
@@ -277,12 +326,21 @@ def set_text(tx: Tx, message_id: str, text: str, now: int) -> None:
     )
 
 
-def mark_deleted(tx: Tx, message_id: str, now: int) -> None:
+def set_mentions(tx: Tx, message_id: str, mentions: Mentions) -> None:
     tx.execute(
-        "UPDATE messages SET deleted_at = %s, text = NULL, media_id = NULL WHERE id = %s",
+        "UPDATE messages SET mentions = %s WHERE id = %s", (mentions_column(mentions), message_id)
+    )
+
+
+def mark_deleted(tx: Tx, message_id: str, now: int) -> None:
+    """The row becomes a tombstone: no text, media, reactions or mentions."""
+    tx.execute(
+        "UPDATE messages SET deleted_at = %s, text = NULL, media_id = NULL, mentions = NULL"
+        " WHERE id = %s",
         (now, message_id),
     )
     tx.execute("DELETE FROM reactions WHERE message_id = %s", (message_id,))
+    mention_rows.delete_mentions(tx, message_id)
 
 
 def add_reaction(tx: Tx, message_id: str, user_id: str, emoji: str, now: int) -> bool:

@@ -7,7 +7,15 @@ from typing import Any
 
 from cronchat.db import Query, Row, Tx, in_list, pairs_match
 from cronchat.db.dialect import Dialect
-from cronchat.models import Member, Membership, ReadState, Room, User
+from cronchat.models import (
+    Member,
+    Membership,
+    NotificationSettings,
+    ReadState,
+    Room,
+    User,
+)
+from cronchat.repos.mentions import UNREAD_MENTIONS
 from cronchat.repos.rows import (
     ROOM_COLUMNS,
     USER_COLUMNS,
@@ -21,6 +29,28 @@ _UNREAD = (
     "(SELECT COUNT(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.last_read_seq"
     " AND x.sender_id <> m.user_id AND x.deleted_at IS NULL)"
 )
+
+# A member's own numbers and settings in a room, read with it (``m`` the membership).
+_OWN_COLUMNS = (
+    f"m.last_read_seq, {_UNREAD} AS unread_count, {UNREAD_MENTIONS} AS unread_mention_count,"
+    " m.notify_level, m.notify_room_mentions, m.notify_muted_until"
+)
+
+
+def _settings(row: Row) -> NotificationSettings:
+    return NotificationSettings(
+        row["notify_level"], bool(row["notify_room_mentions"]), row["notify_muted_until"]
+    )
+
+
+def _read_state(row: Row, last_seq: int) -> ReadState:
+    return ReadState(
+        last_seq,
+        int(row["unread_count"]),
+        row["last_read_seq"],
+        int(row["unread_mention_count"]),
+        _settings(row),
+    )
 
 
 def insert_room(
@@ -82,11 +112,15 @@ def find_membership(
 
 
 def insert_members(tx: Tx, room_id: str, members: list[tuple[str, str, int]], now: int) -> None:
-    """Add members, each ``(user_id, role, last_read_seq)``, in two statements."""
+    """Add members, each ``(user_id, role, last_read_seq)``, in two statements. The read
+    marker a membership starts with is where it starts (``joined_seq``)."""
     tx.executemany(
-        "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        [(room_id, user_id, role, now, last_read_seq) for user_id, role, last_read_seq in members],
+        "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq, joined_seq)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        [
+            (room_id, user_id, role, now, last_read_seq, last_read_seq)
+            for user_id, role, last_read_seq in members
+        ],
     )
     tx.execute(
         "UPDATE rooms SET member_count = member_count + %s WHERE id = %s", (len(members), room_id)
@@ -177,6 +211,32 @@ def memberships_among(pairs: set[tuple[str, str]]) -> Query[set[tuple[str, str]]
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A member's role in a room, with the room's kind and size: what a room mention is
+    judged by."""
+
+    role: str
+    room_kind: str
+    member_count: int
+
+
+def standings_among(pairs: set[tuple[str, str]]) -> Query[dict[tuple[str, str], Standing]]:
+    """The standing of each of these (room_id, user_id) memberships, as a query."""
+    condition, params = pairs_match("m.room_id", "m.user_id", pairs)
+    return Query(
+        "SELECT m.room_id, m.user_id, m.role, r.kind, r.member_count"
+        f" FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE {condition}",
+        params,
+        lambda rows: {
+            (row["room_id"], row["user_id"]): Standing(
+                row["role"], row["kind"], row["member_count"]
+            )
+            for row in rows
+        },
+    )
+
+
 def sharing_a_room(tx: Tx, user_id: str, others: set[str]) -> set[str]:
     """Which of ``others`` are members of a live room with the user."""
     if not others:
@@ -233,12 +293,11 @@ def find_member(tx: Tx, room_id: str, user_id: str) -> Member | None:
 
 @dataclass(frozen=True, slots=True)
 class MemberRoom:
-    """A room of a member, with their role, read marker and unread count."""
+    """A room of a member, with their role, and where they stand in it (``state``)."""
 
     room: Room
     my_role: str
-    last_read_seq: int
-    unread_count: int
+    state: ReadState
 
 
 def member_rooms(
@@ -248,8 +307,9 @@ def member_rooms(
     after: tuple[int, str] | None = None,
     room_id: str | None = None,
 ) -> list[MemberRoom]:
-    """The rooms of a member, most recent activity first, with their role, read marker and
-    unread count, in one query. ``after`` is the (last_activity_at, id) of the previous page."""
+    """The rooms of a member, most recent activity first, with their role, read marker,
+    counts and settings, in one query. ``after`` is the (last_activity_at, id) of the
+    previous page."""
     where = ["m.user_id = %s", "r.deleted_at IS NULL"]
     params: list[Any] = [user_id]
     if room_id is not None:
@@ -260,18 +320,17 @@ def member_rooms(
         params.extend([after[0], after[0], after[1]])
     params.append(limit)
     rows = tx.all(
-        f"SELECT {ROOM_COLUMNS}, m.role AS my_role, m.last_read_seq, {_UNREAD} AS unread_count"
+        f"SELECT {ROOM_COLUMNS}, m.role AS my_role, {_OWN_COLUMNS}"
         " FROM room_members m JOIN rooms r ON r.id = m.room_id"
         f" WHERE {' AND '.join(where)}"
         " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT %s",
         params,
     )
-    return [
-        MemberRoom(
-            room_from_row(row), row["my_role"], row["last_read_seq"], int(row["unread_count"])
-        )
-        for row in rows
-    ]
+    found = []
+    for row in rows:
+        room = room_from_row(row)
+        found.append(MemberRoom(room, row["my_role"], _read_state(row, room.last_seq)))
+    return found
 
 
 def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
@@ -294,13 +353,17 @@ def peers(tx: Tx, room_ids: list[str], user_id: str) -> dict[str, User]:
     return {room_id: found[peer] for room_id, peer in peer_of.items() if peer in found}
 
 
-def unread_of(tx: Tx, room_id: str, user_id: str) -> tuple[int, int]:
-    row = tx.one(
-        f"SELECT m.last_read_seq, {_UNREAD} AS unread_count FROM room_members m"
-        " WHERE m.room_id = %s AND m.user_id = %s",
-        (room_id, user_id),
+def read_state(tx: Tx, room_id: str, user_id: str) -> ReadState | None:
+    """Where a member stands in a live room: what their summary of it shows."""
+    return read_states(tx, user_id, room_id).get(room_id)
+
+
+def set_notifications(tx: Tx, room_id: str, user_id: str, settings: NotificationSettings) -> None:
+    tx.execute(
+        "UPDATE room_members SET notify_level = %s, notify_room_mentions = %s,"
+        " notify_muted_until = %s WHERE room_id = %s AND user_id = %s",
+        (settings.level, int(settings.room_mentions), settings.muted_until, room_id, user_id),
     )
-    return (row["unread_count"], row["last_read_seq"]) if row else (0, 0)
 
 
 def advance_read_marker(tx: Tx, room_id: str, user_id: str, seq: int) -> bool:
@@ -316,22 +379,19 @@ def advance_read_marker(tx: Tx, room_id: str, user_id: str, seq: int) -> bool:
 
 
 def read_states(tx: Tx, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
-    """Every live room of a user (or the one given) with its last seq and the user's unread
-    count and read marker, read together: what a socket starts following from."""
+    """Every live room of a user (or the one given) with its last seq and the user's counts,
+    read marker and settings, read together: what a socket starts following from."""
     where = "m.user_id = %s AND r.deleted_at IS NULL"
     params: tuple[str, ...] = (user_id,)
     if room_id is not None:
         where += " AND m.room_id = %s"
         params = (user_id, room_id)
     rows = tx.all(
-        f"SELECT r.id, r.last_seq, m.last_read_seq, {_UNREAD} AS unread_count"
+        f"SELECT r.id, r.last_seq, {_OWN_COLUMNS}"
         f" FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE {where}",
         params,
     )
-    return {
-        row["id"]: ReadState(row["last_seq"], int(row["unread_count"]), row["last_read_seq"])
-        for row in rows
-    }
+    return {row["id"]: _read_state(row, row["last_seq"]) for row in rows}
 
 
 def is_avatar_of_members_room(tx: Tx, media_id: str, user_id: str) -> bool:

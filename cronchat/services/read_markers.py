@@ -37,7 +37,20 @@ class ReadMarkers:
         room = rooms.find_room(tx, room_id)
         assert room is not None
         moved = rooms.advance_read_marker(tx, room_id, user_id, min(seq, room.last_seq))
-        unread_count, last_read_seq = rooms.unread_of(tx, room_id, user_id)
-        last = messages.last_messages(tx, [room_id], user_id).get(room_id)
-        summary = Summary(room_id, room.last_seq, last, unread_count, last_read_seq)
-        return summary, moved
+        return summary_tx(tx, room_id, user_id), moved
+
+
+def summary_tx(tx: Tx, room_id: str, user_id: str) -> Summary:
+    """A member's summary of a live room, as their devices show it."""
+    state = rooms.read_state(tx, room_id, user_id)
+    assert state is not None
+    last = messages.last_messages(tx, [room_id], user_id).get(room_id)
+    return Summary(
+        room_id,
+        state.last_seq,
+        last,
+        state.unread_count,
+        state.last_read_seq,
+        state.unread_mention_count,
+        state.notifications,
+    )

@@ -11,27 +11,30 @@ from dataclasses import dataclass, replace
 
 from cronchat.db import Tx
 from cronchat.event_data import shared_message_data
-from cronchat.models import Event, MediaRecord, Message
+from cronchat.models import Event, MediaRecord, Mentions, Message
 from cronchat.repos import events, media, messages, rooms
 
 
 @dataclass(frozen=True, slots=True)
 class Redacted:
-    """A deletion as committed: its event, the room's last message after it, and the media
-    record it released, whose files are to be removed from the store after commit."""
+    """A deletion as committed: its event, the room's last message after it, the media
+    record it released, whose files are to be removed from the store after commit, and
+    whom the message mentioned (their mention counts drop)."""
 
     event: Event
     last_message: Message | None
     released_media: MediaRecord | None
+    mentions: Mentions
 
 
 def redact_tx(
-    tx: Tx, room_id: str, message_id: str, media_id: str | None, actor_id: str, now: int
+    tx: Tx, room_id: str, message_id: str, owner: messages.MessageOwner, actor_id: str, now: int
 ) -> Redacted:
-    """Delete a message as redaction; every deletion goes through here. In the caller's
-    transaction: the row becomes a tombstone, every stored event of the message carries the
-    tombstone from then on, the replies quoting it lose their excerpt in their events too,
-    and its media record goes once nothing refers to it, so that its links stop loading.
+    """Delete a message (``owner`` its row as locked) as redaction; every deletion goes
+    through here. In the caller's transaction: the row becomes a tombstone (its mentions
+    gone), every stored event of the message carries the tombstone from then on, the replies
+    quoting it lose their excerpt in their events too, and its media record goes once
+    nothing refers to it, so that its links stop loading.
 
     The deletion's seq is taken first: that locks the room row, which every send and edit
     of the room holds until commit too, so that a reply sent meanwhile has either committed
@@ -55,6 +58,6 @@ def redact_tx(
             changed.append(replace(event, data={**event.data, "reply_to": quoted}))
     events.replace_data(tx, changed)
     event = events.insert_event(tx, room_id, seq, "message.deleted", actor_id, now, tombstone)
-    released = media.release(tx, media_id) if media_id is not None else None
+    released = media.release(tx, owner.media_id) if owner.media_id is not None else None
     last = messages.last_messages(tx, [room_id], actor_id).get(room_id)
-    return Redacted(event, last, released)
+    return Redacted(event, last, released, owner.mentions)

@@ -6,10 +6,9 @@ Every change is a room event with the room's next seq, written in the same trans
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
+from cronchat.cursors import decode_cursor, encode_cursor
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.event_data import room_data
@@ -83,19 +82,6 @@ def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
     return events.insert_event(tx, room_id, seq, "room.updated", actor_id, now, data)
 
 
-def _encode_cursor(activity: int, room_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{activity}:{room_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        activity, room_id = raw.split(":", 1)
-        return int(activity), room_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Invalid("cursor is not one this server gave", field="cursor") from None
-
-
 class Rooms:
     def __init__(self, db: Database, notify: Notifier, media: Media) -> None:
         self.db = db
@@ -110,12 +96,12 @@ class Rooms:
         """The caller's rooms, most recent activity first, paged by an opaque cursor."""
         if not 1 <= limit <= ROOMS_LIMIT_MAX:
             raise Invalid(f"limit must be between 1 and {ROOMS_LIMIT_MAX}", field="limit")
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         views, has_more = await self.db.read(self._list_tx, user.id, limit, after)
         next_cursor = None
         if has_more and views:
             last = views[-1].room
-            next_cursor = _encode_cursor(last.last_activity_at, last.id)
+            next_cursor = encode_cursor(last.last_activity_at, last.id)
         return views, next_cursor
 
     def _list_tx(
@@ -135,10 +121,12 @@ class Rooms:
             RoomView(
                 room=m.room,
                 my_role=m.my_role,
-                last_read_seq=m.last_read_seq,
-                unread_count=m.unread_count,
+                last_read_seq=m.state.last_read_seq,
+                unread_count=m.state.unread_count,
                 last_message=last.get(m.room.id),
                 peer=peers.get(m.room.id),
+                unread_mention_count=m.state.unread_mention_count,
+                notifications=m.state.notifications,
             )
             for m in found
         ]

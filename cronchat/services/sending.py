@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.db.group_commit import GroupCommit
@@ -12,10 +13,11 @@ from cronchat.errors import Conflict, DomainError, Invalid, NotFound
 from cronchat.event_data import shared_message_data
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
-from cronchat.models import Event, Message, User
+from cronchat.models import NO_MENTIONS, Event, Mentions, Message, User
 from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, media, messages, rooms
 from cronchat.services.access import require_member
+from cronchat.services.mentions import kept_mentions, read_mentions
 from cronchat.times import now_ms
 
 CLIENT_MSG_ID_MAX = 64
@@ -28,6 +30,7 @@ class SendMessage:
     text: str | None = None
     media_id: str | None = None
     reply_to_id: str | None = None
+    mentions: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class _Send:
     text: str | None
     media_id: str | None
     reply_to_id: str | None
+    mentions: Mentions  # as asked; the batch keeps what the rules allow
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +101,11 @@ class Sending:
         if kind == "image" and not cmd.media_id:
             raise Invalid("an image message needs media_id", field="media_id")
         text = check_text(cmd.text, self.max_text_length, required=kind == "text")
+        mentions = read_mentions(cmd.mentions) or NO_MENTIONS
         started = time.monotonic()
-        send = _Send(user.id, room_id, client_msg_id, kind, text, cmd.media_id, cmd.reply_to_id)
+        send = _Send(
+            user.id, room_id, client_msg_id, kind, text, cmd.media_id, cmd.reply_to_id, mentions
+        )
         try:
             sent = await self._sends.submit(send)
         except UniqueViolation:
@@ -116,15 +123,21 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
     sends, plus one per image and one per repeated ``client_msg_id``."""
     outcomes: list[_Sent | Exception | None] = [None] * len(sends)
     reply_ids = {send.reply_to_id for send in sends if send.reply_to_id is not None}
-    # Every read of the batch in one round trip: the rooms locked, memberships, repeats and
-    # the rooms of the messages replied to.
-    last_seqs, memberships, repeated, *replies = tx.fetch(
+    # Memberships of the senders and of the users they mention.
+    pairs = {(send.room_id, send.user_id) for send in sends}
+    pairs.update((send.room_id, user_id) for send in sends for user_id in send.mentions.user_ids)
+    room_mentioners = {(send.room_id, send.user_id) for send in sends if send.mentions.room}
+    # Every read of the batch in one round trip: the rooms locked, memberships, repeats, the
+    # rooms of the messages replied to and the standing of those who mention their room.
+    last_seqs, memberships, repeated, *more = tx.fetch(
         rooms.locked_live_rooms(tx.dialect, list({send.room_id for send in sends})),
-        rooms.memberships_among({(send.room_id, send.user_id) for send in sends}),
+        rooms.memberships_among(pairs),
         messages.already_sent({(send.user_id, send.client_msg_id) for send in sends}),
         *([messages.message_rooms(reply_ids)] if reply_ids else []),
+        *([rooms.standings_among(room_mentioners)] if room_mentioners else []),
     )
-    reply_rooms: dict[str, str] = replies[0] if replies else {}
+    reply_rooms: dict[str, str] = more.pop(0) if reply_ids else {}
+    standings: dict[tuple[str, str], rooms.Standing] = more.pop(0) if room_mentioners else {}
     now = now_ms()
     new: list[messages.NewMessage] = []
     first_of: dict[tuple[str, str], int] = {}  # a key's first send in this batch
@@ -142,6 +155,7 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
                 continue  # the same send twice at once: answered with the first below
             if send.reply_to_id is not None and reply_rooms.get(send.reply_to_id) != send.room_id:
                 raise Invalid("reply_to_id must name a message of this room", field="reply_to_id")
+            mentions = _kept(send, memberships, standings)
             if send.media_id is not None:
                 _claim_media(tx, send.media_id, send.user_id)
         except DomainError as error:
@@ -149,7 +163,7 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
             continue
         first_of[key] = index
         last_seqs[send.room_id] += 1
-        new.append(_new_message(send, last_seqs[send.room_id], now))
+        new.append(_new_message(send, last_seqs[send.room_id], now, mentions))
     for spec, sent in zip(new, _insert_messages_tx(tx, new, last_seqs, now), strict=True):
         outcomes[first_of[(spec.sender_id, spec.client_msg_id)]] = sent
     for index, send in enumerate(sends):
@@ -160,7 +174,27 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
     return outcomes  # type: ignore[return-value]  # every None was filled above
 
 
-def _new_message(send: _Send, seq: int, now: int) -> messages.NewMessage:
+def _kept(
+    send: _Send,
+    memberships: set[tuple[str, str]],
+    standings: dict[tuple[str, str], rooms.Standing],
+) -> Mentions:
+    """The mentions a send keeps (see :func:`kept_mentions`)."""
+    if send.mentions is NO_MENTIONS:
+        return NO_MENTIONS
+    members = {user_id for room_id, user_id in memberships if room_id == send.room_id}
+    standing = standings.get((send.room_id, send.user_id))
+    return kept_mentions(
+        send.mentions,
+        send.user_id,
+        members,
+        standing.room_kind if standing else "group",
+        standing.member_count if standing else 0,
+        standing.role if standing else "member",
+    )
+
+
+def _new_message(send: _Send, seq: int, now: int, mentions: Mentions) -> messages.NewMessage:
     return messages.NewMessage(
         new_id(),
         send.room_id,
@@ -172,6 +206,7 @@ def _new_message(send: _Send, seq: int, now: int) -> messages.NewMessage:
         send.reply_to_id,
         send.client_msg_id,
         now,
+        mentions,
     )
 
 

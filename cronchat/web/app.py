@@ -10,7 +10,17 @@ from tornado import httputil
 
 from cronchat.config import Settings
 from cronchat.runtime import Runtime
-from cronchat.web import accounts, health, media, messages, outbox, rooms, socket, static
+from cronchat.web import (
+    accounts,
+    health,
+    media,
+    messages,
+    notifications,
+    outbox,
+    rooms,
+    socket,
+    static,
+)
 from cronchat.web.base import HeadersTooLargeHandler, NotFoundHandler, header_bytes
 
 access_log = logging.getLogger("cronchat.access")
@@ -30,6 +40,7 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/users/me", accounts.MeHandler),
         (API + r"/users/me/password", accounts.PasswordHandler),
         (API + r"/users/me/avatar", media.AvatarHandler),
+        (API + r"/users/me/mentions", notifications.MentionsHandler),
         (API + r"/users", accounts.UsersHandler),
         (API + r"/users/([^/]+)", accounts.UserHandler),
         (API + r"/ws", socket.ChatSocket),
@@ -43,6 +54,7 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/rooms/([^/]+)/messages/([^/]+)", messages.MessageHandler),
         (API + r"/rooms/([^/]+)/messages/([^/]+)/reactions/([^/]+)", messages.ReactionHandler),
         (API + r"/rooms/([^/]+)/read", messages.ReadHandler),
+        (API + r"/rooms/([^/]+)/notifications", notifications.NotificationsHandler),
         (API + r"/rooms/([^/]+)/events", messages.EventsHandler),
         (API + r"/media", media.UploadHandler),
         (API + r"/media/([^/]+)", media.MediaFileHandler),

@@ -238,6 +238,23 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValueError:
             raise Invalid(f"{name} must be an integer", field=name) from None
 
+    def query_bool(self, name: str) -> bool | None:
+        """``true`` or ``false``; None when absent."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        if raw not in ("true", "false"):
+            raise Invalid(f"{name} must be true or false", field=name)
+        return raw == "true"
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, for a handler that needs to know which fields were
+        given (:meth:`json_body` parses it into a class)."""
+        value = validation.load_json(self.body_bytes() or b"{}")
+        if not isinstance(value, dict):
+            raise Invalid("the body must be a JSON object")
+        return value
+
     @property
     def links(self) -> MediaLinks:
         """Signs the media URLs of answers."""

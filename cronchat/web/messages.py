@@ -6,7 +6,7 @@ from cronchat.rate_limits import SENDS
 from cronchat.services.edits import EditMessage
 from cronchat.services.read_markers import MarkRead
 from cronchat.services.sending import SendMessage
-from cronchat.views import event_json, message_json
+from cronchat.views import event_json, message_json, read_json
 from cronchat.web.base import BaseHandler
 
 
@@ -60,9 +60,7 @@ class ReadHandler(BaseHandler):
     async def post(self, room_id: str) -> None:
         body = self.json_body(MarkRead)
         summary = await self.services.read_markers.mark_read(self.principal.user, room_id, body)
-        self.write_json(
-            {"last_read_seq": summary.last_read_seq, "unread_count": summary.unread_count}
-        )
+        self.write_json(read_json(summary))
 
 
 class EventsHandler(BaseHandler):

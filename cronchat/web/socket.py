@@ -30,7 +30,7 @@ from cronchat.realtime.room_stream import SocketCursor
 from cronchat.services.edits import EditMessage
 from cronchat.services.read_markers import MarkRead
 from cronchat.services.sending import SendMessage
-from cronchat.views import user_json
+from cronchat.views import read_json, user_json
 from cronchat.web import wire
 from cronchat.web.inbox import BufferedProtocol
 from cronchat.web.outbox import Written, write_frames
@@ -370,7 +370,12 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def _send_frame(self, frame: wire.SendFrame) -> None:
         body = SendMessage(
-            frame.client_msg_id, frame.kind, frame.text, frame.media_id, frame.reply_to_id
+            frame.client_msg_id,
+            frame.kind,
+            frame.text,
+            frame.media_id,
+            frame.reply_to_id,
+            frame.mentions,
         )
         await self._send_message(frame.room_id, body, frame.id)
 
@@ -402,7 +407,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         room = validation.parse(wire.RoomRef, frame)
         body = validation.parse(MarkRead, frame)
         summary = await self.runtime.services.read_markers.mark_read(self.user, room.room_id, body)
-        self.reply(frame_id, wire.read_result(summary))
+        self.reply(frame_id, read_json(summary))
 
     async def _typing(self, frame: dict, frame_id: Any) -> None:
         room = validation.parse(wire.RoomRef, frame)

@@ -11,7 +11,7 @@ import msgspec
 from cronchat import validation
 from cronchat.errors import DomainError, Invalid, RateLimited
 from cronchat.media_links import MediaLinks
-from cronchat.models import Message, Summary
+from cronchat.models import Message
 from cronchat.realtime.frames import encode
 from cronchat.times import rfc3339
 from cronchat.views import message_json
@@ -58,6 +58,7 @@ class SendFrame(msgspec.Struct):
     text: str | None = None
     media_id: str | None = None
     reply_to_id: str | None = None
+    mentions: dict[str, Any] | None = None
 
 
 _decode_send = msgspec.json.Decoder(SendFrame).decode
@@ -144,7 +145,3 @@ def auth_result(expires_at: int) -> dict[str, Any]:
 
 def message_result(message: Message, links: MediaLinks) -> dict[str, Any]:
     return {"message": message_json(message, links)}
-
-
-def read_result(summary: Summary) -> dict[str, Any]:
-    return {"last_read_seq": summary.last_read_seq, "unread_count": summary.unread_count}
