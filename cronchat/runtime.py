@@ -36,10 +36,12 @@ from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers
+from cronchat.services.reports import Reports
 from cronchat.services.rooms import Rooms
 from cronchat.services.sending import Sending
 from cronchat.services.typing_notices import TypingNotices
 from cronchat.services.users import Users
+from cronchat.views import report_frame
 from storage import Storage, StorageError
 from storage.local import LocalStorage
 from storage.s3 import S3Storage
@@ -64,6 +66,7 @@ class Services:
     notifications: Notifications
     typing: TypingNotices
     media: Media
+    reports: Reports
 
 
 class Runtime:
@@ -151,6 +154,7 @@ class Runtime:
             notifications=Notifications(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
+            reports=Reports(self.db, notify, media, report_frame),
         )
 
     @staticmethod
