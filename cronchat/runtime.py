@@ -159,7 +159,7 @@ class Runtime:
             blocks=Blocks(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
-            reports=Reports(self.db, notify, media, report_frame),
+            reports=Reports(self.db, notify, media, cursors, report_frame),
         )
 
     @staticmethod

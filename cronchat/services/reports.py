@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cronchat.cursors import decode_cursor, encode_cursor
+from cronchat.cursors import Cursors
 from cronchat.db import Database, Tx
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.ids import new_id
@@ -89,10 +89,13 @@ class _Moderated:
 
 
 class Reports:
-    def __init__(self, db: Database, notify: Notifier, media: Media, frame: ReportFrame) -> None:
+    def __init__(
+        self, db: Database, notify: Notifier, media: Media, cursors: Cursors, frame: ReportFrame
+    ) -> None:
         self.db = db
         self.notify = notify
         self.media = media
+        self.cursors = cursors
         self.frame = frame
 
     # -- filing --------------------------------------------------------------------------
@@ -154,9 +157,9 @@ class Reports:
     ) -> tuple[list[Report], str | None]:
         """The reports of a room, newest first, for its admins and owners (members 403)."""
         where = ReportFilter(room_id, check_status(status))
-        after = _page_start(cursor, limit)
+        after = self._page_start(cursor, limit)
         found = await self.db.read(self._room_queue_tx, user.id, where, limit, after)
-        return _page(found, limit)
+        return self._page(found, limit)
 
     @staticmethod
     def _room_queue_tx(
@@ -177,17 +180,29 @@ class Reports:
         """Every room's reports, newest first, for server admins (``user`` None: the
         operator)."""
         where = ReportFilter(room_id, check_status(status))
-        after = _page_start(cursor, limit)
+        after = self._page_start(cursor, limit)
         if user is not None:
             require_server_admin(user)
         found = await self.db.read(self._admin_queue_tx, where, limit, after)
-        return _page(found, limit)
+        return self._page(found, limit)
 
     @staticmethod
     def _admin_queue_tx(
         tx: Tx, where: ReportFilter, limit: int, after: tuple[int, str] | None
     ) -> list[Report]:
         return reports.list_reports(tx, limit + 1, where, after)
+
+    def _page_start(self, cursor: str | None, limit: int) -> tuple[int, str] | None:
+        if not 1 <= limit <= QUEUE_LIMIT_MAX:
+            raise Invalid(f"limit must be between 1 and {QUEUE_LIMIT_MAX}", field="limit")
+        return self.cursors.decode(cursor) if cursor else None
+
+    def _page(self, found: list[Report], limit: int) -> tuple[list[Report], str | None]:
+        """The page of a read of ``limit + 1``, and the cursor of the next when there is one."""
+        page = found[:limit]
+        if len(found) > limit and page:
+            return page, self.cursors.encode(page[-1].created_at, page[-1].id)
+        return page, None
 
     # -- handling ------------------------------------------------------------------------
 
@@ -303,16 +318,3 @@ def check_status(status: str | None) -> str | None:
     if status is not None and status not in REPORT_STATUSES:
         raise Invalid(f"status must be one of {', '.join(REPORT_STATUSES)}", field="status")
     return status
-
-
-def _page_start(cursor: str | None, limit: int) -> tuple[int, str] | None:
-    if not 1 <= limit <= QUEUE_LIMIT_MAX:
-        raise Invalid(f"limit must be between 1 and {QUEUE_LIMIT_MAX}", field="limit")
-    return decode_cursor(cursor) if cursor else None
-
-
-def _page(found: list[Report], limit: int) -> tuple[list[Report], str | None]:
-    page = found[:limit]
-    if len(found) > limit and page:
-        return page, encode_cursor(page[-1].created_at, page[-1].id)
-    return page, None
