@@ -201,9 +201,7 @@ async def test_another_member_files_a_report_of_their_own(api: ApiClient) -> Non
 
 async def test_reporting_your_own_message_is_400_and_files_nothing(api: ApiClient) -> None:
     arranged = await Room(api).arrange()
-    reply = await arranged.api.post(
-        arranged.report_path(), {"reason": "spam"}, arranged.sender["token"]
-    )
+    reply = await api.post(arranged.report_path(), {"reason": "spam"}, arranged.sender["token"])
     assert (reply.status, reply.error_code) == (400, "invalid_request"), reply.body
     assert await arranged.queue() == []
 
@@ -228,7 +226,7 @@ async def test_a_bad_report_is_400_naming_the_field_and_files_nothing(
     api: ApiClient, body: dict[str, Any], field: str
 ) -> None:
     arranged = await Room(api).arrange()
-    reply = await arranged.api.post(arranged.report_path(), body, arranged.reporter["token"])
+    reply = await api.post(arranged.report_path(), body, arranged.reporter["token"])
     assert reply.status == 400, reply.body
     assert reply.body["error"]["details"]["field"] == field
     assert await arranged.queue() == []
@@ -239,9 +237,7 @@ async def test_a_body_that_is_not_an_object_is_400_and_files_nothing(
     api: ApiClient, body: str
 ) -> None:
     arranged = await Room(api).arrange()
-    reply = await arranged.api.post(
-        arranged.report_path(), token=arranged.reporter["token"], body=body
-    )
+    reply = await api.post(arranged.report_path(), token=arranged.reporter["token"], body=body)
     assert (reply.status, reply.error_code) == (400, "invalid_request"), reply.body
     assert await arranged.queue() == []
 
@@ -264,16 +260,16 @@ async def test_every_reason_of_the_contract_is_taken(api: ApiClient) -> None:
 
 async def test_a_non_member_reporting_gets_404_and_files_nothing(api: ApiClient) -> None:
     arranged = await Room(api).arrange()
-    stranger = await arranged.api.register()
-    reply = await arranged.api.post(arranged.report_path(), {"reason": "spam"}, stranger["token"])
+    stranger = await api.register()
+    reply = await api.post(arranged.report_path(), {"reason": "spam"}, stranger["token"])
     assert (reply.status, reply.error_code) == (404, "not_found"), reply.body
-    unknown_room = await arranged.api.post(
+    unknown_room = await api.post(
         f"/api/v1/rooms/nosuchroom/messages/{arranged.message['id']}/report",
         {"reason": "spam"},
         arranged.reporter["token"],
     )
     assert unknown_room.status == 404
-    unknown_message = await arranged.api.post(
+    unknown_message = await api.post(
         arranged.report_path("nosuchmessage"), {"reason": "spam"}, arranged.reporter["token"]
     )
     assert unknown_message.status == 404
@@ -298,9 +294,7 @@ async def test_a_deleted_message_is_409_but_a_report_filed_before_is_answered(
     arranged = await Room(api).arrange()
     first = await arranged.file(user=arranged.admin)
     await arranged.delete_message()
-    late = await arranged.api.post(
-        arranged.report_path(), {"reason": "spam"}, arranged.reporter["token"]
-    )
+    late = await api.post(arranged.report_path(), {"reason": "spam"}, arranged.reporter["token"])
     assert (late.status, late.error_code) == (409, "conflict"), late.body
     again = await arranged.file(user=arranged.admin, status=200)
     assert again["id"] == first["id"]
@@ -329,7 +323,7 @@ async def test_the_snapshot_survives_an_edit_and_the_deletion(api: ApiClient) ->
     arranged = await Room(api).arrange()
     report = await arranged.file()
     path = f"/api/v1/rooms/{arranged.id}/messages/{arranged.message['id']}"
-    edited = await arranged.api.patch(path, {"text": "nothing to see"}, arranged.sender["token"])
+    edited = await api.patch(path, {"text": "nothing to see"}, arranged.sender["token"])
     assert edited.status == 200
     (listed,) = await arranged.queue()
     assert listed["snapshot"] == report["snapshot"]
@@ -380,12 +374,12 @@ async def test_a_member_reading_the_queue_gets_403_and_a_non_member_404(api: Api
     await arranged.file()
     path = f"/api/v1/rooms/{arranged.id}/reports"
     for member in (arranged.sender, arranged.reporter):
-        reply = await arranged.api.get(path, member["token"])
+        reply = await api.get(path, member["token"])
         assert (reply.status, reply.error_code) == (403, "forbidden"), reply.body
-    stranger = await arranged.api.register()
-    reply = await arranged.api.get(path, stranger["token"])
+    stranger = await api.register()
+    reply = await api.get(path, stranger["token"])
     assert (reply.status, reply.error_code) == (404, "not_found"), reply.body
-    unknown = await arranged.api.get("/api/v1/rooms/nosuchroom/reports", arranged.owner["token"])
+    unknown = await api.get("/api/v1/rooms/nosuchroom/reports", arranged.owner["token"])
     assert unknown.status == 404
 
 
@@ -526,7 +520,7 @@ async def test_handling_a_handled_report_is_409_and_records_nothing_more(
     handled = await arranged.handle(report["id"], {"status": "resolved", "note": "done"})
     path = f"/api/v1/rooms/{arranged.id}/reports/{report['id']}"
     for body in ({"status": "dismissed"}, {"status": "resolved", "note": "twice"}):
-        again = await arranged.api.patch(path, body, arranged.admin["token"])
+        again = await api.patch(path, body, arranged.admin["token"])
         assert (again.status, again.error_code) == (409, "conflict"), again.body
     assert (await arranged.queue())[0] == handled
     assert len(await audit_of(runtime, arranged.id)) == 1
@@ -550,10 +544,33 @@ async def test_a_bad_handling_is_400_and_changes_nothing(
     arranged = await Room(api).arrange()
     report = await arranged.file()
     path = f"/api/v1/rooms/{arranged.id}/reports/{report['id']}"
-    reply = await arranged.api.patch(path, body, arranged.owner["token"])
+    reply = await api.patch(path, body, arranged.owner["token"])
     assert reply.status == 400 and reply.body["error"]["details"]["field"] == field, reply.body
     assert (await arranged.queue())[0] == report
     assert await audit_of(runtime, arranged.id) == []
+
+
+async def test_a_bad_handling_on_admin_reports_is_400_and_changes_nothing(
+    api: ApiClient, runtime: Runtime
+) -> None:
+    arranged = await Room(api).arrange()
+    report = await arranged.file()
+    admin = await server_admin(api, runtime)
+    path = f"/api/v1/admin/reports/{report['id']}"
+    for body, field in (
+        ({"status": "open"}, "status"),
+        ({"status": ["resolved"]}, "status"),
+        ({"status": "dismissed", "note": "n" * 1001}, "note"),
+        ({"status": "dismissed", "note": False}, "note"),
+    ):
+        reply = await api.patch(path, body, admin["token"])
+        assert reply.status == 400 and reply.body["error"]["details"]["field"] == field, reply.body
+    not_json = await api.patch(path, token=admin["token"], body="status=resolved")
+    assert not_json.status == 400, not_json.body
+    assert (await arranged.queue())[0] == report
+    assert await audit_of(runtime, arranged.id) == []
+    nowhere = await api.get("/api/v1/admin/reports?room_id=nosuchroom", admin["token"])
+    assert nowhere.body == {"reports": [], "next_cursor": None}
 
 
 async def test_a_member_handling_gets_403_a_stranger_404_and_nothing_changes(
