@@ -40,10 +40,12 @@ from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers
+from cronchat.services.reports import Reports
 from cronchat.services.rooms import Rooms
 from cronchat.services.sending import Sending
 from cronchat.services.typing_notices import TypingNotices
 from cronchat.services.users import Users
+from cronchat.views import report_frame
 from storage import Storage, StorageError
 from storage.local import LocalStorage
 from storage.s3 import S3Storage
@@ -71,6 +73,7 @@ class Services:
     media: Media
     lifecycle: Lifecycle
     exports: Exports
+    reports: Reports
 
 
 class Runtime:
@@ -164,6 +167,7 @@ class Runtime:
             media=media,
             lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),
             exports=Exports(self.db, self.blocking, self.storage, export_links),
+            reports=Reports(self.db, notify, media, cursors, report_frame),
         )
 
     @staticmethod

@@ -27,6 +27,7 @@ from cronchat.models import (
     Member,
     Mention,
     Message,
+    Report,
     Room,
     RoomView,
     Summary,
@@ -216,3 +217,35 @@ def mention_json(mention: Mention, links: MediaLinks | None = None) -> dict[str,
         "read": mention.read,
         "created_at": rfc3339(message.created_at),
     }
+
+
+def report_json(report: Report, show_reporter: bool) -> dict[str, Any]:
+    """A report; ``reporter_id`` only for those who may know it (server admins), null for
+    everyone else."""
+    snapshot = report.snapshot
+    return {
+        "id": report.id,
+        "room_id": report.room_id,
+        "message_id": report.message_id,
+        "reason": report.reason,
+        "comment": report.comment,
+        "status": report.status,
+        "snapshot": {
+            "sender_id": snapshot.sender_id,
+            "kind": snapshot.kind,
+            "text": snapshot.text,
+            "media_id": snapshot.media_id,
+            "created_at": rfc3339(snapshot.created_at),
+            "edited_at": rfc3339(snapshot.edited_at),
+        },
+        "reporter_id": report.reporter_id if show_reporter else None,
+        "created_at": rfc3339(report.created_at),
+        "handled_by": report.handled_by,
+        "handled_at": rfc3339(report.handled_at),
+        "note": report.note,
+    }
+
+
+def report_frame(report: Report, show_reporter: bool) -> dict[str, Any]:
+    """The ``report`` frame, to a moderator's sockets when a report is filed or handled."""
+    return {"type": "report", "report": report_json(report, show_reporter)}
