@@ -28,10 +28,12 @@ from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.audit import Audit
 from cronchat.services.edits import Edits
 from cronchat.services.history import History
 from cronchat.services.media import Media
 from cronchat.services.members import Members
+from cronchat.services.moderation import Moderation
 from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
@@ -64,6 +66,8 @@ class Services:
     notifications: Notifications
     typing: TypingNotices
     media: Media
+    moderation: Moderation
+    audit: Audit
 
 
 class Runtime:
@@ -151,6 +155,8 @@ class Runtime:
             notifications=Notifications(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
+            moderation=Moderation(self.db, notify),
+            audit=Audit(self.db),
         )
 
     @staticmethod

@@ -48,6 +48,9 @@ log = logging.getLogger("cronchat.hub")
 
 RESYNC_FRAME = encode({"type": "resync"})
 
+# Events after which their member's sockets no longer follow the room (they get the event).
+_MEMBERSHIP_ENDS = ("member.left", "member.banned")
+
 # Called with (user_id, online, room_ids) when a user's first socket opens here or their
 # last one closes.
 OnPresence = Callable[[str, bool, set[str]], None]
@@ -249,7 +252,7 @@ class Hub:
                     for connection in connections:
                         connection.send_frame(mention)
         self._on_delivered(delivered)
-        if notice.type == "member.left" and notice.member_id is not None:
+        if notice.type in _MEMBERSHIP_ENDS and notice.member_id is not None:
             self._unfollow(notice.member_id, room_id)
         elif notice.type == "room.deleted":
             for user_id in list(room.unread.members):
