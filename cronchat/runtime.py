@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
+from cronchat.cursors import Cursors
 from cronchat.db import Database
 from cronchat.db.migrations import migrate, require_current_schema
 from cronchat.errors import DomainError
@@ -29,6 +30,7 @@ from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
 from cronchat.services.audit import Audit
+from cronchat.services.blocks import Blocks
 from cronchat.services.edits import Edits
 from cronchat.services.history import History
 from cronchat.services.media import Media
@@ -64,6 +66,7 @@ class Services:
     reactions: Reactions
     read_markers: ReadMarkers
     notifications: Notifications
+    blocks: Blocks
     typing: TypingNotices
     media: Media
     moderation: Moderation
@@ -140,23 +143,25 @@ class Runtime:
             ),
             notify,
         )
+        cursors = Cursors(settings.jwt_secret.reveal())
         return Services(
             accounts=Accounts(
                 settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
             ),
             users=Users(self.db, notify),
-            rooms=Rooms(self.db, notify, media),
+            rooms=Rooms(self.db, notify, media, cursors),
             members=Members(self.db, notify),
             sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
             history=History(self.db, notify),
             edits=Edits(self.db, notify, settings.max_text_length, media),
             reactions=Reactions(self.db, notify),
             read_markers=ReadMarkers(self.db, notify),
-            notifications=Notifications(self.db, notify),
+            notifications=Notifications(self.db, notify, cursors),
+            blocks=Blocks(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
             moderation=Moderation(self.db, notify),
-            audit=Audit(self.db),
+            audit=Audit(self.db, cursors),
         )
 
     @staticmethod

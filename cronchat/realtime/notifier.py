@@ -10,6 +10,7 @@ from cronchat.metrics import Metrics
 from cronchat.models import Event, Mentions, Message, Summary, User
 from cronchat.realtime.broker import Broker
 from cronchat.realtime.notices import (
+    BlocksNotice,
     EventNotice,
     EventSummary,
     NotificationsNotice,
@@ -116,6 +117,10 @@ class Notifier:
         online = user.id in await self.online([user.id])
         shaped = user_json(user, online, self.links)
         await self.broker.publish([UserUpdatedNotice(user.id, shaped, tuple(room_ids))])
+
+    async def blocks(self, user_id: str, blocked_ids: frozenset[str]) -> None:
+        """A user's blocks changed: whom they block now, for their devices."""
+        await self.broker.publish([BlocksNotice(user_id, tuple(sorted(blocked_ids)))])
 
     async def to_users(self, user_ids: Iterable[str], frame: dict[str, Any]) -> None:
         """A frame for the sockets of these users, on every process."""

@@ -15,7 +15,8 @@ from cronchat.models import (
     Room,
     User,
 )
-from cronchat.repos.mentions import UNREAD_MENTIONS
+from cronchat.repos.blocks import BLOCKED_BY_MEMBER
+from cronchat.repos.mentions import UNREAD_MENTIONS, forget_member
 from cronchat.repos.rows import (
     ROOM_COLUMNS,
     USER_COLUMNS,
@@ -24,10 +25,12 @@ from cronchat.repos.rows import (
     user_from_row,
 )
 
-# Messages of others above the member's read marker, not deleted: the unread count.
+# Messages of others above the member's read marker, not deleted, not from a user the member
+# blocks: the unread count.
 _UNREAD = (
     "(SELECT COUNT(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.last_read_seq"
-    " AND x.sender_id <> m.user_id AND x.deleted_at IS NULL)"
+    " AND x.sender_id <> m.user_id AND x.deleted_at IS NULL"
+    f" AND x.sender_id NOT IN {BLOCKED_BY_MEMBER})"
 )
 
 # A member's own numbers and settings in a room, read with it (``m`` the membership).
@@ -128,7 +131,9 @@ def insert_members(tx: Tx, room_id: str, members: list[tuple[str, str, int]], no
 
 
 def delete_member(tx: Tx, room_id: str, user_id: str) -> None:
+    """A membership ends, and with it the member's mentions in the room."""
     tx.execute("DELETE FROM room_members WHERE room_id = %s AND user_id = %s", (room_id, user_id))
+    forget_member(tx, room_id, user_id)
     tx.execute("UPDATE rooms SET member_count = member_count - 1 WHERE id = %s", (room_id,))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cronchat.cursors import decode_cursor, encode_cursor
+from cronchat.cursors import Cursors
 from cronchat.db import Database, Tx
 from cronchat.errors import Forbidden, Invalid
 from cronchat.models import AuditEntry, User
@@ -29,8 +29,9 @@ def check_filter(where: AuditFilter) -> AuditFilter:
 
 
 class Audit:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cursors: Cursors) -> None:
         self.db = db
+        self.cursors = cursors
 
     async def room_entries(
         self, user: User, room_id: str, limit: int = 50, cursor: str | None = None
@@ -72,10 +73,10 @@ class Audit:
         """One page of ``read_tx(tx, limit, after, *args)``, with the cursor of the next."""
         if not 1 <= limit <= LIMIT_MAX:
             raise Invalid(f"limit must be between 1 and {LIMIT_MAX}", field="limit")
-        after = decode_cursor(cursor) if cursor else None
+        after = self.cursors.decode(cursor) if cursor else None
         found = await self.db.read(read_tx, limit + 1, after, *args)
         page = found[:limit]
         next_cursor = None
         if len(found) > limit and page:
-            next_cursor = encode_cursor(page[-1].at, page[-1].id)
+            next_cursor = self.cursors.encode(page[-1].at, page[-1].id)
         return page, next_cursor

@@ -12,6 +12,7 @@ from cronchat.models import Event, Member, User
 from cronchat.realtime.notifier import Notifier
 from cronchat.repos import audit, bans, events, rooms, users
 from cronchat.services.access import Actor, MemberActor, require_group, role_of
+from cronchat.services.blocks import refuse_if_blocked
 from cronchat.services.moderation import audit_actor, future_time, mute_tx
 from cronchat.times import now_ms
 
@@ -71,6 +72,8 @@ class Members:
             raise Forbidden("only an owner may add admins or owners")
         if not rooms.existing_user_ids(tx, [new_member_id]):
             raise NotFound("no such user", field="user_id")
+        if isinstance(actor, MemberActor):
+            refuse_if_blocked(tx, actor.user_id, by_user_id=new_member_id)
         if rooms.find_membership(tx, room_id, new_member_id) is not None:
             raise Conflict("already a member of this room", field="user_id")
         now = now_ms()

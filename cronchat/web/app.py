@@ -12,6 +12,7 @@ from cronchat.config import Settings
 from cronchat.runtime import Runtime
 from cronchat.web import (
     accounts,
+    blocks,
     health,
     media,
     messages,
@@ -42,6 +43,8 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/users/me/password", accounts.PasswordHandler),
         (API + r"/users/me/avatar", media.AvatarHandler),
         (API + r"/users/me/mentions", notifications.MentionsHandler),
+        (API + r"/users/me/blocks", blocks.BlocksHandler),
+        (API + r"/users/me/blocks/([^/]+)", blocks.BlockHandler),
         (API + r"/users", accounts.UsersHandler),
         (API + r"/users/([^/]+)", accounts.UserHandler),
         (API + r"/ws", socket.ChatSocket),
