@@ -260,6 +260,14 @@ async def test_cli_acts_are_recorded_without_an_actor(api: ApiClient, env: dict[
     assert removed["data"] == {"role": "member", "via": "cli"}
     assert removed["target_user_id"] == member["user"]["id"]
 
+    code, _, err = await cronchat(env, "room", "delete", room["id"])
+    assert code == 0, err
+    code, out, err = await cronchat(env, "audit", "list", "--room", room["id"], "--json")
+    assert code == 0, err
+    deleted = json.loads(out)[0]
+    assert (deleted["action"], deleted["actor_id"]) == ("room.deleted", None)
+    assert deleted["data"]["via"] == "cli"
+
 
 @pytest.mark.gen_test(timeout=60)
 async def test_cli_audit_list_fails_in_one_line(env: dict[str, str]) -> None:

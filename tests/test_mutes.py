@@ -80,6 +80,8 @@ async def test_a_muted_member_cannot_send_edit_or_react(api: ApiClient) -> None:
 
 async def test_a_muted_member_cannot_send_on_the_socket(api: ApiClient, connect: Any) -> None:
     room, owner, admin, member = await moderated_room(api)
+    own = await api.send(member, room["id"], "before the mute")
+    other = await api.send(owner, room["id"], "from the owner")
     until = rfc3339(now_ms() + HOUR)
     assert (await mute(api, room["id"], admin, member, until)).status == 200
     socket = await connect(member["token"])
@@ -89,7 +91,17 @@ async def test_a_muted_member_cannot_send_on_the_socket(api: ApiClient, connect:
     assert answer["type"] == "error" and answer["code"] == "forbidden", answer
     assert answer["details"] == {"reason": "muted", "until": until}
     messages = await api.get(f"/api/v1/rooms/{room['id']}/messages", owner["token"])
-    assert messages.body["messages"] == []
+    assert [m["text"] for m in messages.body["messages"]] == ["before the mute", "from the owner"]
+    message_id = other["id"]
+    for frame in (
+        {"type": "message.edit", "room_id": room["id"], "message_id": own["id"], "text": "x"},
+        {"type": "reaction.add", "room_id": room["id"], "message_id": message_id, "emoji": "👍"},
+    ):
+        answer = await socket.request(frame)
+        assert answer["type"] == "error" and answer["details"]["reason"] == "muted", answer
+    assert (await socket.request({"type": "read", "room_id": room["id"], "seq": 1}))[
+        "type"
+    ] == "ack"
 
 
 async def test_a_muted_member_still_reads_marks_read_and_leaves(api: ApiClient) -> None:
