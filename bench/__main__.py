@@ -2,6 +2,7 @@
 
     python -m bench --preset small --database sqlite --workers 1
     python -m bench --preset idle --idle-sockets 10000
+    python -m bench --preset fanout-mentions    # fanout, every message mentioning the room
     python -m bench --standard
 
 Each run prints ONE JSON line on stdout; progress goes to stderr (none with --json-only).
@@ -31,7 +32,9 @@ STANDARD = [
     ("medium", "mysql", 1, "half"),
     ("durable", "mysql", 1, "max"),
     ("fanout", "sqlite", 1, "max"),
+    ("fanout-mentions", "sqlite", 1, "max"),
     ("fanout", "mysql", 1, "max"),
+    ("fanout-mentions", "mysql", 1, "max"),
     ("fanout", "mysql", 2, "max"),
     ("rooms100", "sqlite", 1, "max"),
     ("medium", "mysql", 2, "max"),

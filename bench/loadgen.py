@@ -40,6 +40,8 @@ QUIET_MAX_SECONDS = 30.0
 ACK_GRACE_SECONDS = 10.0
 DRAIN_IDLE_SECONDS = 5.0
 TEXT_PAD = "x"
+# Appended to a send's fields when every message mentions its room.
+MENTION_ROOM = ',"mentions":{"user_ids":[],"room":true}'
 
 
 class Counters:
@@ -54,6 +56,8 @@ class Counters:
         self.first_ack_ns = 0
         self.last_ack_ns = 0
         self.summaries = 0  # room.summary frames, and summaries inside event frames
+        self.mentions = 0  # mention frames
+        self.mentions_notify = 0  # of which with "notify": true
         self.frames = 0  # every text frame, from the start of the send phase on
         self.presence = 0
         self.other_events = 0
@@ -197,6 +201,7 @@ class Worker:
         self.counters.latencies_us = array("q")
         self.counters.start_at = start_at
         self.counters.frames = 0
+        self.counters.mentions = self.counters.mentions_notify = 0
         self.cpu_before = time.process_time()
         delay = (start_at - time.monotonic_ns()) / 1e9
         if delay > 0:
@@ -205,12 +210,15 @@ class Worker:
         run = self.run_rest_sender if command["send_over"] == "rest" else self.run_sender
         await asyncio.gather(*(run(socket, command, stop_at) for socket in senders))
         acked_by_room: Counter[str] = Counter()
+        acked_by_user: Counter[int] = Counter()
         for socket in senders:
             acked_by_room[socket.spec["send_room"]] += socket.acked
+            acked_by_user[socket.spec["user"]] += socket.acked
         self.pipe.send(
             {
                 "phase": "sent",
                 "acked_by_room": dict(acked_by_room),
+                "acked_by_user": dict(acked_by_user),
                 "stopped_by_duration": self.stopped_by_duration,
                 "unacked": self.unacked_at_end,
                 "first_ack_ns": self.counters.first_ack_ns,
@@ -225,6 +233,7 @@ class Worker:
         socket.window = asyncio.Semaphore(window)
         room_id = socket.spec["send_room"]
         tag = f"s{socket.spec['index']}"
+        mentions = MENTION_ROOM if command["mention_room"] else ""
         # Paced senders start at random points of their period, so that their sends spread
         # evenly instead of arriving all at once.
         next_at = time.monotonic() + (random.random() / pace if pace else 0.0)
@@ -242,7 +251,7 @@ class Worker:
             text = stamped_text(tag, number, padding)
             frame = (
                 f'{{"type":"message.send","id":{number},"room_id":"{room_id}",'
-                f'"client_msg_id":"{tag}-{number}","text":"{text}"}}'
+                f'"client_msg_id":"{tag}-{number}","text":"{text}"{mentions}}}'
             ).encode()
             socket.unacked[number] = frame
             socket.all_acked.clear()
@@ -275,6 +284,7 @@ class Worker:
         padding = TEXT_PAD * max(0, command["text_bytes"] - 40)
         room_id = socket.spec["send_room"]
         tag = f"s{socket.spec['index']}"
+        mentions = MENTION_ROOM if command["mention_room"] else ""
         head = (
             f"POST /api/v1/rooms/{room_id}/messages HTTP/1.1\r\n"
             f"Host: {self.host}:{self.port}\r\n"
@@ -291,7 +301,7 @@ class Worker:
                 if pace:
                     next_at = await next_turn(next_at, pace)
                 text = stamped_text(tag, number, padding)
-                body = f'{{"client_msg_id":"{tag}-{number}","text":"{text}"}}'.encode()
+                body = f'{{"client_msg_id":"{tag}-{number}","text":"{text}"{mentions}}}'.encode()
                 request = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
                 while True:
                     writer.write(request)
@@ -316,18 +326,24 @@ class Worker:
     # -- draining ------------------------------------------------------------------------
 
     async def drain(self, command: dict[str, Any]) -> None:
-        """Wait for the deliveries this process should get, while they keep coming."""
+        """Wait for the deliveries (and mention frames) this process should get, while they
+        keep coming."""
+        counters = self.counters
         expected = command["expect"]
+        mentions_of = self.mentions_expected(command["mentions"])
+        expected_mentions = sum(mentions_of.values())
         hard_stop = time.monotonic() + command["drain_max_seconds"]
         last_count, last_progress = -1, time.monotonic()
-        while self.counters.received < expected and time.monotonic() < hard_stop:
-            if self.counters.received != last_count:
-                last_count, last_progress = self.counters.received, time.monotonic()
+        while (
+            counters.received < expected or counters.mentions < expected_mentions
+        ) and time.monotonic() < hard_stop:
+            count = counters.received + counters.mentions
+            if count != last_count:
+                last_count, last_progress = count, time.monotonic()
             elif time.monotonic() - last_progress > DRAIN_IDLE_SECONDS:
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)  # duplicates, if any, show up right behind
-        counters = self.counters
         self.pipe.send(
             {
                 "phase": "done",
@@ -336,6 +352,13 @@ class Worker:
                 "first_receive_ns": counters.first_receive_ns,
                 "last_receive_ns": counters.last_receive_ns,
                 "summaries": counters.summaries,
+                "mentions": counters.mentions,
+                "mentions_expected": expected_mentions,
+                "mentions_notify": counters.mentions_notify,
+                # Sockets that did not get exactly one mention frame per message of others.
+                "mention_mismatches": sum(
+                    1 for socket in self.sockets if socket.mentions != mentions_of[socket]
+                ),
                 "frames": counters.frames,
                 "other_events": counters.other_events,
                 "other_frames": counters.other_frames,
@@ -353,6 +376,18 @@ class Worker:
                 "latencies_us": counters.latencies_us.tobytes(),
             }
         )
+
+    def mentions_expected(self, plan: dict[str, Any] | None) -> dict[BenchSocket, int]:
+        """Mention frames each socket should have: one per acked message of its rooms, but
+        its own user's (``plan`` is None when the messages mention nobody)."""
+        if plan is None:
+            return {socket: 0 for socket in self.sockets}
+        by_room, by_user = plan["acked_by_room"], plan["acked_by_user"]
+        return {
+            socket: sum(by_room.get(room, 0) for room in socket.spec["rooms"])
+            - by_user.get(socket.spec["user"], 0)
+            for socket in self.sockets
+        }
 
 
 async def next_turn(last_at: float, pace: float) -> float:

@@ -1,5 +1,6 @@
 """Users and rooms of a run, made over CronChat's REST API (register, create room, add
-member), a bounded number of requests at a time."""
+member, and for a preset of room mentions make the senders admins), a bounded number of
+requests at a time."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from bench.presets import Preset
+from bench.presets import Preset, room_of, sender_users
 
 PASSWORD = "bench-password"
 CONCURRENCY = 16
@@ -81,6 +82,8 @@ async def populate(base_url: str, preset: Preset) -> dict[str, Any]:
         tokens = [answer["access_token"] for answer in registered]
         user_ids = [answer["user"]["id"] for answer in registered]
         registered_at = time.monotonic()
+        # In a group above 20 members only admins and owners may mention the room.
+        promoted = set(sender_users(preset)) if preset.mention_room else set()
 
         async def make_room(room: int) -> str:
             members = user_ids[room * preset.room_size : (room + 1) * preset.room_size]
@@ -100,6 +103,20 @@ async def populate(base_url: str, preset: Preset) -> dict[str, Any]:
                 ],
                 limit=4,
             )
+            owner = room * preset.room_size
+            await _bounded(
+                [
+                    rest.call(
+                        "PATCH",
+                        f"/rooms/{room_id}/members/{user_ids[user]}",
+                        {"role": "admin"},
+                        owner_token,
+                    )
+                    for user in sorted(promoted)
+                    if user != owner and room_of(preset, user) == room
+                ],
+                limit=4,
+            )
             return room_id
 
         room_ids = await _bounded([make_room(room) for room in range(preset.rooms)], limit=4)
@@ -107,6 +124,7 @@ async def populate(base_url: str, preset: Preset) -> dict[str, Any]:
             "tokens": tokens,
             "room_ids": room_ids,
             "register_seconds": round(registered_at - started, 2),
+            "admins": sum(1 for user in promoted if user % preset.room_size != 0),
             "seconds": round(time.monotonic() - started, 2),
             "requests": rest.requests,
         }

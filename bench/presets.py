@@ -19,6 +19,9 @@ class Preset:
     # Sends a sender keeps unacknowledged: enough to keep the server busy, few enough that
     # the latency is the server's and not a queue of our own making.
     window: int = 2
+    # Every message mentions the room (``mentions.room``): each member but the sender also
+    # gets a ``mention`` frame, and the senders are made admins, who may mention a large room.
+    mention_room: bool = False
 
     @property
     def users(self) -> int:
@@ -29,12 +32,14 @@ class Preset:
         return self.users * self.sockets_per_user
 
 
+FANOUT = Preset("fanout", rooms=1, room_size=1000, senders=4, messages=1000, duration=60, window=1)
+
 PRESETS = {
     "small": Preset("small", rooms=2, room_size=10, senders=4, messages=2000, duration=60),
     "medium": Preset("medium", rooms=20, room_size=10, senders=20, messages=5000, duration=60),
-    "fanout": Preset(
-        "fanout", rooms=1, room_size=1000, senders=4, messages=1000, duration=60, window=1
-    ),
+    "fanout": FANOUT,
+    # The room of 1,000 again, every message a room mention: what mentions cost in fan-out.
+    "fanout-mentions": replace(FANOUT, name="fanout-mentions", mention_room=True),
     "rooms100": Preset(
         "rooms100", rooms=10, room_size=100, senders=10, messages=3000, duration=60, window=1
     ),

@@ -158,8 +158,15 @@ class Generator:
                 process.join(2)
 
 
-def drive(options: Options, server_pid: int, port: int, specs: list[SocketSpec]) -> dict[str, Any]:
-    """Connect every socket, send, count; the figures of one server."""
+def drive(
+    options: Options,
+    server_pid: int,
+    port: int,
+    specs: list[SocketSpec],
+    mention_frames: bool = False,
+) -> dict[str, Any]:
+    """Connect every socket, send, count; the figures of one server. ``mention_frames``:
+    the server sends a ``mention`` frame for each room mention (the baseline does not)."""
     preset = options.preset
     memory_before = procfs.memory(server_pid)
     parts = split(specs, options.generator_processes)
@@ -196,7 +203,7 @@ def drive(options: Options, server_pid: int, port: int, specs: list[SocketSpec])
                 rss_per_idle_socket_kib=round(grown / connected, 2) if connected else None,
             )
             return result
-        result.update(measure(options, generator, parts, server_pid))
+        result.update(measure(options, generator, parts, server_pid, mention_frames))
         memory_after = procfs.memory(server_pid)
         result.update(
             server_rss_kib=memory_after["rss_kib"], server_pss_kib=memory_after["pss_kib"]
@@ -207,7 +214,11 @@ def drive(options: Options, server_pid: int, port: int, specs: list[SocketSpec])
 
 
 def measure(
-    options: Options, generator: Generator, parts: list[list[SocketSpec]], server_pid: int
+    options: Options,
+    generator: Generator,
+    parts: list[list[SocketSpec]],
+    server_pid: int,
+    mention_frames: bool,
 ) -> dict[str, Any]:
     waited, others = procfs.wait_for_quiet(options.quiet_wait, options.quiet_threshold, os.getpid())
     if waited >= 1.5:
@@ -224,12 +235,15 @@ def measure(
             "pace": options.pace_per_sender or 0,
             "text_bytes": options.text_bytes,
             "send_over": options.send_over,
+            "mention_room": options.preset.mention_room,
         }
     )
     sent = generator.gather("sent", options.send_seconds + PHASE_SLACK_SECONDS)
     acked_by_room: Counter[str] = Counter()
+    acked_by_user: Counter[int] = Counter()
     for answer in sent:
         acked_by_room.update(answer["acked_by_room"])
+        acked_by_user.update(answer["acked_by_user"])
     acked = sum(acked_by_room.values())
     last_ack_ns = max(answer["last_ack_ns"] for answer in sent)
     # Each process should receive, per room, one event per acked message per socket it
@@ -238,7 +252,19 @@ def measure(
     for part in parts:
         per_room = Counter(room for spec in part for room in spec.rooms)
         expects.append(sum(acked_by_room[room] * n for room, n in per_room.items()))
-    generator.send([{"expect": n, "drain_max_seconds": DRAIN_MAX_SECONDS} for n in expects])
+    # With room mentions, each socket should also get one mention frame per acked message
+    # of its room but its own user's; every process works out its own sockets' share.
+    mentions = (
+        {"acked_by_room": dict(acked_by_room), "acked_by_user": dict(acked_by_user)}
+        if mention_frames and options.preset.mention_room
+        else None
+    )
+    generator.send(
+        [
+            {"expect": n, "mentions": mentions, "drain_max_seconds": DRAIN_MAX_SECONDS}
+            for n in expects
+        ]
+    )
     done = generator.gather("done", DRAIN_MAX_SECONDS + PHASE_SLACK_SECONDS)
     finished_ns = time.monotonic_ns()
     cpu_percent = cpu.percent((finished_ns - start_at) / 1e9)
@@ -272,6 +298,11 @@ def measure(
         "delivered_fraction": (received / expected) if expected else None,
         "latency_ms": percentiles(latencies),
         "summaries_received": sum(answer["summaries"] for answer in done),
+        "mention_frames_expected": sum(answer["mentions_expected"] for answer in done),
+        "mention_frames_received": sum(answer["mentions"] for answer in done),
+        "mention_frames_notify": sum(answer["mentions_notify"] for answer in done),
+        # Sockets whose mention frames were not exactly one per message of others.
+        "mention_frames_wrong_sockets": sum(answer["mention_mismatches"] for answer in done),
         "frames_received": frames,
         "frames_per_delivery": round(frames / received, 3) if received else None,
         "duplicates": sum(answer["duplicates"] for answer in done),
@@ -336,6 +367,7 @@ def run(options: Options) -> dict[str, Any]:
         "sockets": preset.sockets,
         "senders": preset.senders,
         "messages_planned": preset.messages,
+        "mention_room": preset.mention_room,
     }
     try:
         if options.pin:
@@ -358,8 +390,11 @@ def run(options: Options) -> dict[str, Any]:
                 f"{population['seconds']}s ({population['requests']} requests)",
             )
             specs = build_sockets(preset, population["tokens"], population["room_ids"])
-            report.update(drive(options, server.process.pid, server.port, specs))
+            report.update(
+                drive(options, server.process.pid, server.port, specs, mention_frames=True)
+            )
             report["setup_rest_seconds"] = population["seconds"]
+            report["senders_made_admins"] = population["admins"]
         except Exception:
             tail = server.log_tail()
             if tail.strip():

@@ -25,6 +25,9 @@ _EVENT_ROOM_AT = len(_EVENT)
 _ACK = b'{"type":"ack","id":'
 _ACK_ID_AT = len(_ACK)
 _SUMMARY = b'{"type":"room.summary"'
+_MENTION = b'{"type":"mention"'
+# Outside strings a JSON quote is never escaped, so this is the key, wherever it stands.
+_NOTIFY = b'"notify":true'
 # A member's own summary inside an event frame: the last key of the frame.
 _INLINE_SUMMARY = b'},"room":{"id":"'
 _TEXT = b'"text":"b'
@@ -55,6 +58,7 @@ class BenchSocket(asyncio.Protocol):
         self.window: asyncio.Semaphore | None = None
         self.all_acked: asyncio.Event = asyncio.Event()
         self.acked = 0
+        self.mentions = 0  # mention frames received
 
     # -- connection ----------------------------------------------------------------------
 
@@ -192,6 +196,8 @@ class BenchSocket(asyncio.Protocol):
             counters.on_bench_event(now - sent_ns, now)
         elif payload.startswith(_SUMMARY):
             counters.summaries += 1
+        elif payload.startswith(_MENTION):
+            self._on_mention(_NOTIFY in payload)
         elif payload.startswith(_ACK):
             id_end = payload.find(b",", _ACK_ID_AT)
             try:
@@ -202,6 +208,12 @@ class BenchSocket(asyncio.Protocol):
             self._on_ack(frame_id, now)
         else:
             self._on_other(payload)
+
+    def _on_mention(self, notify: bool) -> None:
+        self.mentions += 1
+        self.counters.mentions += 1
+        if notify:
+            self.counters.mentions_notify += 1
 
     def _on_ack(self, frame_id: int, now: int) -> None:
         if self.unacked.pop(frame_id, None) is None:
@@ -236,6 +248,8 @@ class BenchSocket(asyncio.Protocol):
             counters.other_events += 1
             if "room" in frame:
                 counters.summaries += 1
+        elif kind == "mention":
+            self._on_mention(frame.get("notify") is True)
         elif kind == "error":
             self._on_error(frame)
         elif kind == "presence":
