@@ -74,16 +74,33 @@ class Membership:
     role: str
     joined_at: int
     last_read_seq: int
+    # A timed mute by the room's admins (epoch ms; past or None: not muted).
+    muted_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A member as listed: the profile with the role and how far they have read."""
+    """A member as listed: the profile with the role, how far they have read, and until
+    when the room's admins muted them."""
 
     user: User
     role: str
     joined_at: int
     last_read_seq: int = 0
+    muted_until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A user banned from a room (``banned_by`` None for the operator); a ban whose
+    ``expires_at`` has passed no longer holds."""
+
+    room_id: str
+    user: User
+    banned_by: str | None
+    reason: str
+    created_at: int
+    expires_at: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.audit import Audit
 from cronchat.services.blocks import Blocks
 from cronchat.services.edits import Edits
 from cronchat.services.exports import ExportLinks, Exports
@@ -36,6 +37,7 @@ from cronchat.services.history import History
 from cronchat.services.lifecycle import Lifecycle
 from cronchat.services.media import Media
 from cronchat.services.members import Members
+from cronchat.services.moderation import Moderation
 from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
@@ -74,6 +76,8 @@ class Services:
     lifecycle: Lifecycle
     exports: Exports
     reports: Reports
+    moderation: Moderation
+    audit: Audit
 
 
 class Runtime:
@@ -168,6 +172,8 @@ class Runtime:
             lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),
             exports=Exports(self.db, self.blocking, self.storage, export_links),
             reports=Reports(self.db, notify, media, cursors, report_frame),
+            moderation=Moderation(self.db, notify),
+            audit=Audit(self.db, cursors),
         )
 
     @staticmethod

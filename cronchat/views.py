@@ -20,7 +20,9 @@ from cronchat.event_data import (
 )
 from cronchat.media_links import ORIGINAL, THUMBNAIL, MediaLinks
 from cronchat.models import (
+    AuditEntry,
     AuthResult,
+    Ban,
     Event,
     Export,
     MediaInfo,
@@ -33,7 +35,7 @@ from cronchat.models import (
     Summary,
     User,
 )
-from cronchat.times import rfc3339
+from cronchat.times import now_ms, rfc3339
 
 
 def user_json(
@@ -158,7 +160,35 @@ def member_json(
         "role": member.role,
         "joined_at": rfc3339(member.joined_at),
         "last_read_seq": member.last_read_seq,
-        "muted_until": None,  # timed mutes come later; the field is part of the shape
+        "muted_until": _while_ahead(member.muted_until),
+    }
+
+
+def _while_ahead(ms: int | None) -> str | None:
+    """A time that ends something (a mute, a ban) as shown: null once it has passed."""
+    return rfc3339(ms) if ms is not None and ms > now_ms() else None
+
+
+def ban_json(ban: Ban, links: MediaLinks | None = None) -> dict[str, Any]:
+    return {
+        "user": user_json(ban.user, None, links),
+        "banned_by": ban.banned_by,
+        "reason": ban.reason,
+        "created_at": rfc3339(ban.created_at),
+        "expires_at": rfc3339(ban.expires_at),
+    }
+
+
+def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": rfc3339(entry.at),
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "room_id": entry.room_id,
+        "target_user_id": entry.target_user_id,
+        "message_id": entry.message_id,
+        "data": entry.data,
     }
 
 
