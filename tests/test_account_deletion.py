@@ -268,17 +268,17 @@ async def test_reports_they_filed_stay_without_them(api: ApiClient, runtime: Run
     alice, bob = await api.register(), await api.register()
     room = await api.group(bob, alice)
     message = await api.send(bob, room["id"], "something rude")
-    await execute(
-        runtime,
-        "INSERT INTO reports (id, room_id, message_id, reporter_id, reason, comment, status,"
-        " snapshot, created_at) VALUES ('report1', %s, %s, %s, 'spam', '', 'open', '{}', 1)",
-        room["id"],
-        message["id"],
-        alice["user"]["id"],
+    filed = await api.post(
+        f"/api/v1/rooms/{room['id']}/messages/{message['id']}/report",
+        {"reason": "spam"},
+        alice["token"],
     )
+    assert filed.status == 201, filed.body
     assert (await delete_account(api, alice)).status == 204
-    assert await scalar(runtime, "SELECT COUNT(*) FROM reports WHERE id = 'report1'") == 1
-    assert await scalar(runtime, "SELECT reporter_id FROM reports WHERE id = 'report1'") is None
+    queue = await api.get(f"/api/v1/rooms/{room['id']}/reports", bob["token"])
+    assert [report["id"] for report in queue.body["reports"]] == [filed.body["id"]]
+    reporter = "SELECT reporter_id FROM reports WHERE id = %s"
+    assert await scalar(runtime, reporter, filed.body["id"]) is None
 
 
 async def test_uploads_leave_the_store(api: ApiClient, runtime: Runtime) -> None:
