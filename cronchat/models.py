@@ -74,16 +74,33 @@ class Membership:
     role: str
     joined_at: int
     last_read_seq: int
+    # A timed mute by the room's admins (epoch ms; past or None: not muted).
+    muted_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A member as listed: the profile with the role and how far they have read."""
+    """A member as listed: the profile with the role, how far they have read, and until
+    when the room's admins muted them."""
 
     user: User
     role: str
     joined_at: int
     last_read_seq: int = 0
+    muted_until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A user banned from a room (``banned_by`` None for the operator); a ban whose
+    ``expires_at`` has passed no longer holds."""
+
+    room_id: str
+    user: User
+    banned_by: str | None
+    reason: str
+    created_at: int
+    expires_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,3 +282,39 @@ class ReadState:
     last_read_seq: int
     unread_mention_count: int = 0
     notifications: NotificationSettings = DEFAULT_SETTINGS
+
+
+REPORT_REASONS = ("spam", "harassment", "hate", "sexual", "violence", "self_harm", "other")
+REPORT_STATUSES = ("open", "resolved", "dismissed")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSnapshot:
+    """A reported message as it was when the report was filed: edits and deletion do not
+    change it; once the report is handled, a deleted message's text and media leave it."""
+
+    sender_id: str
+    kind: str
+    text: str | None
+    media_id: str | None
+    created_at: int
+    edited_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A report of a message; ``reporter_id`` None once the reporter's account is gone,
+    ``handled_by`` None while open or when the operator (the CLI) handled it."""
+
+    id: str
+    room_id: str
+    message_id: str
+    reporter_id: str | None
+    reason: str
+    comment: str | None
+    status: str
+    snapshot: ReportSnapshot
+    created_at: int
+    handled_by: str | None
+    handled_at: int | None
+    note: str | None

@@ -29,6 +29,7 @@ from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.audit import Audit
 from cronchat.services.blocks import Blocks
 from cronchat.services.edits import Edits
 from cronchat.services.exports import ExportLinks, Exports
@@ -36,14 +37,17 @@ from cronchat.services.history import History
 from cronchat.services.lifecycle import Lifecycle
 from cronchat.services.media import Media
 from cronchat.services.members import Members
+from cronchat.services.moderation import Moderation
 from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers
+from cronchat.services.reports import Reports
 from cronchat.services.rooms import Rooms
 from cronchat.services.sending import Sending
 from cronchat.services.typing_notices import TypingNotices
 from cronchat.services.users import Users
+from cronchat.views import report_frame
 from storage import Storage, StorageError
 from storage.local import LocalStorage
 from storage.s3 import S3Storage
@@ -71,6 +75,9 @@ class Services:
     media: Media
     lifecycle: Lifecycle
     exports: Exports
+    reports: Reports
+    moderation: Moderation
+    audit: Audit
 
 
 class Runtime:
@@ -164,6 +171,9 @@ class Runtime:
             media=media,
             lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),
             exports=Exports(self.db, self.blocking, self.storage, export_links),
+            reports=Reports(self.db, notify, media, cursors, report_frame),
+            moderation=Moderation(self.db, notify),
+            audit=Audit(self.db, cursors),
         )
 
     @staticmethod

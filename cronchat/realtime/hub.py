@@ -49,6 +49,9 @@ log = logging.getLogger("cronchat.hub")
 
 RESYNC_FRAME = encode({"type": "resync"})
 
+# Events after which their member's sockets no longer follow the room (they get the event).
+_MEMBERSHIP_ENDS = ("member.left", "member.banned")
+
 # Called with (user_id, online, room_ids) when a user's first socket opens here or their
 # last one closes.
 OnPresence = Callable[[str, bool, set[str]], None]
@@ -280,7 +283,7 @@ class Hub:
             # the members' counts are read again instead.
             for user_id in room.unread.members:
                 asyncio.ensure_future(self._load_read_state(room_id, user_id))
-        if notice.type == "member.left" and notice.member_id is not None:
+        if notice.type in _MEMBERSHIP_ENDS and notice.member_id is not None:
             self._unfollow(notice.member_id, room_id)
         elif notice.type == "room.deleted":
             for user_id in list(room.unread.members):

@@ -106,7 +106,7 @@ def find_membership(
     ``lock`` holds the row until commit."""
     live = "" if include_deleted else " AND r.deleted_at IS NULL"
     row = tx.one(
-        "SELECT m.room_id, m.user_id, m.role, m.joined_at, m.last_read_seq"
+        "SELECT m.room_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.muted_until"
         " FROM room_members m JOIN rooms r ON r.id = m.room_id"
         " WHERE m.room_id = %s AND m.user_id = %s" + live + (tx.dialect.for_update if lock else ""),
         (room_id, user_id),
@@ -141,6 +141,14 @@ def set_role(tx: Tx, room_id: str, user_id: str, role: str) -> None:
     tx.execute(
         "UPDATE room_members SET role = %s WHERE room_id = %s AND user_id = %s",
         (role, room_id, user_id),
+    )
+
+
+def set_muted_until(tx: Tx, room_id: str, user_id: str, muted_until: int | None) -> None:
+    """A member's timed mute by the room's admins; None unmutes."""
+    tx.execute(
+        "UPDATE room_members SET muted_until = %s WHERE room_id = %s AND user_id = %s",
+        (muted_until, room_id, user_id),
     )
 
 
@@ -202,17 +210,19 @@ def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
 
 def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (room_id, user_id) pairs are memberships."""
-    result: set[tuple[str, str]] = tx.fetch(memberships_among(pairs))[0]
-    return result
+    return set(tx.fetch(memberships_among(pairs))[0])
 
 
-def memberships_among(pairs: set[tuple[str, str]]) -> Query[set[tuple[str, str]]]:
-    """:func:`members_among` as a query, to send with others (``Tx.fetch``)."""
+def memberships_among(
+    pairs: set[tuple[str, str]],
+) -> Query[dict[tuple[str, str], int | None]]:
+    """Which of these (room_id, user_id) pairs are memberships, each with its timed mute
+    (``muted_until``), as a query to send with others (``Tx.fetch``)."""
     condition, params = pairs_match("room_id", "user_id", pairs)
     return Query(
-        f"SELECT room_id, user_id FROM room_members WHERE {condition}",
+        f"SELECT room_id, user_id, muted_until FROM room_members WHERE {condition}",
         params,
-        lambda rows: {(row["room_id"], row["user_id"]) for row in rows},
+        lambda rows: {(row["room_id"], row["user_id"]): row["muted_until"] for row in rows},
     )
 
 
@@ -271,11 +281,17 @@ def mark_deleted(tx: Tx, room_id: str, now: int) -> None:
     tx.execute("UPDATE rooms SET deleted_at = %s, direct_key = NULL WHERE id = %s", (now, room_id))
 
 
-_MEMBER_COLUMNS = f"m.role, m.joined_at, m.last_read_seq, {user_columns('u', 'u_')}"
+_MEMBER_COLUMNS = "m.role, m.joined_at, m.last_read_seq, m.muted_until, " + user_columns("u", "u_")
 
 
 def _member(row: Row) -> Member:
-    return Member(user_from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
+    return Member(
+        user_from_row(row, "u_"),
+        row["role"],
+        row["joined_at"],
+        row["last_read_seq"],
+        row["muted_until"],
+    )
 
 
 def list_members(tx: Tx, room_id: str) -> list[Member]:

@@ -22,7 +22,7 @@ from cronchat.models import (
     User,
 )
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import blocks, events, media, messages, rooms, users
+from cronchat.repos import audit, blocks, events, media, messages, rooms, users
 from cronchat.services.access import (
     Actor,
     MemberActor,
@@ -34,6 +34,7 @@ from cronchat.services.access import (
 from cronchat.services.blocks import refuse_if_blocked
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.members import join_tx
+from cronchat.services.moderation import audit_actor
 from cronchat.times import now_ms, rfc3339
 
 NAME_MAX, TOPIC_MAX = 100, 500
@@ -331,4 +332,7 @@ class Rooms:
         data = room_data(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
         event = events.insert_event(tx, room_id, seq, "room.deleted", actor.actor_id, now, data)
         rooms.mark_deleted(tx, room_id, now)
+        audit.record(
+            tx, "room.deleted", audit_actor(actor), now, room_id=room_id, data={"name": room.name}
+        )
         return [event]

@@ -18,6 +18,7 @@ from cronchat.realtime.notifier import Notifier
 from cronchat.repos import blocks, events, media, messages, rooms
 from cronchat.services.access import require_member
 from cronchat.services.mentions import kept_mentions, read_mentions
+from cronchat.services.moderation import require_unmuted
 from cronchat.times import now_ms
 
 CLIENT_MSG_ID_MAX = 64
@@ -155,6 +156,7 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
                 continue
             if (send.room_id, send.user_id) in blocked:
                 raise Forbidden("this user does not accept messages from you", reason="blocked")
+            require_unmuted(memberships[(send.room_id, send.user_id)], now)
             if key in first_of:
                 if sends[first_of[key]].room_id != send.room_id:
                     raise Conflict("client_msg_id was used in another room", field="client_msg_id")
@@ -182,7 +184,7 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
 
 def _kept(
     send: _Send,
-    memberships: set[tuple[str, str]],
+    memberships: dict[tuple[str, str], int | None],
     standings: dict[tuple[str, str], rooms.Standing],
 ) -> Mentions:
     """The mentions a send keeps (see :func:`kept_mentions`)."""
