@@ -41,6 +41,9 @@ export function toast(text) {
   if (!elements.toast) return;
   elements.toast.textContent = text;
   elements.toast.hidden = false;
+  elements.toast.onclick = () => {
+    elements.toast.hidden = true;
+  };
   clearTimeout(ui.toastTimer);
   ui.toastTimer = setTimeout(() => {
     elements.toast.hidden = true;

@@ -342,16 +342,19 @@ function blockedSection() {
 }
 
 const EXPORT_POLL_MS = 1500;
+const EXPORT_KEY = "cronchat.export"; // {user_id, id}: the last export asked for, shown again on reopening
 
-/** POST /users/me/export, then poll its status until the zip's link is there. */
+/** POST /users/me/export, then poll its status until the zip's link is there. An export
+ * can be asked for once a day, so the last one is remembered and shown again. */
 function exportSection() {
   const status = h("p", { class: "muted export-status", role: "status" });
   const button = h("button", { class: "export-data" }, "Download my data");
-  button.addEventListener("click", async () => {
+  const follow = async (start, { remembered = false } = {}) => {
     button.disabled = true;
     status.textContent = "Preparing your data…";
     try {
-      let exported = await api.post("/users/me/export");
+      let exported = await start();
+      localStorage.setItem(EXPORT_KEY, JSON.stringify({ user_id: store.me.id, id: exported.id }));
       while (exported.status === "pending") {
         await new Promise((resolve) => setTimeout(resolve, EXPORT_POLL_MS));
         if (!status.isConnected) return; // the dialog was closed
@@ -361,14 +364,24 @@ function exportSection() {
         const size = exported.size ? ` (${Math.max(1, Math.round(exported.size / 1024))} KiB)` : "";
         status.replaceChildren(h("a", { class: "export-link", href: exported.url, download: "cronchat-export.zip", rel: "noopener noreferrer" }, `Download the zip${size}`), exported.expires_at ? ` · the link works until ${formatUntil(exported.expires_at)}` : "");
       } else {
-        status.textContent = "The export failed. Please try again later.";
+        status.textContent = exported.status === "ready" ? "That download has expired." : "The export failed. Please try again later.";
         button.disabled = false;
       }
     } catch (caught) {
-      status.textContent = messageOf(caught);
+      // A remembered export that is gone says nothing: the button is there.
+      status.textContent = remembered ? "" : messageOf(caught);
+      if (remembered) localStorage.removeItem(EXPORT_KEY);
       button.disabled = false;
     }
-  });
+  };
+  button.addEventListener("click", () => follow(() => api.post("/users/me/export")));
+  let last = null;
+  try {
+    last = JSON.parse(localStorage.getItem(EXPORT_KEY) || "null");
+  } catch {
+    last = null;
+  }
+  if (last?.user_id === store.me.id && last.id) follow(() => api.get(`/users/me/exports/${encodeURIComponent(last.id)}`), { remembered: true });
   return h("section", { class: "profile-section" }, h("h3", {}, "Your data"), button, status);
 }
 
@@ -404,6 +417,7 @@ function deleteSection() {
       await api.request("DELETE", "/users/me", { password: password.value, erase_messages: erase.checked }, { retry: false });
       app.realtime?.stop();
       api.clearSession();
+      localStorage.removeItem(EXPORT_KEY);
       location.reload();
     } catch (caught) {
       error.textContent = caught.code === "invalid_credentials" ? "That password is not right." : messageOf(caught);

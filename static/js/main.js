@@ -85,6 +85,9 @@ async function resumeRooms(rooms) {
 function onFrame(frame) {
   switch (frame.type) {
     case "event":
+      if (frame.event.type === "member.banned" && frame.event.data?.user?.id === store.me.id && store.rooms.has(frame.event.room_id)) {
+        toast(`You were banned from ${roomName(store.rooms.get(frame.event.room_id))}.`);
+      }
       store.receiveEvent(frame.event);
       // A new or deleted message brings our own summary of the room in the same frame.
       if (frame.room) store.summary(frame.room);
@@ -101,6 +104,11 @@ function onFrame(frame) {
       break;
     case "presence":
       store.presence(frame);
+      break;
+    case "user.updated":
+      // A new name or avatar, or a deleted account ("Deleted user").
+      if (frame.user) store.rememberUser(frame.user, { snapshot: true });
+      store.changed({ users: true, rooms: true });
       break;
     case "mention":
       // The counts came in the event frame before it (its `room`); this is the alert.
@@ -287,6 +295,7 @@ function renderModeration() {
 function previewText(message) {
   if (!message) return "No messages yet";
   if (message.deleted) return "Message deleted";
+  if (store.isBlocked(message.sender_id)) return "Message from a blocked user";
   const sender = message.sender_id === store.me.id ? "You" : store.user(message.sender_id).display_name;
   const body = message.kind === "image" ? `📷 ${message.text || "Photo"}` : message.text || "";
   return `${sender}: ${body}`;

@@ -124,10 +124,15 @@ export function drawReports() {
     ui.reportsPanel = null;
     return;
   }
+  const loaded = store.reportsLoaded(panel.roomId);
   const reports = store.openReports(panel.roomId);
-  const signature = JSON.stringify(reports.map((report) => report.id));
+  const signature = JSON.stringify([loaded, reports.map((report) => report.id)]);
   if (signature === panel.drawn) return;
   panel.drawn = signature;
+  if (!loaded) {
+    panel.list.replaceChildren(h("li", { class: "muted loading-reports" }, "Loading…"));
+    return;
+  }
   if (!reports.length) {
     panel.list.replaceChildren(h("li", { class: "muted no-reports" }, "No open reports."));
     return;
@@ -168,10 +173,29 @@ function reportItem(report, panel) {
       h("span", { class: "snapshot-text" }, body),
       snapshot.edited_at ? h("span", { class: "edited" }, " (edited)") : null,
     ),
+    snapshot.kind === "image" && snapshot.media_id ? reportImage(snapshot.media_id) : null,
     report.comment ? h("p", { class: "report-comment-text" }, report.comment) : null,
     note,
     h("div", { class: "report-buttons" }, dismiss, resolve),
   );
+}
+
+/** A reported image stays viewable to the room's moderators while the report is open:
+ * loaded with the token on a click, not by a link. */
+function reportImage(mediaId) {
+  const holder = h("div", { class: "report-image" });
+  const show = h("button", { class: "subtle show-report-image" }, "Show the image");
+  show.addEventListener("click", async () => {
+    show.disabled = true;
+    try {
+      const url = await api.imageUrl(`/media/${encodeURIComponent(mediaId)}`);
+      holder.replaceChildren(h("img", { class: "thumb", src: url, alt: "the reported image" }));
+    } catch (caught) {
+      holder.replaceChildren(h("span", { class: "muted" }, messageOf(caught)));
+    }
+  });
+  holder.append(show);
+  return holder;
 }
 
 /** After a reconnect the queue is read again (the `report` frame is not replayed). */

@@ -145,7 +145,7 @@ function renderMessage(message, { grouped, seen, sender, tokens }) {
         "button",
         { class: "quote", title: "Jump to the message", onclick: () => jumpTo(quoted.id) },
         h("span", { class: "quote-name" }, quoteName),
-        h("span", { class: "quote-text" }, quoted.deleted ? "Message deleted" : quoted.excerpt || "Photo"),
+        h("span", { class: "quote-text" }, quoted.deleted ? "Message deleted" : store.isBlocked(quoted.sender_id) ? "Message from a blocked user" : quoted.excerpt || "Photo"),
       ),
     );
   }

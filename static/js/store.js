@@ -20,6 +20,7 @@ export class Store {
     this.members = new Map(); // room id -> members (GET /rooms/{id}/members), until one joins or leaves
     this.blocked = new Set(); // ids of the users I block (GET /users/me/blocks, the blocks frame)
     this.reports = new Map(); // room id -> Map(report id -> open report), for the rooms I moderate
+    this.reportsLoading = new Map(); // room id -> Map(report id -> report) of frames during a load
     this.listeners = new Set();
     this.userRequests = new Map();
   }
@@ -50,26 +51,37 @@ export class Store {
 
   /** The open reports of a room (GET /rooms/{id}/reports?status=open, every page). */
   async loadReports(roomId) {
-    const open = new Map();
-    let cursor = null;
-    do {
-      const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-      const page = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/reports?status=open${query}`);
-      for (const report of page.reports) open.set(report.id, report);
-      cursor = page.next_cursor;
-    } while (cursor);
-    this.reports.set(roomId, open);
-    this.changed({ reports: roomId });
-    return open;
+    const during = new Map(); // frames that arrive while the pages are read are newer
+    this.reportsLoading.set(roomId, during);
+    try {
+      const open = new Map();
+      let cursor = null;
+      do {
+        const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+        const page = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/reports?status=open${query}`);
+        for (const report of page.reports) open.set(report.id, report);
+        cursor = page.next_cursor;
+      } while (cursor);
+      for (const report of during.values()) foldReport(open, report);
+      this.reports.set(roomId, open);
+      this.changed({ reports: roomId });
+      return open;
+    } finally {
+      if (this.reportsLoading.get(roomId) === during) this.reportsLoading.delete(roomId);
+    }
   }
 
-  /** A report filed or handled (the `report` frame, or my own PATCH): only open ones stay. */
+  /** A report filed or handled (the `report` frame, or my own PATCH): only open ones stay.
+   * Until the room's queue is read, frames only wait for that read. */
   receiveReport(report) {
-    if (!this.reports.has(report.room_id)) this.reports.set(report.room_id, new Map());
+    this.reportsLoading.get(report.room_id)?.set(report.id, report);
     const open = this.reports.get(report.room_id);
-    if (report.status === "open") open.set(report.id, report);
-    else open.delete(report.id);
+    if (open) foldReport(open, report);
     this.changed({ reports: report.room_id });
+  }
+
+  reportsLoaded(roomId) {
+    return this.reports.has(roomId);
   }
 
   openReports(roomId) {
@@ -234,6 +246,9 @@ export class Store {
     const answer = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/members`);
     for (const member of answer.members) this.rememberUser(member.user);
     this.members.set(roomId, answer.members);
+    const mine = answer.members.find((member) => member.user.id === this.me?.id);
+    const room = this.rooms.get(roomId);
+    if (mine && room) room.muted_until = mine.muted_until || null;
     return answer.members;
   }
 
@@ -403,6 +418,11 @@ export class Store {
     this.rememberUser({ ...this.users.get(user_id), id: user_id, online, last_seen_at });
     this.changed({ rooms: true, presence: user_id });
   }
+}
+
+function foldReport(open, report) {
+  if (report.status === "open") open.set(report.id, report);
+  else open.delete(report.id);
 }
 
 /** The messages of one room, by id and in seq order, plus the sends still in flight. */
