@@ -8,6 +8,7 @@ import { act, api, app, elements, messageOf, scheduleRender, store, toast, ui } 
 import { confirmAction } from "./dialogs.js";
 import { h } from "./dom.js";
 import { closePicker, collectMentions, onPickerKey, pickMentionsOf, resetMentions, updatePicker } from "./mentions.js";
+import { formatUntil, noteMuted } from "./moderation.js";
 
 const TYPING_EVERY_MS = 3000;
 
@@ -108,7 +109,7 @@ export async function submitComposer() {
       elements.input.value = "";
       scheduleRender();
     } catch (error) {
-      toast(messageOf(error));
+      if (!noteMuted(roomId, error)) toast(messageOf(error));
     }
     return;
   }
@@ -168,6 +169,7 @@ export async function attemptSend(pending) {
     } else {
       pending.status = "failed";
       pending.error = error instanceof ApiError ? error.userMessage : error.message;
+      if (noteMuted(pending.room_id, error)) pending.error = error.details.until ? `you are muted until ${formatUntil(error.details.until)}` : "you are muted";
     }
   }
   scheduleRender();
@@ -190,7 +192,7 @@ export async function toggleReaction(message, emoji, add) {
   try {
     await act(add ? "reaction.add" : "reaction.remove", { room_id: roomId, message_id: message.id, emoji }, () => (add ? api.put(path) : api.delete(path)));
   } catch (error) {
-    toast(messageOf(error));
+    if (!noteMuted(roomId, error)) toast(messageOf(error));
   }
 }
 

@@ -1,7 +1,8 @@
 // CronChat's browser client, built only on the public API (REST + one WebSocket). This
 // module starts it, wires the socket to the state and lays out the screen; room.js draws a
 // room, composer.js writes to it (mentions.js offers whom to mention), notifications.js holds
-// a room's notification menu, dialogs.js the dialogs, store.js the state.
+// a room's notification menu, dialogs.js the dialogs, moderation.js blocks, reports and the
+// moderation queue, store.js the state.
 
 import { showAuth } from "./auth.js";
 import { attach, onComposerInput, onComposerKey, resendQueued, submitComposer } from "./composer.js";
@@ -9,6 +10,7 @@ import { api, app, elements, messageOf, root, scheduleRender, store, toast, ui }
 import { closeOverlay, showMembers, showNewDirect, showNewGroup, showProfile } from "./dialogs.js";
 import { avatar, clear, formatTime, h } from "./dom.js";
 import { closePicker } from "./mentions.js";
+import { drawReports, refreshReports, renderMutedNote, showReports } from "./moderation.js";
 import { closeRoomMenu, isMuted, mutedText, onRoomMenuKey, renderRoomMenu, toggleRoomMenu } from "./notifications.js";
 import { Realtime } from "./realtime.js";
 import { closeRoom, markRead, onScroll, openRoom, renderRoom, roomName } from "./room.js";
@@ -31,6 +33,7 @@ async function startChat() {
   store.me = await api.get("/users/me");
   store.rememberUser(store.me);
   await store.loadRooms();
+  await store.loadBlocks().catch(() => {});
   buildLayout();
   app.realtime = new Realtime(api, { onReady, onFrame, onStatus });
   app.realtime.start();
@@ -39,7 +42,11 @@ async function startChat() {
 
 // ---------------------------------------------------------------- realtime
 
+let readyCount = 0;
+
 async function onReady(ready) {
+  readyCount += 1;
+  const first = readyCount === 1; // blocks were just loaded, no report missed yet
   store.me = { ...store.me, ...ready.user };
   store.rememberUser(store.me);
   const resume = {};
@@ -55,6 +62,10 @@ async function onReady(ready) {
   try {
     if (Object.keys(resume).length) await resumeRooms(resume);
     await store.refreshRooms();
+    if (!first) {
+      await store.loadBlocks();
+      refreshReports();
+    }
   } catch (error) {
     toast(messageOf(error));
   }
@@ -74,6 +85,9 @@ async function resumeRooms(rooms) {
 function onFrame(frame) {
   switch (frame.type) {
     case "event":
+      if (frame.event.type === "member.banned" && frame.event.data?.user?.id === store.me.id && store.rooms.has(frame.event.room_id)) {
+        toast(`You were banned from ${roomName(store.rooms.get(frame.event.room_id))}.`);
+      }
       store.receiveEvent(frame.event);
       // A new or deleted message brings our own summary of the room in the same frame.
       if (frame.room) store.summary(frame.room);
@@ -91,12 +105,25 @@ function onFrame(frame) {
     case "presence":
       store.presence(frame);
       break;
+    case "user.updated":
+      // A new name or avatar, or a deleted account ("Deleted user").
+      if (frame.user) store.rememberUser(frame.user, { snapshot: true });
+      store.changed({ users: true, rooms: true });
+      break;
     case "mention":
       // The counts came in the event frame before it (its `room`); this is the alert.
       if (frame.notify && document.visibilityState === "hidden") {
         ui.mentionAlert = true;
         updateTitle();
       }
+      break;
+    case "blocks":
+      store.setBlocks(frame.user_ids || []);
+      // Messages of blocked users count in no unread count: read the counts again.
+      store.refreshRooms().catch(() => {});
+      break;
+    case "report":
+      if (frame.report) store.receiveReport(frame.report);
       break;
     case "resync": {
       const rooms = Object.fromEntries(store.lastSeq);
@@ -172,6 +199,8 @@ function buildLayout() {
   elements.input.addEventListener("keydown", onComposerKey);
   elements.input.addEventListener("input", onComposerInput);
   elements.input.addEventListener("blur", closePicker);
+  elements.reportsButton = h("button", { class: "reports-button subtle", title: "Reports of messages in this room", hidden: true, onclick: () => showReports(ui.roomId) }, "Reports");
+  elements.mutedNote = h("div", { class: "muted-note", role: "status", hidden: true });
   elements.roomMenuButton = h("button", { class: "room-menu-button subtle", "aria-label": "Notification settings", "aria-haspopup": "menu", onclick: toggleRoomMenu }, "🔔");
   elements.roomMenu = h("div", { class: "room-menu", role: "menu", "aria-label": "Notification settings", hidden: true });
   elements.roomMenu.addEventListener("keydown", onRoomMenuKey);
@@ -198,6 +227,7 @@ function buildLayout() {
       h("button", { class: "back subtle", "aria-label": "Back to rooms", onclick: () => closeRoom() }, "←"),
       elements.roomAvatar,
       h("div", { class: "room-heading" }, elements.roomTitle, elements.roomSubtitle),
+      elements.reportsButton,
       h("button", { class: "members-button subtle", onclick: () => showMembers(ui.roomId) }, "Members"),
       elements.roomMenuButton,
       elements.roomMenu,
@@ -207,6 +237,7 @@ function buildLayout() {
     elements.mentionPicker,
     elements.contextBar,
     elements.preview,
+    elements.mutedNote,
     composer,
   );
   elements.empty = h("section", { class: "empty-view" }, h("p", {}, "Pick a room, or start one with + Direct or + Group."));
@@ -239,11 +270,32 @@ function render() {
   elements.empty.hidden = Boolean(ui.roomId);
   if (ui.roomId) renderRoom();
   renderRoomMenu();
+  renderModeration();
+}
+
+/** The room header's Reports button (admins and owners, with the open count) and the
+ * composer's muted notice; the queue's panel when open. */
+function renderModeration() {
+  const moderating = Boolean(ui.roomId) && store.moderates(ui.roomId);
+  elements.reportsButton.hidden = !moderating;
+  if (moderating) {
+    if (!store.reports.has(ui.roomId) && !ui.reportsRequested.has(ui.roomId)) {
+      ui.reportsRequested.add(ui.roomId);
+      store.loadReports(ui.roomId).catch(() => {});
+    }
+    const open = store.openReports(ui.roomId).length;
+    const label = open ? `Reports (${open})` : "Reports";
+    if (elements.reportsButton.textContent !== label) elements.reportsButton.textContent = label;
+    elements.reportsButton.classList.toggle("has-reports", open > 0);
+  }
+  renderMutedNote();
+  drawReports();
 }
 
 function previewText(message) {
   if (!message) return "No messages yet";
   if (message.deleted) return "Message deleted";
+  if (store.isBlocked(message.sender_id)) return "Message from a blocked user";
   const sender = message.sender_id === store.me.id ? "You" : store.user(message.sender_id).display_name;
   const body = message.kind === "image" ? `📷 ${message.text || "Photo"}` : message.text || "";
   return `${sender}: ${body}`;

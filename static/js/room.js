@@ -1,11 +1,13 @@
 // The room view: messages with replies, reactions, images, mentions and receipts; history
 // on scroll-up; read markers. Messages are drawn once and redrawn only when they change.
+// Messages of users I block are collapsed until clicked.
 
 import { cancelContext, attemptSend, deleteMessage, discardPending, startEdit, startReply, toggleReaction } from "./composer.js";
 import { act, api, app, elements, messageOf, scheduleRender, store, toast, ui } from "./context.js";
 import { showImage } from "./dialogs.js";
 import { avatar, formatTime, h, markTokens } from "./dom.js";
 import { mentionTokens, mentionsMe } from "./mentions.js";
+import { blockUser, showReportForm } from "./moderation.js";
 import { closeRoomMenu } from "./notifications.js";
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
@@ -72,8 +74,13 @@ export function renderRoom() {
     const grouped = previous && previous.sender_id === message.sender_id && !previous.deleted && Date.parse(message.created_at) - Date.parse(previous.created_at) < 300000;
     const seen = seenBy.get(message.id) || "";
     const sender = store.user(message.sender_id);
+    if (store.isBlocked(message.sender_id) && !message.deleted && !ui.revealed.has(message.id)) {
+      wanted.push(keyed(message.id, "blocked", () => renderBlocked(message)));
+      previous = null;
+      continue;
+    }
     const tokens = mentionTokens(message);
-    const signature = JSON.stringify([message, seen, grouped, sender.display_name, sender.avatar_url, tokens]);
+    const signature = JSON.stringify([message, seen, grouped, sender.display_name, sender.avatar_url, tokens, store.isBlocked(message.sender_id)]);
     wanted.push(keyed(message.id, signature, () => renderMessage(message, { grouped, seen, sender, tokens })));
     previous = message;
   }
@@ -138,7 +145,7 @@ function renderMessage(message, { grouped, seen, sender, tokens }) {
         "button",
         { class: "quote", title: "Jump to the message", onclick: () => jumpTo(quoted.id) },
         h("span", { class: "quote-name" }, quoteName),
-        h("span", { class: "quote-text" }, quoted.deleted ? "Message deleted" : quoted.excerpt || "Photo"),
+        h("span", { class: "quote-text" }, quoted.deleted ? "Message deleted" : store.isBlocked(quoted.sender_id) ? "Message from a blocked user" : quoted.excerpt || "Photo"),
       ),
     );
   }
@@ -183,6 +190,10 @@ function renderMessage(message, { grouped, seen, sender, tokens }) {
     if (mine) {
       if (message.kind === "text") actions.append(h("button", { class: "act-edit", title: "Edit", onclick: () => startEdit(message) }, "Edit"));
       actions.append(h("button", { class: "act-delete", title: "Delete", onclick: () => deleteMessage(message) }, "Delete"));
+    } else if (message.kind !== "system") {
+      const name = sender.display_name || sender.username || "…";
+      if (!store.isBlocked(message.sender_id)) actions.append(h("button", { class: "act-block", title: `Block ${name}`, onclick: () => blockUser(message.sender_id) }, `Block ${name}`));
+      actions.append(h("button", { class: "act-report", title: "Report this message", onclick: () => showReportForm(message) }, "Report"));
     }
   }
   body.append(actions);
@@ -192,6 +203,20 @@ function renderMessage(message, { grouped, seen, sender, tokens }) {
     { class: classes, id: `m-${message.id}`, tabindex: "0", dataset: { id: message.id, seq: String(message.seq), sender: message.sender_id } },
     grouped ? h("span", { class: "avatar-space" }) : avatar(sender),
     body,
+  );
+}
+
+/** A message of someone I block: one line, the message itself once clicked. */
+function renderBlocked(message) {
+  const show = () => {
+    ui.revealed.add(message.id);
+    scheduleRender();
+  };
+  return h(
+    "li",
+    { class: "msg theirs blocked", id: `m-${message.id}`, dataset: { id: message.id, seq: String(message.seq), sender: message.sender_id } },
+    h("span", { class: "avatar-space" }),
+    h("button", { class: "blocked-note subtle", title: "Show the message", onclick: show }, "Message from a blocked user"),
   );
 }
 

@@ -18,8 +18,74 @@ export class Store {
     this.receipts = new Map(); // room id -> Map(user id -> seq)
     this.typing = new Map(); // room id -> Map(user id -> expiry ms)
     this.members = new Map(); // room id -> members (GET /rooms/{id}/members), until one joins or leaves
+    this.blocked = new Set(); // ids of the users I block (GET /users/me/blocks, the blocks frame)
+    this.reports = new Map(); // room id -> Map(report id -> open report), for the rooms I moderate
+    this.reportsLoading = new Map(); // room id -> Map(report id -> report) of frames during a load
     this.listeners = new Set();
     this.userRequests = new Map();
+  }
+
+  // ---- moderation ----
+
+  async loadBlocks() {
+    const answer = await this.api.get("/users/me/blocks");
+    for (const user of answer.users) this.rememberUser(user);
+    this.setBlocks(answer.users.map((user) => user.id));
+  }
+
+  /** Whom I block now: from the `blocks` frame, or after my own PUT/DELETE. */
+  setBlocks(userIds) {
+    this.blocked = new Set(userIds);
+    this.changed({ blocks: true, timeline: true });
+  }
+
+  isBlocked(userId) {
+    return this.blocked.has(userId);
+  }
+
+  /** Admins and owners of a group room see its reports and moderate its members. */
+  moderates(roomId) {
+    const room = this.rooms.get(roomId);
+    return Boolean(room && room.kind === "group" && ["owner", "admin"].includes(room.my_role));
+  }
+
+  /** The open reports of a room (GET /rooms/{id}/reports?status=open, every page). */
+  async loadReports(roomId) {
+    const during = new Map(); // frames that arrive while the pages are read are newer
+    this.reportsLoading.set(roomId, during);
+    try {
+      const open = new Map();
+      let cursor = null;
+      do {
+        const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+        const page = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/reports?status=open${query}`);
+        for (const report of page.reports) open.set(report.id, report);
+        cursor = page.next_cursor;
+      } while (cursor);
+      for (const report of during.values()) foldReport(open, report);
+      this.reports.set(roomId, open);
+      this.changed({ reports: roomId });
+      return open;
+    } finally {
+      if (this.reportsLoading.get(roomId) === during) this.reportsLoading.delete(roomId);
+    }
+  }
+
+  /** A report filed or handled (the `report` frame, or my own PATCH): only open ones stay.
+   * Until the room's queue is read, frames only wait for that read. */
+  receiveReport(report) {
+    this.reportsLoading.get(report.room_id)?.set(report.id, report);
+    const open = this.reports.get(report.room_id);
+    if (open) foldReport(open, report);
+    this.changed({ reports: report.room_id });
+  }
+
+  reportsLoaded(roomId) {
+    return this.reports.has(roomId);
+  }
+
+  openReports(roomId) {
+    return [...(this.reports.get(roomId) || new Map()).values()].sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
 
   subscribe(listener) {
@@ -180,6 +246,9 @@ export class Store {
     const answer = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/members`);
     for (const member of answer.members) this.rememberUser(member.user);
     this.members.set(roomId, answer.members);
+    const mine = answer.members.find((member) => member.user.id === this.me?.id);
+    const room = this.rooms.get(roomId);
+    if (mine && room) room.muted_until = mine.muted_until || null;
     return answer.members;
   }
 
@@ -280,12 +349,21 @@ export class Store {
         }
         break;
       case "member.left":
+      case "member.banned":
         if (data.user?.id === this.me?.id) {
           this.removeRoom(roomId);
           return;
         }
         this.members.delete(roomId);
         if (room) room.member_count = Math.max(0, (room.member_count || 1) - 1);
+        break;
+      case "member.unbanned":
+        this.members.delete(roomId);
+        break;
+      case "member.muted":
+        this.rememberUser(data.user, { snapshot: true });
+        this.members.delete(roomId);
+        if (room && data.user?.id === this.me?.id) room.muted_until = data.muted_until;
         break;
       case "room.updated":
         this.setRoom(data);
@@ -340,6 +418,11 @@ export class Store {
     this.rememberUser({ ...this.users.get(user_id), id: user_id, online, last_seen_at });
     this.changed({ rooms: true, presence: user_id });
   }
+}
+
+function foldReport(open, report) {
+  if (report.status === "open") open.set(report.id, report);
+  else open.delete(report.id);
 }
 
 /** The messages of one room, by id and in seq order, plus the sends still in flight. */

@@ -1,5 +1,7 @@
 // Two people chat through the browser client, in a real chromium driven by playwright-core:
-// direct and group rooms, going offline and catching up, mentions and notification settings.
+// direct and group rooms, going offline and catching up, mentions and notification settings,
+// and moderation: a third member (Sam, a REST client) is reported, blocked, banned; a member
+// is muted; the owner works the room's report queue; data export and account deletion.
 // Usage: node chat.mjs BASE_URL OUTDIR. Prints one JSON object on stdout: {ok, steps, ...};
 // exits 0 when every check passed. Screenshots go to OUTDIR.
 import { mkdirSync } from "node:fs";
@@ -179,6 +181,54 @@ async function setHidden(page, hidden) {
     else delete document.visibilityState;
     document.dispatchEvent(new Event("visibilitychange"));
   }, hidden);
+}
+
+/** A REST call with the page's own session (its token refreshed when needed). */
+async function pageApi(page, method, path, body) {
+  for (let attempt = 0; ; attempt += 1) {
+    const answer = await page.evaluate(
+      async ([method, path, body]) => {
+        const token = JSON.parse(localStorage.getItem("cronchat.session")).access_token;
+        const headers = { Authorization: `Bearer ${token}` };
+        if (body !== undefined) headers["Content-Type"] = "application/json";
+        const response = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+        const text = await response.text();
+        return { status: response.status, data: text ? JSON.parse(text) : null };
+      },
+      [method, path, body],
+    );
+    if (answer.status !== 401 || attempt === 2) return answer;
+    await page.waitForTimeout(200); // the page refreshes its token
+  }
+}
+
+/** A user without a browser: registered, and calling the API over REST (refreshing its token). */
+async function restUser(username, displayName) {
+  const call = async (path, body, token) => {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(`${baseUrl}/api/v1${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+    const text = await response.text();
+    return { status: response.status, data: text ? JSON.parse(text) : null };
+  };
+  const registered = await call("/auth/register", { username, password: "correct horse battery", display_name: displayName });
+  if (registered.status !== 201) throw new Error(`registering ${username} answered ${registered.status}`);
+  let session = registered.data;
+  return {
+    id: session.user.id,
+    name: displayName,
+    username,
+    async post(path, body) {
+      let answer = await call(path, body, session.access_token);
+      if (answer.status === 401) {
+        const refreshed = await call("/auth/refresh", { refresh_token: session.refresh_token });
+        if (refreshed.status !== 200) throw new Error(`refreshing ${username} answered ${refreshed.status}`);
+        session = refreshed.data;
+        answer = await call(path, body, session.access_token);
+      }
+      return answer;
+    },
+  };
 }
 
 async function expect(condition, what) {
@@ -492,6 +542,107 @@ async function main() {
     await expect(settings.level === "mentions" && settings.muted_until, `the settings stored, got ${JSON.stringify(settings)}`);
     step("notification level and mute set from the room menu, shown in the other tab");
 
+    // Moderation. Alice owns "Lunch crew" (so she moderates it); Sam joins it, a REST client.
+    const sam = await restUser(`sam_${suffix}`, "Sam Spammer");
+    await expect((await pageApi(pageA, "POST", `/rooms/${groupId}/members`, { user_id: sam.id })).status === 201, "sam added to the group");
+    const spam = "Cheap watches at watches.example, today only";
+    const samSend = async (text) => {
+      const sent = await sam.post(`/rooms/${groupId}/messages`, { client_msg_id: crypto.randomUUID(), text });
+      await expect(sent.status === 201, `sam's message sent, got ${sent.status}`);
+    };
+    await samSend(spam);
+    // Alice opens the room's report queue from its header: nothing open yet.
+    await openRoom(pageA, "Lunch crew");
+    await pageA.click(".reports-button");
+    await pageA.waitForSelector(".reports-panel .no-reports");
+    // Bob reports Sam's message from its actions: a reason and a comment.
+    await openRoom(pageB, "Lunch crew");
+    const spamB = message(pageB, spam);
+    await spamB.hover();
+    await spamB.locator(".act-report").click();
+    const reasons = await pageB.locator(".report-reason option").evaluateAll((options) => options.map((option) => option.value).filter(Boolean));
+    await expect(JSON.stringify(reasons) === JSON.stringify(["spam", "harassment", "hate", "sexual", "violence", "self_harm", "other"]), `the contract's reasons, got ${reasons}`);
+    await expect((await pageB.getAttribute(".report-comment", "maxlength")) === "1000", "comments of at most 1000 characters");
+    await pageB.selectOption(".report-reason", "spam");
+    await pageB.fill(".report-comment", "Selling watches to everyone");
+    await pageB.click(".send-report");
+    await pageB.waitForSelector(".overlay", { state: "hidden" });
+    await pageB.waitForSelector(".toast:text('moderators')");
+    step("bob reported sam's message");
+    // The report shows up live in Alice's open panel, with the message's snapshot.
+    const queued = pageA.locator(".reports-panel .report");
+    await queued.waitFor();
+    report.report_in_queue = {
+      snapshot: await queued.locator(".snapshot-text").textContent(),
+      sender: await queued.locator(".report-snapshot .sender").textContent(),
+      reason: await queued.locator(".report-reason-label").textContent(),
+      comment: await queued.locator(".report-comment-text").textContent(),
+      button: await pageA.textContent(".reports-button"),
+    };
+    const inQueue = report.report_in_queue;
+    await expect(inQueue.snapshot === spam && inQueue.sender === sam.name, `the snapshot of sam's message, got ${JSON.stringify(inQueue)}`);
+    await expect(inQueue.reason === "Spam" && inQueue.comment === "Selling watches to everyone", `the reason and comment, got ${JSON.stringify(inQueue)}`);
+    await expect(inQueue.button === "Reports (1)", `the header's count, got ${inQueue.button}`);
+    await shot(pageA, "14-moderation-queue");
+    step("the report shown live in the owner's moderation queue");
+    // Alice resolves it with a note: it leaves the open queue.
+    await queued.locator(".report-note").fill("Warned Sam");
+    await queued.locator(".resolve-report").click();
+    await pageA.waitForSelector(".reports-panel .no-reports");
+    await expect((await pageA.textContent(".reports-button")) === "Reports", "no count once handled");
+    const open = await pageApi(pageA, "GET", `/rooms/${groupId}/reports?status=open`);
+    const resolved = await pageApi(pageA, "GET", `/rooms/${groupId}/reports?status=resolved`);
+    await expect(open.data.reports.length === 0, `no open report, got ${JSON.stringify(open.data)}`);
+    await expect(resolved.data.reports.length === 1 && resolved.data.reports[0].note === "Warned Sam", `resolved with the note, got ${JSON.stringify(resolved.data)}`);
+    await pageA.keyboard.press("Escape");
+    step("the owner resolved the report and it left the open queue");
+
+    // Bob blocks Sam from the message's actions: Sam's messages collapse, the next one too.
+    await spamB.hover();
+    await spamB.locator(".act-block").click();
+    await pageB.click(".confirm-yes");
+    const blockedB = pageB.locator("li.msg.blocked");
+    await blockedB.first().waitFor();
+    await expect((await message(pageB, spam).count()) === 0, "sam's earlier message collapsed");
+    const afterBlock = "Why did you report me?";
+    await samSend(afterBlock);
+    await pageB.waitForFunction(() => document.querySelectorAll("li.msg.blocked").length === 2);
+    await message(pageA, afterBlock).waitFor(); // Alice, who does not block Sam, sees it
+    const collapsed = await blockedB.last().textContent();
+    await expect(collapsed === "Message from a blocked user", `the collapsed line, got ${collapsed}`);
+    await expect((await message(pageB, afterBlock).count()) === 0, "the new message hidden");
+    await roomItem(pageB, "Lunch crew").locator(".room-last", { hasText: "Message from a blocked user" }).waitFor();
+    report.blocked_message = collapsed;
+    await pageB.click(".toast"); // "You blocked Sam Spammer." dismissed, for the picture
+    await shot(pageB, "15-blocked-message");
+    await blockedB.last().locator(".blocked-note").click();
+    await message(pageB, afterBlock).waitFor();
+    step("bob blocked sam: sam's next message shows as from a blocked user, shown on a click");
+
+    // Alice mutes Bob for an hour from the member list; Bob's send answers 403 muted.
+    await pageA.click(".members-button");
+    const bobRow = pageA.locator(".member-list .member", { has: pageA.locator(".member-name", { hasText: bob.name }) });
+    await bobRow.locator('.mute-member[data-hours="1"]').click();
+    await bobRow.locator(".muted-state").waitFor();
+    await bobRow.locator(".unmute-member").waitFor();
+    await shot(pageA, "16-members-moderation");
+    await send(pageB, "Can I still talk?");
+    await pageB.waitForSelector("li.msg.pending.failed");
+    const mutedNote = await pageB.locator(".muted-note:not([hidden])").textContent();
+    report.muted_note = mutedNote;
+    await expect(mutedNote.startsWith("You are muted until "), `the composer's muted notice, got ${mutedNote}`);
+    await shot(pageB, "17-muted-composer");
+    step("alice muted bob; bob's composer says he is muted until when");
+    // Alice bans Sam with a reason: he leaves the member list and shows among the banned.
+    const samRow = pageA.locator(".member-list .member", { has: pageA.locator(".member-name", { hasText: sam.name }) });
+    await samRow.locator(".ban-member").click();
+    await samRow.locator(".ban-reason").fill("Spam");
+    await samRow.locator(".confirm-ban").click();
+    await pageA.locator(".ban-list .banned", { hasText: sam.name }).locator(".ban-state", { hasText: "Spam" }).waitFor();
+    await expect((await pageA.locator(".member-list:not(.ban-list) .member-name", { hasText: sam.name }).count()) === 0, "sam no longer a member");
+    await pageA.keyboard.press("Escape");
+    step("alice banned sam from the member list");
+
     // Members: Alice removes Bob from the group; the room leaves Bob's list.
     await openRoom(pageA, "Lunch crew");
     await pageA.click(".members-button");
@@ -525,6 +676,42 @@ async function main() {
     await roomItem(pageA, "Lunch crew").locator(".muted-mark").waitFor({ state: "detached" });
     await pageA.keyboard.press("Escape");
     step("mentions only survives a reload; unmuted");
+
+    // Alice downloads her data: the export is prepared, polled, then linked as a zip.
+    await pageA.click(".me");
+    await pageA.click(".export-data");
+    const exportLink = pageA.locator(".export-link");
+    await exportLink.waitFor();
+    const zip = await pageA.evaluate(async (href) => {
+      const response = await fetch(href);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      return { status: response.status, magic: String.fromCharCode(bytes[0], bytes[1]), size: bytes.length };
+    }, await exportLink.getAttribute("href"));
+    report.export = zip;
+    await expect(zip.status === 200 && zip.magic === "PK", `the link gives a zip, got ${JSON.stringify(zip)}`);
+    await shot(pageA, "18-export-ready");
+    await pageA.keyboard.press("Escape");
+    await pageA.click(".me"); // the export is asked for once a day: reopening shows it again
+    await pageA.locator(".export-link").waitFor();
+    await pageA.keyboard.press("Escape");
+    step("alice's data export prepared and downloaded as a zip");
+
+    // Bob deletes his account from the profile: a wrong password is refused, the right one
+    // deletes it and logs him out; Alice's direct room now names a deleted user.
+    await pageB.click(".me");
+    await pageB.click(".delete-account");
+    await pageB.fill(".delete-password", "not my password");
+    await pageB.click(".confirm-delete-account");
+    await pageB.waitForSelector(".delete-form .form-error:text('That password is not right.')");
+    await pageB.fill(".delete-password", "correct horse battery");
+    await pageB.check(".delete-erase");
+    await shot(pageB, "19-delete-account");
+    await pageB.click(".confirm-delete-account");
+    await pageB.waitForSelector("input[name=username]");
+    await roomItem(pageA, "Deleted user").waitFor();
+    const loginAgain = await fetch(`${baseUrl}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: bob.username, password: "correct horse battery" }) });
+    await expect(loginAgain.status === 401, `the deleted account cannot log in, got ${loginAgain.status}`);
+    step("bob deleted his account and was logged out; alice sees a deleted user");
 
     await expect(report.dialogs.length === 0, `no dialog, got ${JSON.stringify(report.dialogs)}`);
     await expect(report.page_errors.length === 0, `no page error, got ${JSON.stringify(report.page_errors)}`);
