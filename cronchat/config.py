@@ -229,6 +229,9 @@ class Settings:
     rate_password_hashes: int = 2
     rate_password_queue: int = 8
     trusted_proxies: tuple[IpNetwork, ...] = ()
+    # Egress to client-given URLs (push endpoints): true admits http and any address,
+    # loopback and private ones included, for tests and closed networks (cronchat.egress).
+    push_allow_private: bool = False
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
@@ -292,6 +295,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "RATE_PASSWORD_HASHES": ("rate_password_hashes", lambda n, v: _int(n, v, 1, 64)),
     "RATE_PASSWORD_QUEUE": ("rate_password_queue", lambda n, v: _int(n, v, 0, 10_000)),
     "TRUSTED_PROXIES": ("trusted_proxies", _networks),
+    "PUSH_ALLOW_PRIVATE": ("push_allow_private", _bool),
     "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
     "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
