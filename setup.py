@@ -22,6 +22,8 @@ setup(
         "boto3>=1.34",
         "prometheus-client>=0.20",
         "msgspec>=0.18",
+        "cryptography>=42",  # VAPID keys (P-256, ES256) and the ECDH of Web Push
+        "http-ece>=1.2",  # RFC 8291 / RFC 8188 aes128gcm encryption of Web Push payloads
     ],
     extras_require={
         "test": [
