@@ -24,6 +24,8 @@ setup(
         "msgspec>=0.18",
         # egress.py: its network backend is where the guard connects to the address it checked
         "httpcore[asyncio]>=1.0.5",
+        "cryptography>=42",  # VAPID keys (P-256, ES256) and the ECDH of Web Push
+        "http-ece>=1.2",  # RFC 8291 / RFC 8188 aes128gcm encryption of Web Push payloads
     ],
     extras_require={
         "test": [
