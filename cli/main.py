@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cli import media, rooms, users
+from cli import audit, media, reports, rooms, users
 from cli.common import Context, configure_logging, emit, fails_in_one_line
 from cronchat.runtime import Runtime
 
@@ -64,6 +64,8 @@ def migrate(obj: Context, as_json: bool) -> None:
 main.add_command(users.user)
 main.add_command(rooms.room)
 main.add_command(media.media)
+main.add_command(reports.report)
+main.add_command(audit.audit)
 
 if __name__ == "__main__":
     main()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.common import Context, emit, fails_in_one_line, read_password
 from cronchat.models import User
+from cronchat.private_files import create_private_file
 from cronchat.runtime import Runtime
 from cronchat.views import user_json
 
@@ -109,3 +111,47 @@ def user_set_password(obj: Context, username: str, password_stdin: bool, as_json
     password = read_password(password_stdin)
     account = obj.run(lambda rt: rt.services.accounts.set_password(username, password))
     emit(as_json, _user_record(account), f"password set: {_user_line(account)}")
+
+
+@user.command("delete")
+@click.argument("username")
+@click.option("--erase-messages", is_flag=True, help="Redact every message the user sent.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@fails_in_one_line
+def user_delete(obj: Context, username: str, erase_messages: bool, as_json: bool) -> None:
+    """Delete an account: its sessions end, it leaves every room, its uploads go; the
+    username stays taken."""
+    account = obj.run(lambda rt: rt.services.lifecycle.delete_by_operator(username, erase_messages))
+    emit(as_json, _user_record(account), f"deleted: {account.id}  {username}")
+
+
+@user.command("export")
+@click.argument("username")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The zip file to write.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@fails_in_one_line
+def user_export(obj: Context, username: str, out: Path, as_json: bool) -> None:
+    """Write everything a user owns to a zip (what ``POST /users/me/export`` prepares)."""
+
+    async def export(rt: Runtime) -> User:
+        account = await rt.services.accounts.require_username(username)
+        create_private_file(out)  # 0600 when new: the export is the user's private data
+        with out.open("wb") as handle:
+            await rt.services.exports.write_zip(account.id, handle)
+        return account
+
+    account = obj.run(export)
+    size = out.stat().st_size
+    emit(
+        as_json,
+        {"user_id": account.id, "file": str(out), "size": size},
+        f"exported {username} to {out} ({size} bytes)",
+    )

@@ -28,7 +28,9 @@ def user_data(user: User, online: bool | None = False) -> dict[str, Any]:
         "online": online,
         "last_seen_at": None if online is None else rfc3339(user.last_seen_at),
     }
-    if user.avatar_media_id is not None:
+    if user.deleted:
+        shaped["deleted"] = True  # "Deleted user", with no avatar (see services/lifecycle.py)
+    elif user.avatar_media_id is not None:
         shaped["avatar_media_id"] = user.avatar_media_id
     return shaped
 

@@ -18,6 +18,7 @@ class User:
     disabled: bool
     created_at: int
     last_seen_at: int | None
+    deleted: bool = False  # the account was deleted: its profile answers as "Deleted user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +74,33 @@ class Membership:
     role: str
     joined_at: int
     last_read_seq: int
+    # A timed mute by the room's admins (epoch ms; past or None: not muted).
+    muted_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A member as listed: the profile with the role and how far they have read."""
+    """A member as listed: the profile with the role, how far they have read, and until
+    when the room's admins muted them."""
 
     user: User
     role: str
     joined_at: int
     last_read_seq: int = 0
+    muted_until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A user banned from a room (``banned_by`` None for the operator); a ban whose
+    ``expires_at`` has passed no longer holds."""
+
+    room_id: str
+    user: User
+    banned_by: str | None
+    reason: str
+    created_at: int
+    expires_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +216,36 @@ class Mention:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A moderation act as the audit log holds it; ``actor_id`` None for the operator."""
+
+    id: str
+    at: int
+    actor_id: str | None
+    action: str
+    room_id: str | None
+    target_user_id: str | None
+    message_id: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A download of everything a user owns: ``pending`` while it is prepared, then
+    ``ready`` (its zip in the media store under ``storage_key`` until ``expires_at``) or
+    ``failed``."""
+
+    id: str
+    user_id: str
+    status: str
+    storage_key: str | None
+    size: int | None
+    created_at: int
+    ready_at: int | None
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class RoomView:
     """A room as one member sees it."""
 
@@ -234,3 +282,39 @@ class ReadState:
     last_read_seq: int
     unread_mention_count: int = 0
     notifications: NotificationSettings = DEFAULT_SETTINGS
+
+
+REPORT_REASONS = ("spam", "harassment", "hate", "sexual", "violence", "self_harm", "other")
+REPORT_STATUSES = ("open", "resolved", "dismissed")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSnapshot:
+    """A reported message as it was when the report was filed: edits and deletion do not
+    change it; once the report is handled, a deleted message's text and media leave it."""
+
+    sender_id: str
+    kind: str
+    text: str | None
+    media_id: str | None
+    created_at: int
+    edited_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A report of a message; ``reporter_id`` None once the reporter's account is gone,
+    ``handled_by`` None while open or when the operator (the CLI) handled it."""
+
+    id: str
+    room_id: str
+    message_id: str
+    reporter_id: str | None
+    reason: str
+    comment: str | None
+    status: str
+    snapshot: ReportSnapshot
+    created_at: int
+    handled_by: str | None
+    handled_at: int | None
+    note: str | None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cronchat.blocking import BlockingPool
 from cronchat.config import ConfigError, Settings
+from cronchat.cursors import Cursors
 from cronchat.db import Database
 from cronchat.db.migrations import migrate, require_current_schema
 from cronchat.errors import DomainError
@@ -28,18 +29,25 @@ from cronchat.realtime.redis_broker import RedisBroker
 from cronchat.realtime.session_cache import SessionCache
 from cronchat.realtime.sockets import Sockets
 from cronchat.services.accounts import Accounts
+from cronchat.services.audit import Audit
+from cronchat.services.blocks import Blocks
 from cronchat.services.edits import Edits
+from cronchat.services.exports import ExportLinks, Exports
 from cronchat.services.history import History
+from cronchat.services.lifecycle import Lifecycle
 from cronchat.services.media import Media
 from cronchat.services.members import Members
+from cronchat.services.moderation import Moderation
 from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers
+from cronchat.services.reports import Reports
 from cronchat.services.rooms import Rooms
 from cronchat.services.sending import Sending
 from cronchat.services.typing_notices import TypingNotices
 from cronchat.services.users import Users
+from cronchat.views import report_frame
 from storage import Storage, StorageError
 from storage.local import LocalStorage
 from storage.s3 import S3Storage
@@ -62,8 +70,14 @@ class Services:
     reactions: Reactions
     read_markers: ReadMarkers
     notifications: Notifications
+    blocks: Blocks
     typing: TypingNotices
     media: Media
+    lifecycle: Lifecycle
+    exports: Exports
+    reports: Reports
+    moderation: Moderation
+    audit: Audit
 
 
 class Runtime:
@@ -136,21 +150,30 @@ class Runtime:
             ),
             notify,
         )
+        accounts = Accounts(
+            settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
+        )
+        export_links = ExportLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
+        cursors = Cursors(settings.jwt_secret.reveal())
         return Services(
-            accounts=Accounts(
-                settings, self.db, self.blocking, self.broker, self.rate_limits, self.sessions
-            ),
+            accounts=accounts,
             users=Users(self.db, notify),
-            rooms=Rooms(self.db, notify, media),
+            rooms=Rooms(self.db, notify, media, cursors),
             members=Members(self.db, notify),
             sending=Sending(self.db, notify, settings.max_text_length, self.metrics),
             history=History(self.db, notify),
             edits=Edits(self.db, notify, settings.max_text_length, media),
             reactions=Reactions(self.db, notify),
             read_markers=ReadMarkers(self.db, notify),
-            notifications=Notifications(self.db, notify),
+            notifications=Notifications(self.db, notify, cursors),
+            blocks=Blocks(self.db, notify),
             typing=TypingNotices(self.db, notify),
             media=media,
+            lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),
+            exports=Exports(self.db, self.blocking, self.storage, export_links),
+            reports=Reports(self.db, notify, media, cursors, report_frame),
+            moderation=Moderation(self.db, notify),
+            audit=Audit(self.db, cursors),
         )
 
     @staticmethod
@@ -210,6 +233,7 @@ class Runtime:
     async def close(self) -> None:
         if self._keep_alive is not None:
             self._keep_alive.cancel()
+        await self.services.exports.close()
         if self.relay is not None:
             await self.relay.close()
         await self.presence.close()

@@ -20,18 +20,22 @@ from cronchat.event_data import (
 )
 from cronchat.media_links import ORIGINAL, THUMBNAIL, MediaLinks
 from cronchat.models import (
+    AuditEntry,
     AuthResult,
+    Ban,
     Event,
+    Export,
     MediaInfo,
     Member,
     Mention,
     Message,
+    Report,
     Room,
     RoomView,
     Summary,
     User,
 )
-from cronchat.times import rfc3339
+from cronchat.times import now_ms, rfc3339
 
 
 def user_json(
@@ -55,9 +59,29 @@ def _signed_avatar(shaped: dict[str, Any], links: MediaLinks) -> dict[str, Any]:
     return signed
 
 
+def own_user_json(shaped: dict[str, Any], user: User) -> dict[str, Any]:
+    """A user object as the user themselves sees it: with ``is_admin``."""
+    return {**shaped, "is_admin": user.is_admin}
+
+
+def admin_user_json(user: User, links: MediaLinks | None = None) -> dict[str, Any]:
+    """A user as server admins see them: the public profile (presence hidden), with
+    ``is_admin`` and ``disabled``."""
+    shaped = user_json(user, online=None, links=links)
+    return {**shaped, "is_admin": user.is_admin, "disabled": user.disabled}
+
+
+def export_json(export: Export, url: str | None) -> dict[str, Any]:
+    """An export as its owner sees it: ``url``, ``expires_at`` and ``size`` once ready."""
+    shaped: dict[str, Any] = {"id": export.id, "status": export.status}
+    if export.status == "ready":
+        shaped.update(url=url, expires_at=rfc3339(export.expires_at), size=export.size)
+    return shaped
+
+
 def auth_json(result: AuthResult, links: MediaLinks | None = None) -> dict[str, Any]:
     return {
-        "user": user_json(result.user, online=False, links=links),
+        "user": own_user_json(user_json(result.user, online=False, links=links), result.user),
         "access_token": result.access_token,
         "refresh_token": result.refresh_token,
         "token_type": "Bearer",
@@ -136,7 +160,35 @@ def member_json(
         "role": member.role,
         "joined_at": rfc3339(member.joined_at),
         "last_read_seq": member.last_read_seq,
-        "muted_until": None,  # timed mutes come later; the field is part of the shape
+        "muted_until": _while_ahead(member.muted_until),
+    }
+
+
+def _while_ahead(ms: int | None) -> str | None:
+    """A time that ends something (a mute, a ban) as shown: null once it has passed."""
+    return rfc3339(ms) if ms is not None and ms > now_ms() else None
+
+
+def ban_json(ban: Ban, links: MediaLinks | None = None) -> dict[str, Any]:
+    return {
+        "user": user_json(ban.user, None, links),
+        "banned_by": ban.banned_by,
+        "reason": ban.reason,
+        "created_at": rfc3339(ban.created_at),
+        "expires_at": rfc3339(ban.expires_at),
+    }
+
+
+def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": rfc3339(entry.at),
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "room_id": entry.room_id,
+        "target_user_id": entry.target_user_id,
+        "message_id": entry.message_id,
+        "data": entry.data,
     }
 
 
@@ -195,3 +247,35 @@ def mention_json(mention: Mention, links: MediaLinks | None = None) -> dict[str,
         "read": mention.read,
         "created_at": rfc3339(message.created_at),
     }
+
+
+def report_json(report: Report, show_reporter: bool) -> dict[str, Any]:
+    """A report; ``reporter_id`` only for those who may know it (server admins), null for
+    everyone else."""
+    snapshot = report.snapshot
+    return {
+        "id": report.id,
+        "room_id": report.room_id,
+        "message_id": report.message_id,
+        "reason": report.reason,
+        "comment": report.comment,
+        "status": report.status,
+        "snapshot": {
+            "sender_id": snapshot.sender_id,
+            "kind": snapshot.kind,
+            "text": snapshot.text,
+            "media_id": snapshot.media_id,
+            "created_at": rfc3339(snapshot.created_at),
+            "edited_at": rfc3339(snapshot.edited_at),
+        },
+        "reporter_id": report.reporter_id if show_reporter else None,
+        "created_at": rfc3339(report.created_at),
+        "handled_by": report.handled_by,
+        "handled_at": rfc3339(report.handled_at),
+        "note": report.note,
+    }
+
+
+def report_frame(report: Report, show_reporter: bool) -> dict[str, Any]:
+    """The ``report`` frame, to a moderator's sockets when a report is filed or handled."""
+    return {"type": "report", "report": report_json(report, show_reporter)}

@@ -28,7 +28,7 @@ async def test_me_shows_the_profile_with_rfc3339_time(api: ApiClient) -> None:
     user = await api.register(display_name="Me Myself")
     reply = await api.get("/api/v1/users/me", user["token"])
     assert reply.status == 200
-    assert set(reply.body) == PUBLIC_FIELDS
+    assert set(reply.body) == PUBLIC_FIELDS | {"is_admin"}  # the user's own: with is_admin
     assert reply.body["display_name"] == "Me Myself"
     assert reply.body["bio"] == ""
     assert reply.body["created_at"].endswith("Z") and len(reply.body["created_at"]) == 24

@@ -21,6 +21,7 @@ from cronchat.alerts import should_alert
 from cronchat.models import ReadState
 from cronchat.realtime.frames import encode, event_frame, event_opening
 from cronchat.realtime.notices import (
+    BlocksNotice,
     EventNotice,
     Notice,
     NotificationsNotice,
@@ -29,6 +30,7 @@ from cronchat.realtime.notices import (
     ResyncNotice,
     SessionsRevokedNotice,
     TypingNotice,
+    UsersNotice,
     UserUpdatedNotice,
 )
 from cronchat.realtime.presence_fanout import fan_out_presence, fan_out_profile
@@ -46,6 +48,9 @@ from cronchat.realtime.unread import (
 log = logging.getLogger("cronchat.hub")
 
 RESYNC_FRAME = encode({"type": "resync"})
+
+# Events after which their member's sockets no longer follow the room (they get the event).
+_MEMBERSHIP_ENDS = ("member.left", "member.banned")
 
 # Called with (user_id, online, room_ids) when a user's first socket opens here or their
 # last one closes.
@@ -78,6 +83,8 @@ class Hub:
         self._on_delivered = on_delivered
         self._rooms: dict[str, _Room] = {}
         self._user_rooms: dict[str, list[str]] = defaultdict(list)
+        # Whom each local user blocks, for those who block anyone.
+        self._blocks: dict[str, frozenset[str]] = {}
 
     # -- who is here ---------------------------------------------------------------------
 
@@ -93,17 +100,28 @@ class Hub:
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self._user_rooms.get(user_id, ()))
 
+    def blocks_of(self, user_id: str) -> frozenset[str]:
+        """Whom a local user blocks."""
+        return self._blocks.get(user_id, frozenset())
+
     def _members(self, room_id: str) -> Iterable[str]:
         room = self._rooms.get(room_id)
         return room.unread.members if room is not None else ()
 
-    def add(self, connection: Connection, states: dict[str, ReadState]) -> dict[str, int]:
+    def add(
+        self,
+        connection: Connection,
+        states: dict[str, ReadState],
+        blocked: frozenset[str] = frozenset(),
+    ) -> dict[str, int]:
         """Start delivering to a socket: its user's rooms, each with its read state as read
-        from the database. Answers each room's last seq from here on: where this process
-        already delivered past the database read, the higher one, so that the client resumes
-        up to the point where its live stream begins."""
+        from the database, and whom the user blocks. Answers each room's last seq from here
+        on: where this process already delivered past the database read, the higher one, so
+        that the client resumes up to the point where its live stream begins."""
         user_id = connection.user_id
         first = self.sockets.add(connection)
+        if blocked:
+            self._blocks[user_id] = blocked
         current = {}
         for room_id, state in states.items():
             room = self._follow(room_id, user_id, state.last_seq + 1, state)
@@ -118,6 +136,7 @@ class Hub:
         if not self.sockets.remove(connection) or self.sockets.is_online(user_id):
             return
         room_ids = set(self._user_rooms.pop(user_id, ()))
+        self._blocks.pop(user_id, None)
         for room_id in room_ids:
             self._unfollow(user_id, room_id)
         self._on_presence(user_id, False, room_ids)
@@ -136,7 +155,10 @@ class Hub:
                 0, state.last_read_seq, state.last_seq, settings=state.notifications
             )
             self._user_rooms[user_id].append(room_id)
-            if settle and not room.unread.settle(user_id, state, room.stream.next_seq - 1):
+            delivered_to = room.stream.next_seq - 1
+            if settle and not room.unread.settle(
+                user_id, state, delivered_to, self.blocks_of(user_id)
+            ):
                 asyncio.ensure_future(self._load_read_state(room_id, user_id))
         return room
 
@@ -162,7 +184,7 @@ class Hub:
             return
         room = self._rooms.get(room_id)
         if room is not None and state is not None:
-            room.unread.settle(user_id, state, room.stream.next_seq - 1)
+            room.unread.settle(user_id, state, room.stream.next_seq - 1, self.blocks_of(user_id))
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -180,11 +202,18 @@ class Hub:
             self._on_notifications(notice)
         elif isinstance(notice, TypingNotice):
             frame = encode({"type": "typing", "room_id": notice.room_id, "user_id": notice.user_id})
-            self._to_room(notice.room_id, frame, skip_user=notice.user_id)
+            self._to_room(notice.room_id, frame, from_user=notice.user_id)
         elif isinstance(notice, PresenceNotice):
-            fan_out_presence(notice, self._members, self.sockets)
+            fan_out_presence(notice, self._members, self.sockets, self.blocks_of)
         elif isinstance(notice, UserUpdatedNotice):
             fan_out_profile(notice, self._members, self.sockets)
+        elif isinstance(notice, BlocksNotice):
+            self._on_blocks(notice)
+        elif isinstance(notice, UsersNotice):
+            frame = encode(notice.frame)
+            for user_id in notice.user_ids:
+                for connection in self.sockets.of(user_id):
+                    connection.send_frame(frame)
         elif isinstance(notice, SessionsRevokedNotice):
             self.sockets.revoke(notice.session_ids, notice.user_id)
         elif isinstance(notice, ResyncNotice):
@@ -220,6 +249,8 @@ class Hub:
         if change is not None and (change.after.user_ids or change.after.room):
             mentions = MentionFrames(notice.event["data"])
         now = int(time.time() * 1000)
+        sender_id = change.sender_id if change is not None else None
+        blocks = self._blocks
         delivered = 0
         # Sockets never leave the hub while it writes to them (a dropped slow reader is
         # removed by its close callback), so the member dict needs no copy here.
@@ -227,23 +258,32 @@ class Hub:
             connections = self.sockets.of(user_id)
             if not connections:
                 continue
-            if change is not None:
-                view.count(user_id, seq, change)
+            # A change by a user the member blocks counts for nothing and mentions no one.
+            counting = change
+            if blocks and sender_id in blocks.get(user_id, ()):
+                counting = None
+            if counting is not None:
+                view.count(user_id, seq, counting)
             data = frame
             if summaries is not None:
                 data = summaries.frame(view)
             for connection in connections:
                 connection.send_event(room_id, seq, data)
                 delivered += 1
-            if mentions is not None and change is not None:
-                kind = change.newly_mentions(user_id)
+            if mentions is not None and counting is not None:
+                kind = counting.newly_mentions(user_id)
                 if kind is not None:
-                    read = change.message_seq <= view.last_read_seq
+                    read = counting.message_seq <= view.last_read_seq
                     mention = mentions.frame(kind, read, should_alert(view.settings, kind, now))
                     for connection in connections:
                         connection.send_frame(mention)
         self._on_delivered(delivered)
-        if notice.type == "member.left" and notice.member_id is not None:
+        if notice.from_store and notice.type in ("message.edited", "message.deleted"):
+            # Read back to fill a hole, it does not say what the message mentioned before:
+            # the members' counts are read again instead.
+            for user_id in room.unread.members:
+                asyncio.ensure_future(self._load_read_state(room_id, user_id))
+        if notice.type in _MEMBERSHIP_ENDS and notice.member_id is not None:
             self._unfollow(notice.member_id, room_id)
         elif notice.type == "room.deleted":
             for user_id in list(room.unread.members):
@@ -273,7 +313,8 @@ class Hub:
                 notice.last_read_seq,
                 notice.unread_mention_count,
             )
-            if not room.unread.settle(user_id, state, room.stream.next_seq - 1):
+            delivered_to = room.stream.next_seq - 1
+            if not room.unread.settle(user_id, state, delivered_to, self.blocks_of(user_id)):
                 asyncio.ensure_future(self._load_read_state(room_id, user_id))
         own = self.sockets.of(user_id)
         if own:
@@ -294,9 +335,30 @@ class Hub:
             for connection in own:
                 connection.send_frame(frame)
 
-    def _to_room(self, room_id: str, frame: bytes, skip_user: str | None = None) -> None:
+    def _on_blocks(self, notice: BlocksNotice) -> None:
+        """A local user's blocks changed: what their counts leave out from now on (their
+        views are read again, since the counts of what they had not read change), and a
+        ``blocks`` frame for their devices."""
+        user_id = notice.user_id
+        if not self.sockets.is_online(user_id):
+            return
+        if notice.blocked_ids:
+            self._blocks[user_id] = frozenset(notice.blocked_ids)
+        else:
+            self._blocks.pop(user_id, None)
+        for room_id in self._user_rooms.get(user_id, ()):
+            asyncio.ensure_future(self._load_read_state(room_id, user_id))
+        frame = encode({"type": "blocks", "user_ids": list(notice.blocked_ids)})
+        for connection in self.sockets.of(user_id):
+            connection.send_frame(frame)
+
+    def _to_room(self, room_id: str, frame: bytes, from_user: str | None = None) -> None:
+        """A frame to the local members of a room; one ``from_user`` (typing) goes neither to
+        them nor to members who block them."""
         for user_id in self._members(room_id):
-            if user_id == skip_user:
+            if from_user is not None and (
+                user_id == from_user or from_user in self._blocks.get(user_id, ())
+            ):
                 continue
             for connection in self.sockets.of(user_id):
                 connection.send_frame(frame)

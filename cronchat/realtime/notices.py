@@ -34,7 +34,8 @@ class EventNotice:
     """A room event, ``event`` its JSON as sent (media URLs signed). ``sender_id``,
     ``message_seq`` and ``mentions`` are set for message events, ``member_id`` for
     membership events. ``mentions_before`` is what a deleted message, or an edited one whose
-    mentions changed, mentioned before (mention counts move with it)."""
+    mentions changed, mentioned before (mention counts move with it); an event read back
+    from the database (``from_store``) does not know it."""
 
     room_id: str
     seq: int
@@ -46,6 +47,7 @@ class EventNotice:
     member_id: str | None = None
     mentions: Mentions = NO_MENTIONS
     mentions_before: Mentions | None = None
+    from_store: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,23 @@ class UserUpdatedNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class BlocksNotice:
+    """A user's blocks changed: ``blocked_ids`` is whom they block now."""
+
+    user_id: str
+    blocked_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UsersNotice:
+    """A frame for the sockets of these users (``blocks`` to a user's devices, ``report``
+    to a room's moderators): ``frame`` as sent, the same for every recipient."""
+
+    user_ids: tuple[str, ...]
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionsRevokedNotice:
     """These sessions ended. ``user_id`` is set when the user's sessions ended together (a
     password set, the user disabled): every process then forgets all it remembers of the
@@ -124,6 +143,8 @@ Notice = (
     | TypingNotice
     | PresenceNotice
     | UserUpdatedNotice
+    | UsersNotice
+    | BlocksNotice
     | SessionsRevokedNotice
     | ResyncNotice
 )
@@ -216,6 +237,10 @@ def to_json(notice: Notice) -> dict[str, Any]:
         return {"kind": "presence", "last_seen_at": notice.last_seen_at, "changes": changes}
     if isinstance(notice, UserUpdatedNotice):
         return {"kind": "user.updated", "user": notice.user, "room_ids": list(notice.room_ids)}
+    if isinstance(notice, UsersNotice):
+        return {"kind": "users", "user_ids": list(notice.user_ids), "frame": notice.frame}
+    if isinstance(notice, BlocksNotice):
+        return {"kind": "blocks", "user_id": notice.user_id, "user_ids": list(notice.blocked_ids)}
     if isinstance(notice, SessionsRevokedNotice):
         shaped = {"kind": "sessions.revoked", "session_ids": list(notice.session_ids)}
         if notice.user_id is not None:
@@ -270,6 +295,10 @@ def _from_json(shaped: dict[str, Any]) -> Notice | None:
     if kind == "user.updated":
         user = shaped["user"]
         return UserUpdatedNotice(user["id"], user, tuple(shaped["room_ids"]))
+    if kind == "users":
+        return UsersNotice(tuple(shaped["user_ids"]), shaped["frame"])
+    if kind == "blocks":
+        return BlocksNotice(shaped["user_id"], tuple(shaped["user_ids"]))
     if kind == "sessions.revoked":
         user_id = shaped.get("user_id")
         return SessionsRevokedNotice(

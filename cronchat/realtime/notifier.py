@@ -10,11 +10,13 @@ from cronchat.metrics import Metrics
 from cronchat.models import Event, Mentions, Message, Summary, User
 from cronchat.realtime.broker import Broker
 from cronchat.realtime.notices import (
+    BlocksNotice,
     EventNotice,
     EventSummary,
     NotificationsNotice,
     ReadNotice,
     TypingNotice,
+    UsersNotice,
     UserUpdatedNotice,
     event_notice,
 )
@@ -115,6 +117,16 @@ class Notifier:
         online = user.id in await self.online([user.id])
         shaped = user_json(user, online, self.links)
         await self.broker.publish([UserUpdatedNotice(user.id, shaped, tuple(room_ids))])
+
+    async def blocks(self, user_id: str, blocked_ids: frozenset[str]) -> None:
+        """A user's blocks changed: whom they block now, for their devices."""
+        await self.broker.publish([BlocksNotice(user_id, tuple(sorted(blocked_ids)))])
+
+    async def to_users(self, user_ids: Iterable[str], frame: dict[str, Any]) -> None:
+        """A frame for the sockets of these users, on every process."""
+        recipients = tuple(dict.fromkeys(user_ids))
+        if recipients:
+            await self.broker.publish([UsersNotice(recipients, frame)])
 
     async def typing(self, room_id: str, user_id: str) -> None:
         await self.broker.publish([TypingNotice(room_id, user_id)])

@@ -14,9 +14,15 @@ from cronchat.realtime.sockets import Sockets
 RoomMembers = Callable[[str], Iterable[str]]
 
 
-def fan_out_presence(notice: PresenceNotice, members: RoomMembers, sockets: Sockets) -> None:
+def fan_out_presence(
+    notice: PresenceNotice,
+    members: RoomMembers,
+    sockets: Sockets,
+    blocks_of: Callable[[str], frozenset[str]],
+) -> None:
     """Users came online or went offline: each member of their rooms hears of it, in one
-    write per group of users sharing the same rooms, never of their own."""
+    write per group of users sharing the same rooms, never of their own nor of users they
+    block."""
     groups: dict[tuple[str, ...], list[tuple[str, bytes]]] = defaultdict(list)
     for change in notice.changes:
         frame = encode(
@@ -36,8 +42,13 @@ def fan_out_presence(notice: PresenceNotice, members: RoomMembers, sockets: Sock
         changed = {user_id for user_id, _ in changes}
         for recipient in recipients:
             data = together
-            if recipient in changed:
-                data = b"".join(frame for user_id, frame in changes if user_id != recipient)
+            blocked = blocks_of(recipient)
+            if recipient in changed or (blocked and not blocked.isdisjoint(changed)):
+                data = b"".join(
+                    frame
+                    for user_id, frame in changes
+                    if user_id != recipient and user_id not in blocked
+                )
             for connection in sockets.of(recipient) if data else ():
                 connection.send_frame(data)
 

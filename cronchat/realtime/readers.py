@@ -3,6 +3,8 @@ a member's read state to correct their unread view. Not for clients: no membersh
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cronchat.db import Database
 from cronchat.media_links import MediaLinks
 from cronchat.models import ReadState
@@ -22,7 +24,9 @@ class StoredEvents:
         self, room_id: str, after_seq: int, up_to_seq: int
     ) -> list[EventNotice]:
         found = await self.db.read(events.events_between, room_id, after_seq, up_to_seq)
-        return [event_notice(event_json(event, self.links)) for event in found]
+        return [
+            replace(event_notice(event_json(event, self.links)), from_store=True) for event in found
+        ]
 
 
 class StoredReadStates:

@@ -131,10 +131,16 @@ class RoomUnread:
             self.changes_from = self.changes.popleft()[0] + 1
         self.changes.append((seq, change))
 
-    def settle(self, user_id: str, state: ReadState, delivered_to: int) -> bool:
+    def settle(
+        self,
+        user_id: str,
+        state: ReadState,
+        delivered_to: int,
+        blocked: frozenset[str] = frozenset(),
+    ) -> bool:
         """Set a member's view from a database read of their room at ``state.last_seq``,
-        counting what was delivered since (up to ``delivered_to``); False when those
-        changes are no longer known."""
+        counting what was delivered since (up to ``delivered_to``) but changes by users they
+        block; False when those changes are no longer known."""
         view = self.members.get(user_id)
         if view is None:
             return True
@@ -143,7 +149,7 @@ class RoomUnread:
             if state.last_seq + 1 < self.changes_from:
                 return False
             for seq, change in self.changes or ():
-                if seq > state.last_seq:
+                if seq > state.last_seq and change.sender_id not in blocked:
                     unread_count += unread_delta(change, user_id, state.last_read_seq)
                     mention_count += mention_delta(change, user_id, state.last_read_seq)
         view.unread_count = max(0, unread_count)

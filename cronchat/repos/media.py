@@ -57,17 +57,20 @@ def is_carried(tx: Tx, media_id: str) -> bool:
 
 def release(tx: Tx, media_id: str) -> MediaRecord | None:
     """Delete the record of media that nothing refers to any more (no live message, no user
-    or room avatar), in the caller's transaction; answers it, for its files to be removed
-    once committed. The record is locked first, as a send claiming it locks it, so that a
-    concurrent send either commits first and is seen here, or finds the record gone."""
+    or room avatar, no open report's snapshot), in the caller's transaction; answers it, for
+    its files to be removed once committed. The record is locked first, as a send claiming
+    it locks it, so that a concurrent send either commits first and is seen here, or finds
+    the record gone."""
     record = find_media(tx, media_id, lock=True)
     if record is None:
         return None
     referred = tx.scalar(
         "SELECT 1 FROM messages WHERE media_id = %s"
         " UNION ALL SELECT 1 FROM users WHERE avatar_media_id = %s"
-        " UNION ALL SELECT 1 FROM rooms WHERE avatar_media_id = %s LIMIT 1",
-        (media_id, media_id, media_id),
+        " UNION ALL SELECT 1 FROM rooms WHERE avatar_media_id = %s"
+        " UNION ALL SELECT 1 FROM reports WHERE snapshot_media_id = %s AND status = 'open'"
+        " LIMIT 1",
+        (media_id, media_id, media_id, media_id),
     )
     if referred is not None:
         return None

@@ -9,16 +9,18 @@ from typing import Any
 
 from cronchat.db import Tx, in_list
 from cronchat.models import Mentions
+from cronchat.repos.blocks import BLOCKED_BY_MEMBER
 
 # The user_id of the row of a room mention: no user id has this form.
 ROOM = "*"
 
-# Non-deleted messages of others above the member's read marker that mention them or the
-# room, each once: the mention count (the companion of ``_UNREAD`` in rooms.py).
+# Non-deleted messages of others (not of users the member blocks) above the member's read
+# marker that mention them or the room, each once: the mention count (the companion of
+# ``_UNREAD`` in rooms.py).
 UNREAD_MENTIONS = (
     "(SELECT COUNT(DISTINCT n.seq) FROM mentions n WHERE n.room_id = m.room_id"
     f" AND n.user_id IN (m.user_id, '{ROOM}') AND n.seq > m.last_read_seq"
-    " AND n.sender_id <> m.user_id)"
+    f" AND n.sender_id <> m.user_id AND n.sender_id NOT IN {BLOCKED_BY_MEMBER})"
 )
 
 
@@ -62,6 +64,11 @@ def delete_mentions(tx: Tx, message_id: str, user_ids: list[str] | None = None) 
         )
 
 
+def forget_member(tx: Tx, room_id: str, user_id: str) -> None:
+    """A member left: the mentions of them in the room are no longer theirs to list."""
+    tx.execute("DELETE FROM mentions WHERE room_id = %s AND user_id = %s", (room_id, user_id))
+
+
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
     """A mention of a user as the feed lists it: the message, how it names them, and
@@ -83,10 +90,11 @@ def feed(
     unread: bool | None = None,
     room_id: str | None = None,
 ) -> list[FeedEntry]:
-    """The user's mentions, newest first: in live rooms they are a member of, since they
-    joined, not by themselves. ``after`` is the (created_at, message_id) of the previous
-    page's last entry."""
-    where = ["m.user_id = %s", "n.sender_id <> %s"]
+    """The user's mentions, newest first: in live rooms they are a member of (room mentions
+    since they joined; a member's own rows go when they leave: :func:`forget_member`), not
+    by themselves nor by users they block. ``after`` is the (created_at,
+    message_id) of the previous page's last entry."""
+    where = ["m.user_id = %s", "n.sender_id <> %s", f"n.sender_id NOT IN {BLOCKED_BY_MEMBER}"]
     params: list[Any] = [user_id, user_id, user_id, user_id]
     if room_id is not None:
         where.append("m.room_id = %s")
@@ -101,8 +109,8 @@ def feed(
         "SELECT n.message_id, n.room_id, n.seq, n.created_at, m.last_read_seq,"
         " MAX(CASE WHEN n.user_id = %s THEN 1 ELSE 0 END) AS named"
         " FROM room_members m JOIN rooms r ON r.id = m.room_id AND r.deleted_at IS NULL"
-        f" JOIN mentions n ON n.room_id = m.room_id AND n.user_id IN (%s, '{ROOM}')"
-        " AND n.seq > m.joined_seq"
+        f" JOIN mentions n ON n.room_id = m.room_id AND (n.user_id = %s"
+        f" OR (n.user_id = '{ROOM}' AND n.seq > m.joined_seq))"
         f" WHERE {' AND '.join(where)}"
         " GROUP BY n.message_id, n.room_id, n.seq, n.created_at, m.last_read_seq"
         " ORDER BY n.created_at DESC, n.message_id DESC LIMIT %s",

@@ -15,7 +15,8 @@ from cronchat.models import (
     Room,
     User,
 )
-from cronchat.repos.mentions import UNREAD_MENTIONS
+from cronchat.repos.blocks import BLOCKED_BY_MEMBER
+from cronchat.repos.mentions import UNREAD_MENTIONS, forget_member
 from cronchat.repos.rows import (
     ROOM_COLUMNS,
     USER_COLUMNS,
@@ -24,10 +25,12 @@ from cronchat.repos.rows import (
     user_from_row,
 )
 
-# Messages of others above the member's read marker, not deleted: the unread count.
+# Messages of others above the member's read marker, not deleted, not from a user the member
+# blocks: the unread count.
 _UNREAD = (
     "(SELECT COUNT(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.last_read_seq"
-    " AND x.sender_id <> m.user_id AND x.deleted_at IS NULL)"
+    " AND x.sender_id <> m.user_id AND x.deleted_at IS NULL"
+    f" AND x.sender_id NOT IN {BLOCKED_BY_MEMBER})"
 )
 
 # A member's own numbers and settings in a room, read with it (``m`` the membership).
@@ -103,7 +106,7 @@ def find_membership(
     ``lock`` holds the row until commit."""
     live = "" if include_deleted else " AND r.deleted_at IS NULL"
     row = tx.one(
-        "SELECT m.room_id, m.user_id, m.role, m.joined_at, m.last_read_seq"
+        "SELECT m.room_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.muted_until"
         " FROM room_members m JOIN rooms r ON r.id = m.room_id"
         " WHERE m.room_id = %s AND m.user_id = %s" + live + (tx.dialect.for_update if lock else ""),
         (room_id, user_id),
@@ -128,7 +131,9 @@ def insert_members(tx: Tx, room_id: str, members: list[tuple[str, str, int]], no
 
 
 def delete_member(tx: Tx, room_id: str, user_id: str) -> None:
+    """A membership ends, and with it the member's mentions in the room."""
     tx.execute("DELETE FROM room_members WHERE room_id = %s AND user_id = %s", (room_id, user_id))
+    forget_member(tx, room_id, user_id)
     tx.execute("UPDATE rooms SET member_count = member_count - 1 WHERE id = %s", (room_id,))
 
 
@@ -136,6 +141,14 @@ def set_role(tx: Tx, room_id: str, user_id: str, role: str) -> None:
     tx.execute(
         "UPDATE room_members SET role = %s WHERE room_id = %s AND user_id = %s",
         (role, room_id, user_id),
+    )
+
+
+def set_muted_until(tx: Tx, room_id: str, user_id: str, muted_until: int | None) -> None:
+    """A member's timed mute by the room's admins; None unmutes."""
+    tx.execute(
+        "UPDATE room_members SET muted_until = %s WHERE room_id = %s AND user_id = %s",
+        (muted_until, room_id, user_id),
     )
 
 
@@ -197,17 +210,19 @@ def advance_rooms(tx: Tx, last_seqs: dict[str, int], now: int) -> None:
 
 def members_among(tx: Tx, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (room_id, user_id) pairs are memberships."""
-    result: set[tuple[str, str]] = tx.fetch(memberships_among(pairs))[0]
-    return result
+    return set(tx.fetch(memberships_among(pairs))[0])
 
 
-def memberships_among(pairs: set[tuple[str, str]]) -> Query[set[tuple[str, str]]]:
-    """:func:`members_among` as a query, to send with others (``Tx.fetch``)."""
+def memberships_among(
+    pairs: set[tuple[str, str]],
+) -> Query[dict[tuple[str, str], int | None]]:
+    """Which of these (room_id, user_id) pairs are memberships, each with its timed mute
+    (``muted_until``), as a query to send with others (``Tx.fetch``)."""
     condition, params = pairs_match("room_id", "user_id", pairs)
     return Query(
-        f"SELECT room_id, user_id FROM room_members WHERE {condition}",
+        f"SELECT room_id, user_id, muted_until FROM room_members WHERE {condition}",
         params,
-        lambda rows: {(row["room_id"], row["user_id"]) for row in rows},
+        lambda rows: {(row["room_id"], row["user_id"]): row["muted_until"] for row in rows},
     )
 
 
@@ -266,11 +281,17 @@ def mark_deleted(tx: Tx, room_id: str, now: int) -> None:
     tx.execute("UPDATE rooms SET deleted_at = %s, direct_key = NULL WHERE id = %s", (now, room_id))
 
 
-_MEMBER_COLUMNS = f"m.role, m.joined_at, m.last_read_seq, {user_columns('u', 'u_')}"
+_MEMBER_COLUMNS = "m.role, m.joined_at, m.last_read_seq, m.muted_until, " + user_columns("u", "u_")
 
 
 def _member(row: Row) -> Member:
-    return Member(user_from_row(row, "u_"), row["role"], row["joined_at"], row["last_read_seq"])
+    return Member(
+        user_from_row(row, "u_"),
+        row["role"],
+        row["joined_at"],
+        row["last_read_seq"],
+        row["muted_until"],
+    )
 
 
 def list_members(tx: Tx, room_id: str) -> list[Member]:

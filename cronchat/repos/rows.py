@@ -7,7 +7,8 @@ from cronchat.models import MediaRecord, Room, User
 
 # The user columns, for SELECTs that build a User (optionally under a table alias).
 USER_COLUMNS = (
-    "id, username, display_name, bio, avatar_media_id, is_admin, disabled, created_at, last_seen_at"
+    "id, username, display_name, bio, avatar_media_id, is_admin, disabled, created_at,"
+    " last_seen_at, deleted_at"
 )
 
 ROOM_COLUMNS = (
@@ -37,6 +38,7 @@ def user_from_row(row: Row, prefix: str = "") -> User:
         disabled=bool(row[prefix + "disabled"]),
         created_at=row[prefix + "created_at"],
         last_seen_at=row[prefix + "last_seen_at"],
+        deleted=row[prefix + "deleted_at"] is not None,
     )
 
 

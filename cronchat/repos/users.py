@@ -123,3 +123,52 @@ def _like_prefix(text: str) -> str:
 def set_last_seen(tx: Tx, user_ids: list[str], now: int) -> None:
     marks, params = in_list(user_ids)
     tx.execute(f"UPDATE users SET last_seen_at = %s WHERE id IN ({marks})", (now, *params))
+
+
+DELETED_DISPLAY_NAME = "Deleted user"
+# Never a hash argon2 accepts: no password verifies against a deleted account.
+NO_PASSWORD = "!deleted"
+
+
+def mark_deleted(tx: Tx, user_id: str, now: int) -> None:
+    """The account becomes "Deleted user": no bio, no avatar, no password that verifies, no
+    server role, disabled; its username stays taken (the row stays, with its unique key)."""
+    tx.execute(
+        "UPDATE users SET display_name = %s, display_name_key = %s, bio = '',"
+        " avatar_media_id = NULL, password_hash = %s, is_admin = 0, disabled = 1,"
+        " deleted_at = %s, updated_at = %s WHERE id = %s",
+        (
+            DELETED_DISPLAY_NAME,
+            DELETED_DISPLAY_NAME.lower(),
+            NO_PASSWORD,
+            now,
+            now,
+            user_id,
+        ),
+    )
+
+
+def forget_relations(tx: Tx, user_id: str) -> list[str]:
+    """What a deleted account leaves behind goes, in the caller's transaction: its blocks
+    (both ways) and the mentions of it; the reports it filed stay, without their reporter.
+    Answers the users who blocked it (their blocks changed)."""
+    blockers = [
+        row["user_id"]
+        for row in tx.all("SELECT user_id FROM blocks WHERE blocked_id = %s", (user_id,))
+    ]
+    tx.execute("DELETE FROM blocks WHERE user_id = %s OR blocked_id = %s", (user_id, user_id))
+    tx.execute("DELETE FROM mentions WHERE user_id = %s", (user_id,))
+    tx.execute("UPDATE reports SET reporter_id = NULL WHERE reporter_id = %s", (user_id,))
+    return blockers
+
+
+def live_messages_sent(tx: Tx, user_id: str) -> list[tuple[str, str]]:
+    """``(room_id, message_id)`` of every message the user sent that is not deleted, in a
+    room that is not deleted, oldest first."""
+    rows = tx.all(
+        "SELECT m.room_id, m.id FROM messages m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.sender_id = %s AND m.deleted_at IS NULL AND r.deleted_at IS NULL"
+        " ORDER BY m.id",
+        (user_id,),
+    )
+    return [(row["room_id"], row["id"]) for row in rows]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cronchat.db import Tx
 from cronchat.errors import Forbidden, NotFound
-from cronchat.models import Membership, Room
+from cronchat.models import Membership, Room, User
 from cronchat.repos import messages, rooms
 
 # The stored ``actor_id`` of what the operator does (events, as the CLI has always written).
@@ -96,3 +96,9 @@ def get_message_owner(tx: Tx, room_id: str, message_id: str) -> messages.Message
     if owner is None:
         raise NotFound("no such message")
     return owner
+
+
+def require_server_admin(user: User) -> None:
+    """Server administration (``/admin``) is for users with ``is_admin``: anyone else 403."""
+    if not user.is_admin:
+        raise Forbidden("only server admins may do this")

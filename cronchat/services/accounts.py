@@ -19,7 +19,8 @@ from cronchat.rate_limits import LOGIN_USERNAME, RateLimits
 from cronchat.realtime.broker import Broker
 from cronchat.realtime.notices import SessionsRevokedNotice
 from cronchat.realtime.session_cache import SessionCache
-from cronchat.repos import sessions, users
+from cronchat.repos import audit, sessions, users
+from cronchat.services.access import require_server_admin
 from cronchat.times import now_ms
 from cronchat.tokens import AccessClaims, TokenIssuer, hash_refresh_token, new_refresh_token
 from cronchat.validation import check_shown_text
@@ -205,7 +206,7 @@ class Accounts:
         )
         if reused:
             log.warning("spent refresh token presented session_id=%s: revoked", session_id)
-            await self._announce_revoked([session_id])
+            await self.announce_revoked([session_id])
             raise Unauthorized("the refresh token was already used; the session is revoked")
         return self._tokens_for(user, session_id, new_token)
 
@@ -232,7 +233,7 @@ class Accounts:
     async def logout(self, principal: Principal) -> None:
         await self.db.run(self._logout_tx, principal.session_id)
         log.info("session closed user_id=%s session_id=%s", principal.user.id, principal.session_id)
-        await self._announce_revoked([principal.session_id])
+        await self.announce_revoked([principal.session_id])
 
     @staticmethod
     def _logout_tx(tx: Tx, session_id: str) -> None:
@@ -275,37 +276,48 @@ class Accounts:
         current password counts as a failed login of the username (a stolen access token
         does not make the password guessable faster than logins do)."""
         check_password(cmd.new_password, "new_password")
-        username_key = principal.user.username.lower()
-        self.limits.require(LOGIN_USERNAME, username_key)
-        current_hash = await self.db.read(self._password_hash_tx, principal.user.id)
-        async with self.limits.password_hashes.slot():
-            matches = await self.blocking.run(
-                self.passwords.verify, current_hash, cmd.current_password
-            )
-        if not matches:
-            raise InvalidCredentials("the current password is wrong")
-        self.limits.forget(LOGIN_USERNAME, username_key)
+        await self.check_own_password(principal.user, cmd.current_password, "current password")
         await self._replace_password(principal.user.id, cmd.new_password, keep=principal.session_id)
+
+    async def check_own_password(self, user: User, password: str, what: str = "password") -> None:
+        """InvalidCredentials unless ``password`` is the user's own (before an act that needs
+        it: a password change, deleting the account). A wrong one counts as a failed login of
+        the username, so that a stolen access token does not make the password guessable
+        faster than logins do."""
+        username_key = user.username.lower()
+        self.limits.require(LOGIN_USERNAME, username_key)
+        current_hash = await self.db.read(self._password_hash_tx, user.id)
+        async with self.limits.password_hashes.slot():
+            matches = await self.blocking.run(self.passwords.verify, current_hash, password)
+        if not matches:
+            raise InvalidCredentials(f"the {what} is wrong")
+        self.limits.forget(LOGIN_USERNAME, username_key)
 
     @staticmethod
     def _password_hash_tx(tx: Tx, user_id: str) -> str | None:
         return users.password_hash_of(tx, user_id)
 
-    async def _replace_password(self, user_id: str, password: str, keep: str | None) -> None:
+    async def _replace_password(
+        self, user_id: str, password: str, keep: str | None, by_operator: bool = False
+    ) -> None:
         async with self.limits.password_hashes.slot():
             password_hash = await self.blocking.run(self.passwords.hash, password)
-        revoked = await self.db.run(self._replace_password_tx, user_id, password_hash, keep)
-        await self._announce_revoked(revoked, user_id)
+        revoked = await self.db.run(
+            self._replace_password_tx, user_id, password_hash, keep, by_operator
+        )
+        await self.announce_revoked(revoked, user_id)
 
     @staticmethod
     def _replace_password_tx(
-        tx: Tx, user_id: str, password_hash: str, keep: str | None
+        tx: Tx, user_id: str, password_hash: str, keep: str | None, by_operator: bool
     ) -> list[str]:
         now = now_ms()
         users.set_password_hash(tx, user_id, password_hash, now)
+        if by_operator:
+            audit.record(tx, "user.password_set", None, now, target_user_id=user_id)
         return sessions.revoke_user_sessions(tx, user_id, now, keep=keep)
 
-    async def _announce_revoked(self, session_ids: list[str], user_id: str | None = None) -> None:
+    async def announce_revoked(self, session_ids: list[str], user_id: str | None = None) -> None:
         """Tell every process to close the sockets of these sessions (code 4003) and to stop
         believing them live (all of the user's, with ``user_id``). This process hears of it
         before this returns: the broker hands a notice to the local hub at once."""
@@ -317,21 +329,54 @@ class Accounts:
     async def set_password(self, username: str, password: str) -> User:
         check_password(password)
         user = await self.require_username(username)
-        await self._replace_password(user.id, password, keep=None)
+        await self._replace_password(user.id, password, keep=None, by_operator=True)
         return user
 
     async def set_disabled(self, username: str, disabled: bool) -> User:
+        """The operator disables or enables a user (``cronchat user disable|enable``)."""
         user = await self.require_username(username)
-        revoked = await self.db.run(self._set_disabled_tx, user.id, disabled)
+        return await self._set_disabled(None, user.id, disabled)
+
+    async def admin_set_disabled(self, admin: User, user_id: str, disabled: bool) -> User:
+        """A server admin disables or enables a user (``PATCH /admin/users/{id}``): as the
+        operator does, recorded with the admin as the actor. Not oneself (400)."""
+        require_server_admin(admin)
+        if user_id == admin.id:
+            raise Invalid("a server admin cannot disable or enable themselves", field="id")
+        return await self._set_disabled(admin.id, user_id, disabled)
+
+    async def _set_disabled(self, actor_id: str | None, user_id: str, disabled: bool) -> User:
+        """Disabling ends the user's sessions and closes their sockets (4003) on every
+        process, the notice published before this returns."""
+        revoked, user = await self.db.run(self._set_disabled_tx, actor_id, user_id, disabled)
         if disabled:
-            await self._announce_revoked(revoked, user.id)
-        return await self.db.read(self._get_user_tx, user.id)
+            await self.announce_revoked(revoked, user_id)
+        return user
 
     @staticmethod
-    def _set_disabled_tx(tx: Tx, user_id: str, disabled: bool) -> list[str]:
+    def _set_disabled_tx(
+        tx: Tx, actor_id: str | None, user_id: str, disabled: bool
+    ) -> tuple[list[str], User]:
+        if actor_id is not None:
+            # Read again: a server admin demoted meanwhile acts no more.
+            actor = users.find_user(tx, actor_id)
+            if actor is None:
+                raise Forbidden("only server admins may do this")
+            require_server_admin(actor)
+        user = users.find_user(tx, user_id, lock=True)
+        if user is None:
+            raise NotFound("no such user")
+        if user.deleted:
+            raise Conflict("the account is deleted")
         now = now_ms()
-        users.set_flag(tx, user_id, "disabled", disabled, now)
-        return sessions.revoke_user_sessions(tx, user_id, now) if disabled else []
+        if user.disabled != disabled:
+            users.set_flag(tx, user_id, "disabled", disabled, now)
+            action = "user.disabled" if disabled else "user.enabled"
+            audit.record(tx, action, actor_id, now, target_user_id=user_id)
+        revoked = sessions.revoke_user_sessions(tx, user_id, now) if disabled else []
+        updated = users.find_user(tx, user_id)
+        assert updated is not None
+        return revoked, updated
 
     async def promote(self, username: str, is_admin: bool = True) -> User:
         user = await self.require_username(username)
@@ -340,7 +385,15 @@ class Accounts:
 
     @staticmethod
     def _set_admin_tx(tx: Tx, user_id: str, is_admin: bool) -> None:
-        users.set_flag(tx, user_id, "is_admin", is_admin, now_ms())
+        user = users.find_user(tx, user_id, lock=True)
+        if user is None:
+            raise NotFound("no such user")
+        if user.deleted:
+            raise Conflict("the account is deleted")
+        now = now_ms()
+        users.set_flag(tx, user_id, "is_admin", is_admin, now)
+        if is_admin and not user.is_admin:
+            audit.record(tx, "user.promoted", None, now, target_user_id=user_id)
 
     async def require_username(self, username: str) -> User:
         found = await self.db.read(self._credentials_tx, username)

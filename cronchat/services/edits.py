@@ -11,10 +11,11 @@ from cronchat.errors import Conflict, Forbidden
 from cronchat.event_data import shared_message_data
 from cronchat.models import Event, Membership, Mentions, Message, User
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import events, mentions, messages, rooms
+from cronchat.repos import audit, events, mentions, messages, rooms
 from cronchat.services.access import get_message_owner, require_member
 from cronchat.services.media import Media
 from cronchat.services.mentions import kept_mentions, read_mentions
+from cronchat.services.moderation import require_unmuted
 from cronchat.services.redaction import Redacted, redact_tx
 from cronchat.services.sending import check_text
 from cronchat.times import now_ms
@@ -62,13 +63,14 @@ class Edits:
         tx: Tx, user_id: str, room_id: str, message_id: str, text: str, asked: Mentions | None
     ) -> _Edited:
         membership = require_member(tx, room_id, user_id)
+        now = now_ms()
+        require_unmuted(membership.muted_until, now)
         owner = get_message_owner(tx, room_id, message_id)
         if owner.sender_id != user_id:
             raise Forbidden("only the sender may edit a message")
         if owner.deleted_at is not None:
             raise Conflict("the message is deleted")
         kept = None if asked is None else _kept_tx(tx, membership, asked)
-        now = now_ms()
         messages.set_text(tx, message_id, text, now)
         changed = kept is not None and kept != owner.mentions
         if kept is not None and changed:
@@ -101,7 +103,18 @@ class Edits:
             raise Forbidden("only the sender, an admin or the owner may delete a message")
         if owner.deleted_at is not None:
             return None
-        return redact_tx(tx, room_id, message_id, owner, user_id, now_ms())
+        now = now_ms()
+        if owner.sender_id != user_id:
+            audit.record(
+                tx,
+                "message.deleted",
+                user_id,
+                now,
+                room_id=room_id,
+                target_user_id=owner.sender_id,
+                message_id=message_id,
+            )
+        return redact_tx(tx, room_id, message_id, owner, user_id, now)
 
 
 def _kept_tx(tx: Tx, membership: Membership, asked: Mentions) -> Mentions:

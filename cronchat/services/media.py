@@ -21,7 +21,7 @@ from cronchat.ids import new_id
 from cronchat.media_links import THUMBNAIL
 from cronchat.models import MediaRecord, User
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import media, rooms, users
+from cronchat.repos import media, reports, rooms, users
 from cronchat.times import now_ms
 from storage import MissingObject, Storage, StorageError
 
@@ -171,12 +171,13 @@ class Media:
 
     async def viewable(self, user: User, media_id: str) -> MediaRecord:
         """The record, if the user may see it: their own upload, a user's avatar, the avatar
-        of one of their rooms, or an image sent in one of their rooms. Anything else does
-        not exist for them."""
-        return await self.db.read(self._viewable_tx, user.id, media_id)
+        of one of their rooms, an image sent in one of their rooms, or the image of an open
+        report they moderate (also of a deleted message, until the report is handled).
+        Anything else does not exist for them."""
+        return await self.db.read(self._viewable_tx, user.id, user.is_admin, media_id)
 
     @staticmethod
-    def _viewable_tx(tx: Tx, user_id: str, media_id: str) -> MediaRecord:
+    def _viewable_tx(tx: Tx, user_id: str, is_admin: bool, media_id: str) -> MediaRecord:
         record = media.find_media(tx, media_id)
         if record is None or not (
             record.purpose == AVATAR
@@ -186,6 +187,10 @@ class Media:
             )
             or media.is_shared_with(tx, media_id, user_id)
             or (record.owner_id == user_id and _is_live(tx, record))
+            or (
+                record.purpose == MESSAGE
+                and reports.is_reported_to(tx, media_id, user_id, is_admin)
+            )
         ):
             raise NotFound("no such media")
         return record

@@ -10,8 +10,10 @@ from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.event_data import member_data
 from cronchat.models import Event, Member, User
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import events, rooms, users
+from cronchat.repos import audit, bans, events, rooms, users
 from cronchat.services.access import Actor, MemberActor, require_group, role_of
+from cronchat.services.blocks import refuse_if_blocked
+from cronchat.services.moderation import audit_actor, future_time, mute_tx
 from cronchat.times import now_ms
 
 ROLES = ("owner", "admin", "member")
@@ -25,7 +27,11 @@ class AddMember:
 
 @dataclass(frozen=True, slots=True)
 class ChangeRole:
-    role: str
+    """A change of a membership: its role (owners), its timed mute (admins and owners, by
+    rank; null unmutes: see ``keep_mute``), or both."""
+
+    role: str | None = None
+    muted_until: str | None = None
 
 
 def check_role(role: str) -> str:
@@ -66,9 +72,14 @@ class Members:
             raise Forbidden("only an owner may add admins or owners")
         if not rooms.existing_user_ids(tx, [new_member_id]):
             raise NotFound("no such user", field="user_id")
+        if isinstance(actor, MemberActor):
+            refuse_if_blocked(tx, actor.user_id, by_user_id=new_member_id)
         if rooms.find_membership(tx, room_id, new_member_id) is not None:
             raise Conflict("already a member of this room", field="user_id")
-        return join_tx(tx, room_id, [(new_member_id, role)], actor.actor_id, now_ms())
+        now = now_ms()
+        if bans.is_banned(tx, room_id, new_member_id, now):
+            raise Conflict("the user is banned from this room", field="user_id")
+        return join_tx(tx, room_id, [(new_member_id, role)], actor.actor_id, now)
 
     @staticmethod
     def _member_tx(tx: Tx, room_id: str, user_id: str) -> Member:
@@ -78,31 +89,41 @@ class Members:
         return member
 
     async def change_role(
-        self, user: User, room_id: str, member_id: str, cmd: ChangeRole
+        self, user: User, room_id: str, member_id: str, cmd: ChangeRole, keep_mute: bool = True
     ) -> Member:
-        role = check_role(cmd.role)
-        changed = await self.db.run(self._change_role_tx, user.id, room_id, member_id, role)
+        """Change a member's role and/or timed mute (``keep_mute``: ``muted_until`` was not
+        given), in one transaction."""
+        role = None if cmd.role is None else check_role(cmd.role)
+        muted_until = None
+        if not keep_mute and cmd.muted_until is not None:
+            muted_until = future_time(cmd.muted_until, "muted_until", now_ms())
+        if role is None and keep_mute:
+            raise Invalid("role or muted_until is required", field="role")
+        changed = await self.db.run(
+            self._change_tx, user.id, room_id, member_id, role, keep_mute, muted_until
+        )
         await self.notify.events(changed)
         return await self.db.read(self._member_tx, room_id, member_id)
 
     @staticmethod
-    def _change_role_tx(
-        tx: Tx, user_id: str, room_id: str, member_id: str, role: str
+    def _change_tx(
+        tx: Tx,
+        user_id: str,
+        room_id: str,
+        member_id: str,
+        role: str | None,
+        keep_mute: bool,
+        muted_until: int | None,
     ) -> list[Event]:
-        if role_of(tx, room_id, MemberActor(user_id), lock=True) != "owner":
-            raise Forbidden("only an owner may change roles")
-        require_group(tx, room_id)
-        target = rooms.find_member(tx, room_id, member_id)
-        if target is None:
-            raise NotFound("no such member")
-        if target.role == role:
-            return []
-        if target.role == "owner" and rooms.count_role(tx, room_id, "owner") == 1:
-            raise Conflict("the last owner cannot step down; make another member owner first")
-        rooms.set_role(tx, room_id, member_id, role)
-        now = now_ms()
-        data = member_data(target.user, role)
-        return [events.append(tx, room_id, "member.role_changed", user_id, data, now)]
+        actor = MemberActor(user_id)
+        actor_role = role_of(tx, room_id, actor, lock=True)
+        changed = []
+        if role is not None:
+            changed += _change_role_tx(tx, actor_role, user_id, room_id, member_id, role)
+        if not keep_mute:
+            muted = mute_tx(tx, actor, actor_role, room_id, member_id, muted_until, now_ms())
+            changed += [muted] if muted is not None else []
+        return changed
 
     async def remove_member(self, actor: Actor, room_id: str, member_id: str) -> None:
         """Remove a member (admins and owners, or the operator) or leave (anyone, for
@@ -136,9 +157,49 @@ class Members:
             tx, room_id, "member.left", actor.actor_id, member_data(target.user, target.role), now
         )
         rooms.delete_member(tx, room_id, member_id)
+        if actor != MemberActor(member_id):
+            audit.record(
+                tx,
+                "member.removed",
+                audit_actor(actor),
+                now,
+                room_id=room_id,
+                target_user_id=member_id,
+                data={"role": target.role},
+            )
         if room.member_count == 1 and room.kind == "group":
             rooms.mark_deleted(tx, room_id, now)  # nobody left to see it
         return [event]
+
+
+def _change_role_tx(
+    tx: Tx, actor_role: str, user_id: str, room_id: str, member_id: str, role: str
+) -> list[Event]:
+    """A member's new role (owners only), with its event and audit entry."""
+    if actor_role != "owner":
+        raise Forbidden("only an owner may change roles")
+    require_group(tx, room_id)
+    target = rooms.find_member(tx, room_id, member_id)
+    if target is None:
+        raise NotFound("no such member")
+    if target.role == role:
+        return []
+    if target.role == "owner" and rooms.count_role(tx, room_id, "owner") == 1:
+        raise Conflict("the last owner cannot step down; make another member owner first")
+    rooms.set_role(tx, room_id, member_id, role)
+    now = now_ms()
+    data = member_data(target.user, role)
+    event = events.append(tx, room_id, "member.role_changed", user_id, data, now)
+    audit.record(
+        tx,
+        "member.role_changed",
+        user_id,
+        now,
+        room_id=room_id,
+        target_user_id=member_id,
+        data={"from": target.role, "to": role},
+    )
+    return [event]
 
 
 def join_tx(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from cronchat.cursors import decode_cursor, encode_cursor
+from cronchat.cursors import Cursors
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid
 from cronchat.models import LEVELS, Mention, NotificationSettings, Summary, User
@@ -29,9 +29,10 @@ class SetNotifications:
 
 
 class Notifications:
-    def __init__(self, db: Database, notify: Notifier) -> None:
+    def __init__(self, db: Database, notify: Notifier, cursors: Cursors) -> None:
         self.db = db
         self.notify = notify
+        self.cursors = cursors
 
     async def mentions(
         self,
@@ -45,14 +46,14 @@ class Notifications:
         only read) ones with ``unread``, of one room with ``room_id``."""
         if not 1 <= limit <= FEED_LIMIT_MAX:
             raise Invalid(f"limit must be between 1 and {FEED_LIMIT_MAX}", field="limit")
-        after = decode_cursor(cursor) if cursor else None
+        after = self.cursors.decode(cursor) if cursor else None
         found, has_more = await self.db.read(
             self._mentions_tx, user.id, limit, after, unread, room_id
         )
         next_cursor = None
         if has_more and found:
             last = found[-1].message
-            next_cursor = encode_cursor(last.created_at, last.id)
+            next_cursor = self.cursors.encode(last.created_at, last.id)
         return found, next_cursor
 
     @staticmethod

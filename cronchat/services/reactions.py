@@ -9,6 +9,7 @@ from cronchat.realtime.notifier import Notifier
 from cronchat.repos import events, messages
 from cronchat.services.access import get_message_owner, require_member
 from cronchat.services.emoji import is_emoji
+from cronchat.services.moderation import require_unmuted
 from cronchat.times import now_ms
 
 
@@ -28,11 +29,11 @@ class Reactions:
     def _react_tx(
         tx: Tx, user_id: str, room_id: str, message_id: str, emoji: str, add: bool
     ) -> list[Event]:
-        require_member(tx, room_id, user_id)
+        now = now_ms()
+        require_unmuted(require_member(tx, room_id, user_id).muted_until, now)
         owner = get_message_owner(tx, room_id, message_id)
         if owner.deleted_at is not None:
             raise Conflict("the message is deleted")
-        now = now_ms()
         if add:
             changed = messages.add_reaction(tx, message_id, user_id, emoji, now)
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from cronchat.db import Tx
 from cronchat.event_data import shared_message_data
 from cronchat.models import Event, MediaRecord, Mentions, Message
-from cronchat.repos import events, media, messages, rooms
+from cronchat.repos import events, media, messages, reports, rooms
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +33,9 @@ def redact_tx(
     """Delete a message (``owner`` its row as locked) as redaction; every deletion goes
     through here. In the caller's transaction: the row becomes a tombstone (its mentions
     gone), every stored event of the message carries the tombstone from then on, the replies
-    quoting it lose their excerpt in their events too, and its media record goes once
-    nothing refers to it, so that its links stop loading.
+    quoting it lose their excerpt in their events too, the snapshots of its handled reports
+    lose its text and media (an open report keeps them for its moderators until handled),
+    and its media record goes once nothing refers to it, so that its links stop loading.
 
     The deletion's seq is taken first: that locks the room row, which every send and edit
     of the room holds until commit too, so that a reply sent meanwhile has either committed
@@ -58,6 +59,7 @@ def redact_tx(
             changed.append(replace(event, data={**event.data, "reply_to": quoted}))
     events.replace_data(tx, changed)
     event = events.insert_event(tx, room_id, seq, "message.deleted", actor_id, now, tombstone)
+    reports.redact_snapshots(tx, message_id)
     released = media.release(tx, owner.media_id) if owner.media_id is not None else None
     last = messages.last_messages(tx, [room_id], actor_id).get(room_id)
     return Redacted(event, last, released, owner.mentions)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cronchat.cursors import decode_cursor, encode_cursor
+from cronchat.cursors import Cursors
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.errors import Conflict, Forbidden, Invalid, NotFound
 from cronchat.event_data import room_data
@@ -22,7 +22,7 @@ from cronchat.models import (
     User,
 )
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import events, media, messages, rooms, users
+from cronchat.repos import audit, blocks, events, media, messages, rooms, users
 from cronchat.services.access import (
     Actor,
     MemberActor,
@@ -31,8 +31,10 @@ from cronchat.services.access import (
     require_room_admin,
     role_of,
 )
+from cronchat.services.blocks import refuse_if_blocked
 from cronchat.services.media import ROOM_AVATAR, Media
 from cronchat.services.members import join_tx
+from cronchat.services.moderation import audit_actor
 from cronchat.times import now_ms, rfc3339
 
 NAME_MAX, TOPIC_MAX = 100, 500
@@ -83,10 +85,11 @@ def _room_updated_tx(tx: Tx, room_id: str, actor_id: str, now: int) -> Event:
 
 
 class Rooms:
-    def __init__(self, db: Database, notify: Notifier, media: Media) -> None:
+    def __init__(self, db: Database, notify: Notifier, media: Media, cursors: Cursors) -> None:
         self.db = db
         self.notify = notify
         self.media = media
+        self.cursors = cursors
 
     # -- reading -------------------------------------------------------------------------
 
@@ -96,12 +99,12 @@ class Rooms:
         """The caller's rooms, most recent activity first, paged by an opaque cursor."""
         if not 1 <= limit <= ROOMS_LIMIT_MAX:
             raise Invalid(f"limit must be between 1 and {ROOMS_LIMIT_MAX}", field="limit")
-        after = decode_cursor(cursor) if cursor else None
+        after = self.cursors.decode(cursor) if cursor else None
         views, has_more = await self.db.read(self._list_tx, user.id, limit, after)
         next_cursor = None
         if has_more and views:
             last = views[-1].room
-            next_cursor = encode_cursor(last.last_activity_at, last.id)
+            next_cursor = self.cursors.encode(last.last_activity_at, last.id)
         return views, next_cursor
 
     def _list_tx(
@@ -157,6 +160,15 @@ class Rooms:
     def _room_tx(tx: Tx, room_id: str) -> Room:
         return get_room(tx, room_id)
 
+    async def opening(self, user_id: str) -> tuple[dict[str, ReadState], frozenset[str]]:
+        """What a socket starts from: every room of the user with their read state, and
+        whom the user blocks, read together."""
+        return await self.db.read(self._opening_tx, user_id)
+
+    @staticmethod
+    def _opening_tx(tx: Tx, user_id: str) -> tuple[dict[str, ReadState], frozenset[str]]:
+        return rooms.read_states(tx, user_id), blocks.blocked_ids(tx, user_id)
+
     async def read_states(self, user_id: str, room_id: str | None = None) -> dict[str, ReadState]:
         """Every room of the user (or the one given) with its last seq, their unread count
         and read marker: what a socket follows."""
@@ -187,6 +199,8 @@ class Rooms:
         missing = set(others) - rooms.existing_user_ids(tx, others)
         if missing:
             raise NotFound("no such user", field="member_ids", user_ids=sorted(missing))
+        for member_id in others:
+            refuse_if_blocked(tx, user.id, by_user_id=member_id)
         now = now_ms()
         rooms.insert_room(tx, room_id, "group", name, topic, user.id, now)
         joined = [(user.id, "owner")] + [(member_id, "member") for member_id in others]
@@ -218,6 +232,7 @@ class Rooms:
         peer = users.find_user(tx, peer_id)
         if peer is None or peer.disabled:
             raise NotFound("no such user", field="user_id")
+        refuse_if_blocked(tx, user_id, by_user_id=peer_id)
         now = now_ms()
         room_id = rooms.find_direct_room_id(tx, direct_key)
         created = room_id is None
@@ -317,4 +332,7 @@ class Rooms:
         data = room_data(room) | {"last_seq": seq, "updated_at": rfc3339(now)}
         event = events.insert_event(tx, room_id, seq, "room.deleted", actor.actor_id, now, data)
         rooms.mark_deleted(tx, room_id, now)
+        audit.record(
+            tx, "room.deleted", audit_actor(actor), now, room_id=room_id, data={"name": room.name}
+        )
         return [event]

@@ -9,15 +9,16 @@ from typing import Any
 
 from cronchat.db import Database, Tx, UniqueViolation
 from cronchat.db.group_commit import GroupCommit
-from cronchat.errors import Conflict, DomainError, Invalid, NotFound
+from cronchat.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cronchat.event_data import shared_message_data
 from cronchat.ids import new_id
 from cronchat.metrics import Metrics
 from cronchat.models import NO_MENTIONS, Event, Mentions, Message, User
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import events, media, messages, rooms
+from cronchat.repos import blocks, events, media, messages, rooms
 from cronchat.services.access import require_member
 from cronchat.services.mentions import kept_mentions, read_mentions
+from cronchat.services.moderation import require_unmuted
 from cronchat.times import now_ms
 
 CLIENT_MSG_ID_MAX = 64
@@ -123,16 +124,20 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
     sends, plus one per image and one per repeated ``client_msg_id``."""
     outcomes: list[_Sent | Exception | None] = [None] * len(sends)
     reply_ids = {send.reply_to_id for send in sends if send.reply_to_id is not None}
+    senders = {(send.room_id, send.user_id) for send in sends}
     # Memberships of the senders and of the users they mention.
-    pairs = {(send.room_id, send.user_id) for send in sends}
-    pairs.update((send.room_id, user_id) for send in sends for user_id in send.mentions.user_ids)
+    pairs = senders | {
+        (send.room_id, user_id) for send in sends for user_id in send.mentions.user_ids
+    }
     room_mentioners = {(send.room_id, send.user_id) for send in sends if send.mentions.room}
-    # Every read of the batch in one round trip: the rooms locked, memberships, repeats, the
-    # rooms of the messages replied to and the standing of those who mention their room.
-    last_seqs, memberships, repeated, *more = tx.fetch(
+    # Every read of the batch in one round trip: the rooms locked, memberships, repeats,
+    # senders blocked in direct rooms, the rooms of the messages replied to and the standing
+    # of those who mention their room.
+    last_seqs, memberships, repeated, blocked, *more = tx.fetch(
         rooms.locked_live_rooms(tx.dialect, list({send.room_id for send in sends})),
         rooms.memberships_among(pairs),
         messages.already_sent({(send.user_id, send.client_msg_id) for send in sends}),
+        blocks.blocked_in_direct_rooms(senders),
         *([messages.message_rooms(reply_ids)] if reply_ids else []),
         *([rooms.standings_among(room_mentioners)] if room_mentioners else []),
     )
@@ -149,6 +154,9 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
             if key in repeated:
                 outcomes[index] = _original_tx(tx, send)
                 continue
+            if (send.room_id, send.user_id) in blocked:
+                raise Forbidden("this user does not accept messages from you", reason="blocked")
+            require_unmuted(memberships[(send.room_id, send.user_id)], now)
             if key in first_of:
                 if sends[first_of[key]].room_id != send.room_id:
                     raise Conflict("client_msg_id was used in another room", field="client_msg_id")
@@ -176,7 +184,7 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
 
 def _kept(
     send: _Send,
-    memberships: set[tuple[str, str]],
+    memberships: dict[tuple[str, str], int | None],
     standings: dict[tuple[str, str], rooms.Standing],
 ) -> Mentions:
     """The mentions a send keeps (see :func:`kept_mentions`)."""

@@ -328,14 +328,14 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return
         self._s.principal = principal
         try:
-            states = await self.runtime.services.rooms.read_states(principal.user.id)
+            states, blocked = await self.runtime.services.rooms.opening(principal.user.id)
         except DomainError:
             self._s.principal = None
             self.close_with(CLOSE_TRY_AGAIN, "the server cannot serve this socket now")
             return
         if self._s.closed:
             return
-        room_seqs = self.runtime.hub.add(self, states)
+        room_seqs = self.runtime.hub.add(self, states, blocked)
         self._expire_at(principal.expires_at)
         user = user_json(principal.user, online=True, links=self.runtime.links)
         self.send_frame(wire.ready_frame(frame_id, user, principal.session_id, room_seqs))

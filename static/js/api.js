@@ -138,6 +138,19 @@ export class Api {
     return this.request(method, path, file, { raw: true, contentType: file.type || "application/octet-stream" });
   }
 
+  /** An image by its id with the bearer token (GET /media/{id}), as a local blob: URL. */
+  async imageUrl(path) {
+    if (this.session && this.expiresInMs < 5000) await this.refresh();
+    let response;
+    try {
+      response = await fetch(BASE + path, { headers: { Authorization: `Bearer ${this.accessToken}` }, cache: "no-store" });
+    } catch {
+      throw new ApiError(0, "network", "network error", {});
+    }
+    if (!response.ok) throw new ApiError(response.status, "not_found", "The image is no longer available.", {});
+    return URL.createObjectURL(await response.blob());
+  }
+
   async request(method, path, body, options = {}) {
     const { auth = true, retry = true, raw = false, contentType } = options;
     if (auth && this.session && this.expiresInMs < 5000) await this.refresh();

@@ -1,15 +1,19 @@
 // Writing: the composer (Enter sends, Shift+Enter breaks the line, Escape cancels), replies,
 // edits, image attachments, and sends that are idempotent by client_msg_id and show
-// pending, waiting, failed (with retry) until the server acknowledges them.
+// pending, waiting, failed (with retry) until the server acknowledges them. Sends and edits
+// carry the mentions picked in the text (mentions.js).
 
 import { ApiError } from "./api.js";
 import { act, api, app, elements, messageOf, scheduleRender, store, toast, ui } from "./context.js";
 import { confirmAction } from "./dialogs.js";
 import { h } from "./dom.js";
+import { closePicker, collectMentions, onPickerKey, pickMentionsOf, resetMentions, updatePicker } from "./mentions.js";
+import { formatUntil, noteMuted } from "./moderation.js";
 
 const TYPING_EVERY_MS = 3000;
 
 export function onComposerKey(event) {
+  if (onPickerKey(event)) return;
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     submitComposer();
@@ -23,6 +27,7 @@ export function onComposerInput() {
   const input = elements.input;
   input.style.height = "auto";
   input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  updatePicker();
   if (!ui.roomId || !input.value.trim() || ui.editing) return;
   if (Date.now() - ui.lastTypingAt < TYPING_EVERY_MS || !app.realtime?.isReady) return;
   ui.lastTypingAt = Date.now();
@@ -40,6 +45,7 @@ export function startEdit(message) {
   ui.replyTo = null;
   ui.editing = message;
   elements.input.value = message.text || "";
+  pickMentionsOf(message);
   showContextBar("Editing your message", "", "");
   elements.input.focus();
 }
@@ -55,7 +61,11 @@ function showContextBar(label, name, text) {
 
 export function cancelContext() {
   if (!elements.contextBar) return;
-  if (ui.editing) elements.input.value = "";
+  if (ui.editing) {
+    elements.input.value = "";
+    resetMentions();
+  }
+  closePicker();
   ui.replyTo = null;
   ui.editing = null;
   elements.contextBar.hidden = true;
@@ -91,14 +101,15 @@ export async function submitComposer() {
   if (ui.editing) {
     const message = ui.editing;
     if (!text) return;
+    const mentions = collectMentions(roomId, text);
     try {
-      const result = await act("message.edit", { room_id: roomId, message_id: message.id, text }, () => api.patch(`/rooms/${roomId}/messages/${message.id}`, { text }).then((m) => ({ message: m })));
+      const result = await act("message.edit", { room_id: roomId, message_id: message.id, text, mentions }, () => api.patch(`/rooms/${roomId}/messages/${message.id}`, { text, mentions }).then((m) => ({ message: m })));
       store.timeline(roomId).upsert(result.message);
       cancelContext();
       elements.input.value = "";
       scheduleRender();
     } catch (error) {
-      toast(messageOf(error));
+      if (!noteMuted(roomId, error)) toast(messageOf(error));
     }
     return;
   }
@@ -108,6 +119,7 @@ export async function submitComposer() {
     room_id: roomId,
     text,
     reply_to_id: ui.replyTo?.id || null,
+    mentions: collectMentions(roomId, text),
     file: ui.attachment?.file || null,
     previewUrl: ui.attachment?.url || null,
     media_id: null,
@@ -116,6 +128,7 @@ export async function submitComposer() {
   store.timeline(roomId).pending.set(pending.client_msg_id, pending);
   elements.input.value = "";
   elements.input.style.height = "auto";
+  resetMentions();
   ui.attachment = null;
   ui.replyTo = null;
   elements.contextBar.hidden = true;
@@ -145,6 +158,7 @@ export async function attemptSend(pending) {
       frame.media_id = pending.media_id;
     }
     if (pending.reply_to_id) frame.reply_to_id = pending.reply_to_id;
+    if (pending.mentions) frame.mentions = pending.mentions;
     const result = await app.realtime.request("message.send", frame);
     timeline.upsert(result.message);
     timeline.pending.delete(pending.client_msg_id);
@@ -155,6 +169,7 @@ export async function attemptSend(pending) {
     } else {
       pending.status = "failed";
       pending.error = error instanceof ApiError ? error.userMessage : error.message;
+      if (noteMuted(pending.room_id, error)) pending.error = error.details.until ? `you are muted until ${formatUntil(error.details.until)}` : "you are muted";
     }
   }
   scheduleRender();
@@ -177,7 +192,7 @@ export async function toggleReaction(message, emoji, add) {
   try {
     await act(add ? "reaction.add" : "reaction.remove", { room_id: roomId, message_id: message.id, emoji }, () => (add ? api.put(path) : api.delete(path)));
   } catch (error) {
-    toast(messageOf(error));
+    if (!noteMuted(roomId, error)) toast(messageOf(error));
   }
 }
 

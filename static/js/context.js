@@ -17,8 +17,16 @@ export const ui = {
   replyTo: null, // message
   editing: null, // message
   attachment: null, // {file, url}
+  mentionPicks: null, // the draft's picks (mentions.js)
+  picker: null, // the open mention picker: {roomId, start, end, options, active}
+  roomMenuOpen: false, // the room's notification menu (notifications.js)
+  roomMenuDrawn: null, // what the open menu shows, so that it is redrawn only on a change
+  mentionAlert: false, // a mention alerted while the tab was hidden: the title says "(@)"
   status: "offline",
   lastTypingAt: 0,
+  revealed: new Set(), // ids of messages from blocked users shown anyway (clicked)
+  reportsRequested: new Set(), // rooms whose open reports were asked for once
+  reportsPanel: null, // the open moderation queue (moderation.js): {roomId, list, error, drawn}
   messageNodes: new Map(), // message id or client_msg_id -> {element, signature}
   renderQueued: false,
   stickToBottom: true,
@@ -33,6 +41,9 @@ export function toast(text) {
   if (!elements.toast) return;
   elements.toast.textContent = text;
   elements.toast.hidden = false;
+  elements.toast.onclick = () => {
+    elements.toast.hidden = true;
+  };
   clearTimeout(ui.toastTimer);
   ui.toastTimer = setTimeout(() => {
     elements.toast.hidden = true;

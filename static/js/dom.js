@@ -63,6 +63,39 @@ export function linkify(text) {
   return fragment;
 }
 
+/** Where `token` stands in `text` as a whole word at its end ("@Ann" is not in "@Anna"). */
+export function tokenPositions(text, token) {
+  const positions = [];
+  if (!token) return positions;
+  for (let at = text.indexOf(token); at !== -1; at = text.indexOf(token, at + 1)) {
+    const next = text[at + token.length];
+    if (next === undefined || !/[\p{L}\p{N}_]/u.test(next)) positions.push(at);
+  }
+  return positions;
+}
+
+/**
+ * Text with some tokens marked (each `{text, className}`, e.g. the `@Name` of a mention) as
+ * spans of that class, the rest linkified. The longest token wins where two start together.
+ */
+export function markTokens(text, tokens) {
+  const found = [];
+  for (const token of tokens) {
+    for (const at of tokenPositions(text, token.text)) found.push({ at, token });
+  }
+  found.sort((a, b) => a.at - b.at || b.token.text.length - a.token.text.length);
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const { at, token } of found) {
+    if (at < last) continue; // inside a longer token
+    if (at > last) fragment.append(linkify(text.slice(last, at)));
+    fragment.append(h("span", { class: token.className }, token.text));
+    last = at + token.text.length;
+  }
+  if (last < text.length) fragment.append(linkify(text.slice(last)));
+  return fragment;
+}
+
 export function clear(element) {
   element.replaceChildren();
   return element;

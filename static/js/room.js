@@ -1,10 +1,14 @@
-// The room view: messages with replies, reactions, images and receipts; history on
-// scroll-up; read markers. Messages are drawn once and redrawn only when they change.
+// The room view: messages with replies, reactions, images, mentions and receipts; history
+// on scroll-up; read markers. Messages are drawn once and redrawn only when they change.
+// Messages of users I block are collapsed until clicked.
 
 import { cancelContext, attemptSend, deleteMessage, discardPending, startEdit, startReply, toggleReaction } from "./composer.js";
 import { act, api, app, elements, messageOf, scheduleRender, store, toast, ui } from "./context.js";
 import { showImage } from "./dialogs.js";
-import { avatar, formatTime, h, linkify } from "./dom.js";
+import { avatar, formatTime, h, markTokens } from "./dom.js";
+import { mentionTokens, mentionsMe } from "./mentions.js";
+import { blockUser, showReportForm } from "./moderation.js";
+import { closeRoomMenu } from "./notifications.js";
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮"];
 
@@ -22,6 +26,7 @@ export async function openRoom(roomId, { keepComposer = false } = {}) {
     ui.messageNodes.clear();
     elements.messages.replaceChildren();
     ui.stickToBottom = true;
+    closeRoomMenu();
     if (!keepComposer) cancelContext();
   }
   scheduleRender();
@@ -37,6 +42,7 @@ export async function openRoom(roomId, { keepComposer = false } = {}) {
 
 export function closeRoom() {
   ui.roomId = null;
+  closeRoomMenu();
   cancelContext();
   scheduleRender();
 }
@@ -68,8 +74,14 @@ export function renderRoom() {
     const grouped = previous && previous.sender_id === message.sender_id && !previous.deleted && Date.parse(message.created_at) - Date.parse(previous.created_at) < 300000;
     const seen = seenBy.get(message.id) || "";
     const sender = store.user(message.sender_id);
-    const signature = JSON.stringify([message, seen, grouped, sender.display_name, sender.avatar_url]);
-    wanted.push(keyed(message.id, signature, () => renderMessage(message, { grouped, seen, sender })));
+    if (store.isBlocked(message.sender_id) && !message.deleted && !ui.revealed.has(message.id)) {
+      wanted.push(keyed(message.id, "blocked", () => renderBlocked(message)));
+      previous = null;
+      continue;
+    }
+    const tokens = mentionTokens(message);
+    const signature = JSON.stringify([message, seen, grouped, sender.display_name, sender.avatar_url, tokens, store.isBlocked(message.sender_id)]);
+    wanted.push(keyed(message.id, signature, () => renderMessage(message, { grouped, seen, sender, tokens })));
     previous = message;
   }
   for (const pending of timeline.pending.values()) {
@@ -120,9 +132,9 @@ function seenMap(room, messages) {
   return result;
 }
 
-function renderMessage(message, { grouped, seen, sender }) {
+function renderMessage(message, { grouped, seen, sender, tokens }) {
   const mine = message.sender_id === store.me.id;
-  const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "", message.deleted ? "deleted" : ""].filter(Boolean).join(" ");
+  const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "", message.deleted ? "deleted" : "", mentionsMe(message) ? "mentions-me" : ""].filter(Boolean).join(" ");
   const body = h("div", { class: "bubble" });
   if (!grouped) body.append(h("div", { class: "meta" }, h("span", { class: "sender" }, sender.display_name || sender.username || "…"), h("time", { datetime: message.created_at, title: message.created_at }, formatTime(message.created_at))));
   if (message.reply_to) {
@@ -133,7 +145,7 @@ function renderMessage(message, { grouped, seen, sender }) {
         "button",
         { class: "quote", title: "Jump to the message", onclick: () => jumpTo(quoted.id) },
         h("span", { class: "quote-name" }, quoteName),
-        h("span", { class: "quote-text" }, quoted.deleted ? "Message deleted" : quoted.excerpt || "Photo"),
+        h("span", { class: "quote-text" }, quoted.deleted ? "Message deleted" : store.isBlocked(quoted.sender_id) ? "Message from a blocked user" : quoted.excerpt || "Photo"),
       ),
     );
   }
@@ -150,7 +162,7 @@ function renderMessage(message, { grouped, seen, sender }) {
         ),
       );
     }
-    if (message.text) body.append(h("div", { class: "text" }, linkify(message.text)));
+    if (message.text) body.append(h("div", { class: "text" }, markTokens(message.text, tokens)));
     if (message.edited_at) body.append(h("span", { class: "edited" }, "(edited)"));
   }
   if (message.reactions?.length) {
@@ -178,6 +190,10 @@ function renderMessage(message, { grouped, seen, sender }) {
     if (mine) {
       if (message.kind === "text") actions.append(h("button", { class: "act-edit", title: "Edit", onclick: () => startEdit(message) }, "Edit"));
       actions.append(h("button", { class: "act-delete", title: "Delete", onclick: () => deleteMessage(message) }, "Delete"));
+    } else if (message.kind !== "system") {
+      const name = sender.display_name || sender.username || "…";
+      if (!store.isBlocked(message.sender_id)) actions.append(h("button", { class: "act-block", title: `Block ${name}`, onclick: () => blockUser(message.sender_id) }, `Block ${name}`));
+      actions.append(h("button", { class: "act-report", title: "Report this message", onclick: () => showReportForm(message) }, "Report"));
     }
   }
   body.append(actions);
@@ -190,6 +206,20 @@ function renderMessage(message, { grouped, seen, sender }) {
   );
 }
 
+/** A message of someone I block: one line, the message itself once clicked. */
+function renderBlocked(message) {
+  const show = () => {
+    ui.revealed.add(message.id);
+    scheduleRender();
+  };
+  return h(
+    "li",
+    { class: "msg theirs blocked", id: `m-${message.id}`, dataset: { id: message.id, seq: String(message.seq), sender: message.sender_id } },
+    h("span", { class: "avatar-space" }),
+    h("button", { class: "blocked-note subtle", title: "Show the message", onclick: show }, "Message from a blocked user"),
+  );
+}
+
 function thumbSize(media) {
   const scale = Math.min(1, 240 / Math.max(media.width || 240, media.height || 240));
   return { width: Math.round((media.width || 240) * scale), height: Math.round((media.height || 240) * scale) };
@@ -198,7 +228,7 @@ function thumbSize(media) {
 function renderPending(pending) {
   const body = h("div", { class: "bubble" });
   if (pending.previewUrl) body.append(h("img", { class: "thumb", src: pending.previewUrl, alt: "image being sent" }));
-  if (pending.text) body.append(h("div", { class: "text" }, linkify(pending.text)));
+  if (pending.text) body.append(h("div", { class: "text" }, markTokens(pending.text, mentionTokens(pending))));
   const state = h("div", { class: "delivery" });
   if (pending.status === "failed") {
     state.append(
@@ -257,6 +287,7 @@ export function markRead() {
     .then((result) => {
       room.last_read_seq = result.last_read_seq;
       room.unread_count = result.unread_count;
+      if (result.unread_mention_count !== undefined) room.unread_mention_count = result.unread_mention_count;
       scheduleRender();
     })
     .catch(() => {

@@ -2,6 +2,9 @@
 // seq with every event up to it applied (protocol §7.1): duplicates are ignored, holes are
 // filled from GET /rooms/{id}/events before anything after them is applied.
 
+// The fields of a room that are the member's own: null in room events, kept from what we had.
+const MEMBER_FIELDS = ["my_role", "last_read_seq", "unread_count", "unread_mention_count", "notifications", "last_message"];
+
 export class Store {
   constructor(api) {
     this.api = api;
@@ -14,8 +17,75 @@ export class Store {
     this.filling = new Set(); // rooms whose hole is being fetched
     this.receipts = new Map(); // room id -> Map(user id -> seq)
     this.typing = new Map(); // room id -> Map(user id -> expiry ms)
+    this.members = new Map(); // room id -> members (GET /rooms/{id}/members), until one joins or leaves
+    this.blocked = new Set(); // ids of the users I block (GET /users/me/blocks, the blocks frame)
+    this.reports = new Map(); // room id -> Map(report id -> open report), for the rooms I moderate
+    this.reportsLoading = new Map(); // room id -> Map(report id -> report) of frames during a load
     this.listeners = new Set();
     this.userRequests = new Map();
+  }
+
+  // ---- moderation ----
+
+  async loadBlocks() {
+    const answer = await this.api.get("/users/me/blocks");
+    for (const user of answer.users) this.rememberUser(user);
+    this.setBlocks(answer.users.map((user) => user.id));
+  }
+
+  /** Whom I block now: from the `blocks` frame, or after my own PUT/DELETE. */
+  setBlocks(userIds) {
+    this.blocked = new Set(userIds);
+    this.changed({ blocks: true, timeline: true });
+  }
+
+  isBlocked(userId) {
+    return this.blocked.has(userId);
+  }
+
+  /** Admins and owners of a group room see its reports and moderate its members. */
+  moderates(roomId) {
+    const room = this.rooms.get(roomId);
+    return Boolean(room && room.kind === "group" && ["owner", "admin"].includes(room.my_role));
+  }
+
+  /** The open reports of a room (GET /rooms/{id}/reports?status=open, every page). */
+  async loadReports(roomId) {
+    const during = new Map(); // frames that arrive while the pages are read are newer
+    this.reportsLoading.set(roomId, during);
+    try {
+      const open = new Map();
+      let cursor = null;
+      do {
+        const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+        const page = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/reports?status=open${query}`);
+        for (const report of page.reports) open.set(report.id, report);
+        cursor = page.next_cursor;
+      } while (cursor);
+      for (const report of during.values()) foldReport(open, report);
+      this.reports.set(roomId, open);
+      this.changed({ reports: roomId });
+      return open;
+    } finally {
+      if (this.reportsLoading.get(roomId) === during) this.reportsLoading.delete(roomId);
+    }
+  }
+
+  /** A report filed or handled (the `report` frame, or my own PATCH): only open ones stay.
+   * Until the room's queue is read, frames only wait for that read. */
+  receiveReport(report) {
+    this.reportsLoading.get(report.room_id)?.set(report.id, report);
+    const open = this.reports.get(report.room_id);
+    if (open) foldReport(open, report);
+    this.changed({ reports: report.room_id });
+  }
+
+  reportsLoaded(roomId) {
+    return this.reports.has(roomId);
+  }
+
+  openReports(roomId) {
+    return [...(this.reports.get(roomId) || new Map()).values()].sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
 
   subscribe(listener) {
@@ -72,7 +142,7 @@ export class Store {
     const merged = { ...known };
     for (const [key, value] of Object.entries(room)) {
       // Room objects inside events carry null member fields: keep ours.
-      if (value === null && ["my_role", "last_read_seq", "unread_count", "last_message"].includes(key) && key in known) continue;
+      if (value === null && MEMBER_FIELDS.includes(key) && key in known) continue;
       merged[key] = value;
     }
     this.rooms.set(room.id, merged);
@@ -85,6 +155,7 @@ export class Store {
     this.timelines.delete(roomId);
     this.lastSeq.delete(roomId);
     this.held.delete(roomId);
+    this.members.delete(roomId);
     this.changed({ rooms: true, removed: roomId });
   }
 
@@ -118,6 +189,8 @@ export class Store {
         const known = this.rooms.get(room.id);
         if (!known) continue;
         known.unread_count = room.unread_count;
+        known.unread_mention_count = room.unread_mention_count;
+        known.notifications = room.notifications;
         known.last_read_seq = room.last_read_seq;
         known.last_message = room.last_message;
         if (room.peer) this.rememberUser(room.peer);
@@ -172,7 +245,16 @@ export class Store {
   async loadMembers(roomId) {
     const answer = await this.api.get(`/rooms/${encodeURIComponent(roomId)}/members`);
     for (const member of answer.members) this.rememberUser(member.user);
+    this.members.set(roomId, answer.members);
+    const mine = answer.members.find((member) => member.user.id === this.me?.id);
+    const room = this.rooms.get(roomId);
+    if (mine && room) room.muted_until = mine.muted_until || null;
     return answer.members;
+  }
+
+  /** The members of a room, fetched once and kept until someone joins or leaves. */
+  async roomMembers(roomId) {
+    return this.members.get(roomId) || this.loadMembers(roomId);
   }
 
   // ---- events, in seq order per room ----
@@ -260,17 +342,28 @@ export class Store {
       case "member.joined":
       case "member.role_changed":
         this.rememberUser(data.user, { snapshot: true });
+        this.members.delete(roomId);
         if (room) {
           if (event.type === "member.joined") room.member_count = (room.member_count || 0) + 1;
           if (data.user.id === this.me?.id) room.my_role = data.role;
         }
         break;
       case "member.left":
+      case "member.banned":
         if (data.user?.id === this.me?.id) {
           this.removeRoom(roomId);
           return;
         }
+        this.members.delete(roomId);
         if (room) room.member_count = Math.max(0, (room.member_count || 1) - 1);
+        break;
+      case "member.unbanned":
+        this.members.delete(roomId);
+        break;
+      case "member.muted":
+        this.rememberUser(data.user, { snapshot: true });
+        this.members.delete(roomId);
+        if (room && data.user?.id === this.me?.id) room.muted_until = data.muted_until;
         break;
       case "room.updated":
         this.setRoom(data);
@@ -290,6 +383,16 @@ export class Store {
     room.last_message = summary.last_message;
     room.unread_count = summary.unread_count;
     room.last_read_seq = summary.last_read_seq;
+    if (summary.unread_mention_count !== undefined && summary.unread_mention_count !== null) room.unread_mention_count = summary.unread_mention_count;
+    if (summary.notifications) room.notifications = summary.notifications;
+    this.changed({ rooms: true });
+  }
+
+  /** After PUT /rooms/{id}/notifications: the answer is the room's new settings. */
+  setNotifications(roomId, notifications) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.notifications = notifications;
     this.changed({ rooms: true });
   }
 
@@ -315,6 +418,11 @@ export class Store {
     this.rememberUser({ ...this.users.get(user_id), id: user_id, online, last_seen_at });
     this.changed({ rooms: true, presence: user_id });
   }
+}
+
+function foldReport(open, report) {
+  if (report.status === "open") open.set(report.id, report);
+  else open.delete(report.id);
 }
 
 /** The messages of one room, by id and in seq order, plus the sends still in flight. */
