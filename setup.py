@@ -22,6 +22,10 @@ setup(
         "boto3>=1.34",
         "prometheus-client>=0.20",
         "msgspec>=0.18",
+        # egress.py: its network backend is where the guard connects to the address it checked
+        "httpcore[asyncio]>=1.0.5",
+        "cryptography>=42",  # VAPID keys (P-256, ES256) and the ECDH of Web Push
+        "http-ece>=1.2",  # RFC 8291 / RFC 8188 aes128gcm encryption of Web Push payloads
     ],
     extras_require={
         "test": [
@@ -31,6 +35,7 @@ setup(
             "PyYAML>=6",
             "ruff>=0.5",
             "mypy>=1.10",
+            "trustme>=1.1",
         ],
         "dev": [
             "ruff>=0.5",
@@ -39,6 +44,7 @@ setup(
             "pytest-tornado>=0.8.1",
             "moto[server]>=5.0",
             "PyYAML>=6",
+            "trustme>=1.1",
         ],
     },
     entry_points={"console_scripts": ["cronchat=cli.main:main"]},

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cronchat.private_files import FILE_MODE, make_private_dir
+from cronchat.push.vapid import generate_private_key_pem, parse_private_key
 
 
 class ConfigError(Exception):
@@ -229,9 +230,18 @@ class Settings:
     rate_password_hashes: int = 2
     rate_password_queue: int = 8
     trusted_proxies: tuple[IpNetwork, ...] = ()
+    # Egress to client-given URLs (push endpoints): true admits http and any address,
+    # loopback and private ones included, for tests and closed networks (cronchat.egress).
+    push_allow_private: bool = False
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
+    # Push notifications: the VAPID key (PEM or base64url; generated into the data dir when
+    # not given), the contact the push services see (RFC 8292 ``sub``), and whether pushes
+    # carry the room name, the sender's name and an excerpt.
+    vapid_private_key: Secret = field(default_factory=lambda: Secret(""))
+    vapid_subject: str = "mailto:admin@localhost"
+    push_content: bool = True
     # The browser client's files: static/ beside the package in a checkout.
     static_dir: Path = Path(__file__).resolve().parent.parent / "static"
 
@@ -292,9 +302,13 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "RATE_PASSWORD_HASHES": ("rate_password_hashes", lambda n, v: _int(n, v, 1, 64)),
     "RATE_PASSWORD_QUEUE": ("rate_password_queue", lambda n, v: _int(n, v, 0, 10_000)),
     "TRUSTED_PROXIES": ("trusted_proxies", _networks),
+    "PUSH_ALLOW_PRIVATE": ("push_allow_private", _bool),
     "ARGON2_TIME_COST": ("argon2_time_cost", lambda n, v: _int(n, v, 1, 10)),
     "ARGON2_MEMORY_KIB": ("argon2_memory_kib", lambda n, v: _int(n, v, 8, 4 * 1024 * 1024)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
+    "VAPID_PRIVATE_KEY": ("vapid_private_key", lambda n, v: Secret(v)),
+    "VAPID_SUBJECT": ("vapid_subject", str),
+    "PUSH_CONTENT": ("push_content", _bool),
     "STATIC_DIR": ("static_dir", lambda n, v: Path(v)),
 }
 
@@ -327,6 +341,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     )
     secret = overrides.get("jwt_secret") or environ.get("CRONCHAT_JWT_SECRET")
     values["jwt_secret"] = Secret(secret) if secret else _stored_secret(data_dir)
+    vapid_key = values.get("vapid_private_key")
+    if isinstance(vapid_key, str):
+        vapid_key = Secret(vapid_key)
+    if vapid_key is None or not vapid_key.reveal().strip():
+        vapid_key = _stored_vapid_key(data_dir)
+    values["vapid_private_key"] = vapid_key
     values.setdefault("host", "0.0.0.0")
     values.setdefault("port", 8080)
 
@@ -367,6 +387,26 @@ def _stored_secret(data_dir: Path) -> Secret:
     return Secret(value)
 
 
+def _stored_vapid_key(data_dir: Path) -> Secret:
+    """The VAPID private key generated once into the data dir (PEM, mode 0600). Written to a
+    file of its own first and then linked into place, so that processes starting together
+    all read the one complete key that won."""
+    path = data_dir / "vapid_private_key.pem"
+    if not path.exists():
+        draft = data_dir / f".vapid_private_key.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(descriptor, FILE_MODE)  # whatever the umask
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(generate_private_key_pem())
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process stored its key first: that one is used
+        finally:
+            draft.unlink()
+    return Secret(path.read_text())
+
+
 def _validate(settings: Settings) -> None:
     if len(settings.jwt_secret.reveal()) < 32:
         raise ConfigError("CRONCHAT_JWT_SECRET: use at least 32 characters")
@@ -382,6 +422,17 @@ def _validate(settings: Settings) -> None:
     if settings.workers > 1 and not redis_url:
         raise ConfigError(
             "--workers above 1 needs CRONCHAT_REDIS_URL: without Redis, run one process"
+        )
+    try:
+        parse_private_key(settings.vapid_private_key.reveal())
+    except ValueError as error:
+        raise ConfigError(
+            f"CRONCHAT_VAPID_PRIVATE_KEY (or the data dir's vapid_private_key.pem): {error}"
+        ) from None
+    if not settings.vapid_subject.startswith(("mailto:", "https://")):
+        raise ConfigError(
+            "CRONCHAT_VAPID_SUBJECT: a mailto: address or an https:// URL the push services"
+            f" can reach the operator by, not {settings.vapid_subject!r}"
         )
     if settings.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"CRONCHAT_LOG_LEVEL: unknown level {settings.log_level!r}")

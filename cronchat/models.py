@@ -246,6 +246,24 @@ class Export:
 
 
 @dataclass(frozen=True, slots=True)
+class Pusher:
+    """A device a user is pushed to: ``webpush`` (a browser's subscription: ``url`` is its
+    endpoint, with its keys) or ``gateway`` (``url`` is a Matrix-style push gateway, with the
+    device's ``pushkey`` and ``app_id``), registered by ``session_id``."""
+
+    id: str
+    user_id: str
+    session_id: str | None
+    kind: str
+    url: str
+    p256dh: str | None
+    auth: str | None
+    pushkey: str | None
+    app_id: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoomView:
     """A room as one member sees it."""
 

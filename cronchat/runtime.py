@@ -14,10 +14,12 @@ from cronchat.config import ConfigError, Settings
 from cronchat.cursors import Cursors
 from cronchat.db import Database
 from cronchat.db.migrations import migrate, require_current_schema
+from cronchat.egress import Egress
 from cronchat.errors import DomainError
 from cronchat.images import Limits
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
+from cronchat.push.vapid import VapidKeys
 from cronchat.rate_limits import RateLimits
 from cronchat.realtime.broker import Broker, InProcessBroker
 from cronchat.realtime.db_relay import DatabaseBroker, NoticeRelay
@@ -40,6 +42,7 @@ from cronchat.services.members import Members
 from cronchat.services.moderation import Moderation
 from cronchat.services.notifications import Notifications
 from cronchat.services.presence import Presence
+from cronchat.services.pushers import Pushers
 from cronchat.services.reactions import Reactions
 from cronchat.services.read_markers import ReadMarkers
 from cronchat.services.reports import Reports
@@ -71,6 +74,7 @@ class Services:
     read_markers: ReadMarkers
     notifications: Notifications
     blocks: Blocks
+    pushers: Pushers
     typing: TypingNotices
     media: Media
     lifecycle: Lifecycle
@@ -92,6 +96,9 @@ class Runtime:
         self.blocking = BlockingPool()
         self.storage = open_storage(settings)
         self.links = MediaLinks(settings.jwt_secret.reveal(), settings.media_url_ttl)
+        self.vapid = VapidKeys.load(settings.vapid_private_key.reveal(), settings.vapid_subject)
+        # Every request to a URL a client chose goes through this one guard.
+        self.egress = Egress(settings.push_allow_private)
         self.rate_limits = RateLimits(settings)
         redis_url = settings.redis_url.reveal()
         self.broker: Broker
@@ -167,6 +174,7 @@ class Runtime:
             read_markers=ReadMarkers(self.db, notify),
             notifications=Notifications(self.db, notify, cursors),
             blocks=Blocks(self.db, notify),
+            pushers=Pushers(self.db, self.egress),
             typing=TypingNotices(self.db, notify),
             media=media,
             lifecycle=Lifecycle(self.db, notify, accounts, media, self.blocking, self.storage),
@@ -234,6 +242,7 @@ class Runtime:
         if self._keep_alive is not None:
             self._keep_alive.cancel()
         await self.services.exports.close()
+        await self.egress.close()
         if self.relay is not None:
             await self.relay.close()
         await self.presence.close()

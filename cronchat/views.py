@@ -29,6 +29,7 @@ from cronchat.models import (
     Member,
     Mention,
     Message,
+    Pusher,
     Report,
     Room,
     RoomView,
@@ -279,3 +280,14 @@ def report_json(report: Report, show_reporter: bool) -> dict[str, Any]:
 def report_frame(report: Report, show_reporter: bool) -> dict[str, Any]:
     """The ``report`` frame, to a moderator's sockets when a report is filed or handled."""
     return {"type": "report", "report": report_json(report, show_reporter)}
+
+
+def pusher_json(pusher: Pusher) -> dict[str, Any]:
+    """A push device as its owner sees it: what reaches it, never its keys."""
+    shaped: dict[str, Any] = {"id": pusher.id, "kind": pusher.kind}
+    if pusher.kind == "webpush":
+        shaped["endpoint"] = pusher.url
+    else:
+        shaped.update(url=pusher.url, pushkey=pusher.pushkey, app_id=pusher.app_id)
+    shaped["created_at"] = rfc3339(pusher.created_at)
+    return shaped

@@ -104,15 +104,12 @@ async def test_the_export_holds_everything_the_user_owns(api: ApiClient, runtime
         f"/api/v1/rooms/{room['id']}/notifications", {"level": "mentions"}, alice["token"]
     )
     assert (await api.put(f"/api/v1/users/me/blocks/{theirs}", token=alice["token"])).status == 204
-    await execute(
-        runtime,
-        "INSERT INTO reports (id, room_id, message_id, reporter_id, reason, comment, status,"
-        " snapshot, created_at) VALUES (%s, %s, %s, %s, 'spam', 'too much', 'open', '{}', 7)",
-        f"rep{mine[-6:]}",
-        room["id"],
-        bobs["id"],
-        mine,
+    filed = await api.post(
+        f"/api/v1/rooms/{room['id']}/messages/{bobs['id']}/report",
+        {"reason": "spam", "comment": "too much"},
+        alice["token"],
     )
+    assert filed.status == 201, filed.body
 
     status = await ready_export(api, alice)
     assert set(status) == {"id", "status", "url", "expires_at", "size"}

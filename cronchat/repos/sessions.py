@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cronchat.db import Tx, in_list
 from cronchat.models import User
+from cronchat.repos import pushers
 from cronchat.repos.rows import user_columns, user_from_row
 
 
@@ -78,10 +79,12 @@ def find_active_session_user(tx: Tx, session_id: str, user_id: str) -> User | No
 
 
 def revoke_session(tx: Tx, session_id: str, now: int) -> None:
+    """End a session, and with it the pushers it registered."""
     tx.execute(
         "UPDATE sessions SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
         (now, session_id),
     )
+    pushers.delete_of_sessions(tx, [session_id])
 
 
 def active_session_ids(tx: Tx, user_id: str) -> list[str]:
@@ -90,7 +93,8 @@ def active_session_ids(tx: Tx, user_id: str) -> list[str]:
 
 
 def revoke_user_sessions(tx: Tx, user_id: str, now: int, keep: str | None = None) -> list[str]:
-    """Revoke every live session of a user except ``keep``; answers the revoked ids."""
+    """Revoke every live session of a user except ``keep``, and the pushers they
+    registered; answers the revoked ids."""
     revoked = [sid for sid in active_session_ids(tx, user_id) if sid != keep]
     if revoked:
         marks, params = in_list(revoked)
@@ -98,4 +102,5 @@ def revoke_user_sessions(tx: Tx, user_id: str, now: int, keep: str | None = None
             f"UPDATE sessions SET revoked_at = %s WHERE id IN ({marks})",  # noqa: S608
             (now, *params),
         )
+        pushers.delete_of_sessions(tx, revoked)
     return revoked

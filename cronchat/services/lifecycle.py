@@ -1,12 +1,12 @@
 """Account deletion: ``DELETE /users/me`` and ``cronchat user delete``.
 
 One transaction does all that the database holds: the sessions end, the user leaves every
-room (ownership handed on, rooms left empty deleted), their blocks, mentions, settings and
-exports go, the profile becomes "Deleted user" (the username stays taken), the reports they
-filed lose their reporter, and with ``erase_messages`` every message they sent is redacted
-as a deletion (:func:`cronchat.services.redaction.redact_tx`). After the commit: the
-sockets close (4003) on every process, the rooms hear of it, and the uploads' files leave
-the store.
+room (ownership handed on, rooms left empty deleted), their blocks, mentions, settings,
+exports and push devices go, the profile becomes "Deleted user" (the username stays
+taken), the reports they filed lose their reporter, and with ``erase_messages`` every
+message they sent is redacted as a deletion (:func:`cronchat.services.redaction.redact_tx`).
+After the commit: the sockets close (4003) on every process, the rooms hear of it, and the
+uploads' files leave the store.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cronchat.repos import (
     exports,
     media,
     messages,
+    pushers,
     rooms,
     sessions,
     users,
@@ -131,6 +132,7 @@ class Lifecycle:
         blocks_of_blockers = {blocker: blocks.blocked_ids(tx, blocker) for blocker in blockers}
         export_keys = exports.delete_exports_of(tx, user_id)
         session_ids = sessions.revoke_user_sessions(tx, user_id, now)
+        pushers.delete_of_user(tx, user_id)
         audit.record(
             tx,
             "user.deleted",
