@@ -61,7 +61,7 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/rooms/direct", rooms.DirectRoomHandler),
         (API + r"/rooms/([^/]+)", rooms.RoomHandler),
         (API + r"/rooms/([^/]+)/members", rooms.MembersHandler),
-        (API + r"/rooms/([^/]+)/members/([^/]+)", moderation.MemberHandler),
+        (API + r"/rooms/([^/]+)/members/([^/]+)", rooms.MemberHandler),
         (API + r"/rooms/([^/]+)/bans", moderation.BansHandler),
         (API + r"/rooms/([^/]+)/bans/([^/]+)", moderation.BanHandler),
         (API + r"/rooms/([^/]+)/audit", moderation.RoomAuditHandler),

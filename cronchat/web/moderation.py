@@ -1,15 +1,12 @@
-"""REST handlers of moderation: a room's bans, a member's role and timed mute, and the
-audit log (a room's, and the server's for server admins)."""
+"""REST handlers of moderation: a room's bans and the audit log (a room's, and the server's
+for server admins). A member's timed mute is set with their role (:mod:`cronchat.web.rooms`)."""
 
 from __future__ import annotations
 
-from cronchat import validation
 from cronchat.services.audit import AuditFilter
-from cronchat.services.members import ChangeRole
 from cronchat.services.moderation import BanUser
-from cronchat.views import audit_entry_json, ban_json, member_json
+from cronchat.views import audit_entry_json, ban_json
 from cronchat.web.base import BaseHandler
-from cronchat.web.rooms import MemberHandler as RoomMemberHandler
 
 
 class BansHandler(BaseHandler):
@@ -27,20 +24,6 @@ class BanHandler(BaseHandler):
     async def delete(self, room_id: str, user_id: str) -> None:
         await self.services.moderation.unban(self.actor, room_id, user_id)
         self.no_content()
-
-
-class MemberHandler(RoomMemberHandler):
-    """A membership: its role and timed mute (PATCH; a null ``muted_until`` unmutes, an
-    absent one keeps it), and removal (DELETE, as in :mod:`cronchat.web.rooms`)."""
-
-    async def patch(self, room_id: str, user_id: str) -> None:
-        given = self.json_object()
-        body = validation.parse(ChangeRole, given)
-        member = await self.services.members.change_role(
-            self.principal.user, room_id, user_id, body, keep_mute="muted_until" not in given
-        )
-        online = member.user.id in await self.online([member.user.id])
-        self.write_json(member_json(member, online, self.links))
 
 
 class RoomAuditHandler(BaseHandler):

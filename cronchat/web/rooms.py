@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cronchat import validation
 from cronchat.models import RoomView
 from cronchat.services.members import AddMember, ChangeRole
 from cronchat.services.rooms import CreateRoom, OpenDirect, UpdateRoom
@@ -79,10 +80,14 @@ class MembersHandler(BaseHandler):
 
 
 class MemberHandler(BaseHandler):
+    """A membership: its role and timed mute (PATCH; a null ``muted_until`` unmutes, an
+    absent one keeps it), and removal (DELETE)."""
+
     async def patch(self, room_id: str, user_id: str) -> None:
-        body = self.json_body(ChangeRole)
+        given = self.json_object()
+        body = validation.parse(ChangeRole, given)
         member = await self.services.members.change_role(
-            self.principal.user, room_id, user_id, body
+            self.principal.user, room_id, user_id, body, keep_mute="muted_until" not in given
         )
         online = member.user.id in await self.online([member.user.id])
         self.write_json(member_json(member, online, self.links))
