@@ -363,11 +363,7 @@ class Accounts:
             if actor is None:
                 raise Forbidden("only server admins may do this")
             require_server_admin(actor)
-        user = users.find_user(tx, user_id, lock=True)
-        if user is None:
-            raise NotFound("no such user")
-        if user.deleted:
-            raise Conflict("the account is deleted")
+        user = _live_user_tx(tx, user_id)
         now = now_ms()
         if user.disabled != disabled:
             users.set_flag(tx, user_id, "disabled", disabled, now)
@@ -385,11 +381,7 @@ class Accounts:
 
     @staticmethod
     def _set_admin_tx(tx: Tx, user_id: str, is_admin: bool) -> None:
-        user = users.find_user(tx, user_id, lock=True)
-        if user is None:
-            raise NotFound("no such user")
-        if user.deleted:
-            raise Conflict("the account is deleted")
+        user = _live_user_tx(tx, user_id)
         now = now_ms()
         users.set_flag(tx, user_id, "is_admin", is_admin, now)
         if is_admin and not user.is_admin:
@@ -414,3 +406,13 @@ class Accounts:
     @staticmethod
     def _list_users_tx(tx: Tx, limit: int, offset: int) -> list[User]:
         return users.list_users(tx, limit, offset)
+
+
+def _live_user_tx(tx: Tx, user_id: str) -> User:
+    """A user whose flags an act changes, locked; NotFound, or Conflict once deleted."""
+    user = users.find_user(tx, user_id, lock=True)
+    if user is None:
+        raise NotFound("no such user")
+    if user.deleted:
+        raise Conflict("the account is deleted")
+    return user
