@@ -242,6 +242,10 @@ class Settings:
     vapid_private_key: Secret = field(default_factory=lambda: Secret(""))
     vapid_subject: str = "mailto:admin@localhost"
     push_content: bool = True
+    # Push delivery: the first retry's wait (doubled at each try, with jitter) and how many
+    # pushes one process sends at once.
+    push_retry_base_seconds: float = 5.0
+    push_concurrency: int = 16
     # The browser client's files: static/ beside the package in a checkout.
     static_dir: Path = Path(__file__).resolve().parent.parent / "static"
 
@@ -309,6 +313,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "VAPID_PRIVATE_KEY": ("vapid_private_key", lambda n, v: Secret(v)),
     "VAPID_SUBJECT": ("vapid_subject", str),
     "PUSH_CONTENT": ("push_content", _bool),
+    "PUSH_RETRY_BASE_SECONDS": ("push_retry_base_seconds", _seconds),
+    "PUSH_CONCURRENCY": ("push_concurrency", lambda n, v: _int(n, v, 1, 1000)),
     "STATIC_DIR": ("static_dir", lambda n, v: Path(v)),
 }
 

@@ -113,9 +113,22 @@ class Metrics:
         self.session_cache_misses = LoopCounter(
             "cronchat_session_cache_misses", "Requests whose session was read from the database."
         )
+        self.pushes_sent = LoopCounter(
+            "cronchat_pushes_sent", "Pushes a push service or gateway accepted."
+        )
+        self.pushes_failed = LoopCounter(
+            "cronchat_pushes_failed",
+            "Pushes given up: refused (4xx), their device gone (404, 410), or retried 24 hours.",
+        )
+        self.pushes_retried = LoopCounter(
+            "cronchat_pushes_retried", "Push tries answered 429, 5xx or not at all, to be retried."
+        )
         self.registry.register(
             _LoopMetrics(
                 [
+                    self.pushes_sent,
+                    self.pushes_failed,
+                    self.pushes_retried,
                     self.events_published,
                     self.frames_delivered,
                     self.send_seconds,
@@ -135,6 +148,17 @@ class Metrics:
         self.broker_reconnects = Gauge(
             "cronchat_broker_reconnects",
             "Times the broker subscription came back.",
+            registry=self.registry,
+        )
+
+        self.pushes_waiting = Gauge(
+            "cronchat_pushes_waiting",
+            "Pushes owed, in the outbox (all processes), as this process last saw it.",
+            registry=self.registry,
+        )
+        self.push_oldest_seconds = Gauge(
+            "cronchat_push_oldest_seconds",
+            "Age of the oldest push owed, as this process last saw it.",
             registry=self.registry,
         )
 

@@ -19,6 +19,7 @@ from cronchat.errors import DomainError
 from cronchat.images import Limits
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
+from cronchat.push.delivery import PushDelivery
 from cronchat.push.vapid import VapidKeys
 from cronchat.rate_limits import RateLimits
 from cronchat.realtime.broker import Broker, InProcessBroker
@@ -136,6 +137,21 @@ class Runtime:
         self.broker.subscribe(self.hub.deliver)
         notify = Notifier(self.broker, self.metrics, self.links, online=self.presence.online)
         self.services = self._build_services(notify)
+        # Pushes to members with no socket open: planned and sent by serving processes only.
+        self.push = PushDelivery(
+            self.db,
+            self.egress,
+            self.blocking,
+            self.vapid,
+            self.metrics,
+            self.presence.online,
+            include_content=settings.push_content,
+            retry_base_seconds=settings.push_retry_base_seconds,
+            concurrency=settings.push_concurrency,
+        )
+        self.serving = serving
+        if serving:
+            self.services.sending.on_committed = self.push.wake
         self.db.observe_wait = self.metrics.db_wait_seconds.observe
         self.metrics.watch(
             sockets=self.hub.connection_count,
@@ -222,6 +238,8 @@ class Runtime:
         self.presence.start()
         keep_alive = self.hub.sockets.keep_alive(self.settings.ws_ping_interval)
         self._keep_alive = asyncio.create_task(keep_alive)
+        if self.serving:
+            self.push.start()
 
     async def readiness(self) -> dict[str, bool]:
         """Each dependency's check, run side by side within one short budget: a database or
@@ -241,6 +259,7 @@ class Runtime:
     async def close(self) -> None:
         if self._keep_alive is not None:
             self._keep_alive.cancel()
+        await self.push.close()
         await self.services.exports.close()
         await self.egress.close()
         if self.relay is not None:

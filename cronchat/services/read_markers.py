@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cronchat.db import Database, Tx
 from cronchat.errors import Invalid
 from cronchat.models import Summary, User
+from cronchat.push.delivery import read_owed_tx
 from cronchat.realtime.notifier import Notifier
 from cronchat.repos import messages, rooms
 from cronchat.services.access import require_member
@@ -37,7 +38,11 @@ class ReadMarkers:
         room = rooms.find_room(tx, room_id)
         assert room is not None
         moved = rooms.advance_read_marker(tx, room_id, user_id, min(seq, room.last_seq))
-        return summary_tx(tx, room_id, user_id), moved
+        summary = summary_tx(tx, room_id, user_id)
+        if moved:
+            # The member's other devices clear the room's notifications.
+            read_owed_tx(tx, user_id, room_id, summary.unread_count)
+        return summary, moved
 
 
 def summary_tx(tx: Tx, room_id: str, user_id: str) -> Summary:

@@ -4,6 +4,7 @@ their transactions (a group commit); each is acknowledged only once committed.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from cronchat.ids import new_id
 from cronchat.metrics import Metrics
 from cronchat.models import NO_MENTIONS, Event, Mentions, Message, User
 from cronchat.realtime.notifier import Notifier
-from cronchat.repos import blocks, events, media, messages, rooms
+from cronchat.repos import blocks, events, media, messages, push_outbox, rooms
 from cronchat.services.access import require_member
 from cronchat.services.mentions import kept_mentions, read_mentions
 from cronchat.services.moderation import require_unmuted
@@ -75,6 +76,8 @@ class Sending:
         self.notify = notify
         self.metrics = metrics
         self.max_text_length = max_text_length
+        # Called once a send committed a new message (its push job): wakes the push planner.
+        self.on_committed: Callable[[], None] | None = None
         # One transaction per room at a time keeps each room's sends in order; rooms
         # commit side by side.
         self._sends: GroupCommit[_Send, _Sent] = GroupCommit(
@@ -113,6 +116,8 @@ class Sending:
             # A retry raced the original through another process: it has committed by now.
             sent = await self.db.read(_original_tx, send)
         if sent.event is not None:
+            if self.on_committed is not None:
+                self.on_committed()
             await self.notify.message_created(sent.event)
         self.metrics.send_seconds.observe(time.monotonic() - started)
         return sent.message, sent.created
@@ -235,6 +240,8 @@ def _insert_messages_tx(
             for m in created
         ],
     )
+    # Who is pushed is planned off this path: one job per message, held until the commit.
+    push_outbox.add_jobs(tx, [(m.room_id, m.seq) for m in created], now)
     return [_Sent(message, True, event) for message, event in zip(created, logged, strict=True)]
 
 
