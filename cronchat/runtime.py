@@ -4,6 +4,7 @@ the tests all build the runtime here, so they run the same wiring."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable
@@ -19,7 +20,7 @@ from cronchat.errors import DomainError
 from cronchat.images import Limits
 from cronchat.media_links import MediaLinks
 from cronchat.metrics import Metrics
-from cronchat.push.delivery import PushDelivery
+from cronchat.push.delivery import CLOSE_SECONDS, PushDelivery
 from cronchat.push.vapid import VapidKeys
 from cronchat.rate_limits import RateLimits
 from cronchat.realtime.broker import Broker, InProcessBroker
@@ -261,7 +262,9 @@ class Runtime:
             self._keep_alive.cancel()
         await self.push.close()
         await self.services.exports.close()
-        await self.egress.close()
+        # Connections left open by a push cut short must not hold the shutdown up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.egress.close(), CLOSE_SECONDS)
         if self.relay is not None:
             await self.relay.close()
         await self.presence.close()

@@ -132,7 +132,8 @@ def runtime(settings: Settings, io_loop: Any) -> Any:
     runtime = Runtime(settings)
     io_loop.run_sync(runtime.start)
     yield runtime
-    io_loop.run_sync(runtime.close)
+    # Bounded: a close that hangs fails the test instead of the whole run.
+    io_loop.run_sync(runtime.close, timeout=60)
 
 
 @pytest.fixture

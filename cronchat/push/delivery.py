@@ -45,6 +45,8 @@ from cronchat.repos import push_outbox
 from cronchat.repos.push_outbox import Claimed, Owed
 from cronchat.times import now_ms
 
+CLOSE_SECONDS = 5.0
+
 log = logging.getLogger("cronchat.push")
 
 # Pushes are retried for this long after they were first owed, then dropped.
@@ -140,12 +142,15 @@ class PushDelivery:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
+        """Stop planning and sending, within CLOSE_SECONDS: what is claimed and not sent is
+        sent again once its claim expires (by this process after a restart, or another)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+            if pending:
+                log.warning("push delivery did not stop within %s s; left behind", CLOSE_SECONDS)
 
     def wake(self) -> None:
         """A send committed jobs: plan them now rather than at the next poll."""
