@@ -72,6 +72,18 @@ def add_jobs(tx: Tx, jobs: list[tuple[str, int]], now: int) -> None:
     tx.executemany_later(_JOB, [(room_id, seq, now) for room_id, seq in jobs])
 
 
+def rooms_with_pushers(room_ids: set[str]) -> Query[set[str]]:
+    """Which of these rooms have a member with a push device: only their messages owe a
+    push job (a query to send with others, ``Tx.fetch``)."""
+    marks, params = in_list(sorted(room_ids))
+    return Query(
+        "SELECT DISTINCT m.room_id FROM room_members m JOIN pushers p ON p.user_id = m.user_id"
+        f" WHERE m.room_id IN ({marks})",
+        params,
+        lambda rows: {row["room_id"] for row in rows},
+    )
+
+
 def pending_jobs(tx: Tx, limit: int) -> list[tuple[str, int]]:
     rows = tx.all(
         "SELECT room_id, seq FROM push_jobs ORDER BY created_at, room_id, seq LIMIT %s", (limit,)

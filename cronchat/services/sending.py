@@ -54,6 +54,7 @@ class _Sent:
     message: Message
     created: bool
     event: Event | None = None
+    push_owed: bool = False  # a push job was written with it
 
 
 def check_text(text: str | None, max_length: int, required: bool) -> str | None:
@@ -116,7 +117,7 @@ class Sending:
             # A retry raced the original through another process: it has committed by now.
             sent = await self.db.read(_original_tx, send)
         if sent.event is not None:
-            if self.on_committed is not None:
+            if sent.push_owed and self.on_committed is not None:
                 self.on_committed()
             await self.notify.message_created(sent.event)
         self.metrics.send_seconds.observe(time.monotonic() - started)
@@ -135,14 +136,16 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
         (send.room_id, user_id) for send in sends for user_id in send.mentions.user_ids
     }
     room_mentioners = {(send.room_id, send.user_id) for send in sends if send.mentions.room}
+    room_ids = {send.room_id for send in sends}
     # Every read of the batch in one round trip: the rooms locked, memberships, repeats,
-    # senders blocked in direct rooms, the rooms of the messages replied to and the standing
-    # of those who mention their room.
-    last_seqs, memberships, repeated, blocked, *more = tx.fetch(
-        rooms.locked_live_rooms(tx.dialect, list({send.room_id for send in sends})),
+    # senders blocked in direct rooms, the rooms with a member who has a push device, the
+    # rooms of the messages replied to and the standing of those who mention their room.
+    last_seqs, memberships, repeated, blocked, pushed, *more = tx.fetch(
+        rooms.locked_live_rooms(tx.dialect, list(room_ids)),
         rooms.memberships_among(pairs),
         messages.already_sent({(send.user_id, send.client_msg_id) for send in sends}),
         blocks.blocked_in_direct_rooms(senders),
+        push_outbox.rooms_with_pushers(room_ids),
         *([messages.message_rooms(reply_ids)] if reply_ids else []),
         *([rooms.standings_among(room_mentioners)] if room_mentioners else []),
     )
@@ -177,7 +180,8 @@ def _send_batch_tx(tx: Tx, sends: list[_Send]) -> list[_Sent | Exception]:
         first_of[key] = index
         last_seqs[send.room_id] += 1
         new.append(_new_message(send, last_seqs[send.room_id], now, mentions))
-    for spec, sent in zip(new, _insert_messages_tx(tx, new, last_seqs, now), strict=True):
+    inserted = _insert_messages_tx(tx, new, last_seqs, pushed, now)
+    for spec, sent in zip(new, inserted, strict=True):
         outcomes[first_of[(spec.sender_id, spec.client_msg_id)]] = sent
     for index, send in enumerate(sends):
         if outcomes[index] is None:  # a repeat of a send earlier in this batch
@@ -224,7 +228,11 @@ def _new_message(send: _Send, seq: int, now: int, mentions: Mentions) -> message
 
 
 def _insert_messages_tx(
-    tx: Tx, new: list[messages.NewMessage], last_seqs: dict[str, int], now: int
+    tx: Tx,
+    new: list[messages.NewMessage],
+    last_seqs: dict[str, int],
+    pushed: set[str],
+    now: int,
 ) -> list[_Sent]:
     """Write the new messages, their ``message.created`` events and their rooms' seqs, in a
     fixed number of statements; answers each one's outcome, in order."""
@@ -240,9 +248,13 @@ def _insert_messages_tx(
             for m in created
         ],
     )
-    # Who is pushed is planned off this path: one job per message, held until the commit.
-    push_outbox.add_jobs(tx, [(m.room_id, m.seq) for m in created], now)
-    return [_Sent(message, True, event) for message, event in zip(created, logged, strict=True)]
+    # Who is pushed is planned off this path: one job per message of a room where someone
+    # has a push device, held until the commit.
+    push_outbox.add_jobs(tx, [(m.room_id, m.seq) for m in created if m.room_id in pushed], now)
+    return [
+        _Sent(message, True, event, message.room_id in pushed)
+        for message, event in zip(created, logged, strict=True)
+    ]
 
 
 def _original_tx(tx: Tx, send: _Send) -> _Sent:
