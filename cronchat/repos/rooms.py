@@ -379,6 +379,16 @@ def read_state(tx: Tx, room_id: str, user_id: str) -> ReadState | None:
     return read_states(tx, user_id, room_id).get(room_id)
 
 
+def notifications_of(tx: Tx, room_id: str, user_id: str) -> NotificationSettings | None:
+    """A member's notification settings of a room, without their counts."""
+    row = tx.one(
+        "SELECT notify_level, notify_room_mentions, notify_muted_until FROM room_members"
+        " WHERE room_id = %s AND user_id = %s",
+        (room_id, user_id),
+    )
+    return None if row is None else _settings(row)
+
+
 def set_notifications(tx: Tx, room_id: str, user_id: str, settings: NotificationSettings) -> None:
     tx.execute(
         "UPDATE room_members SET notify_level = %s, notify_room_mentions = %s,"

@@ -103,9 +103,8 @@ class Notifications:
         muted_until: int | None,
     ) -> Summary:
         require_member(tx, room_id, user_id, lock=True)
-        state = rooms.read_state(tx, room_id, user_id)
-        assert state is not None
-        settings = state.notifications
+        settings = rooms.notifications_of(tx, room_id, user_id)
+        assert settings is not None
         if cmd.level is not None:
             settings = replace(settings, level=cmd.level)
         if cmd.room_mentions is not None:

@@ -199,7 +199,8 @@ def _kept(
     """The mentions a send keeps (see :func:`kept_mentions`)."""
     if send.mentions is NO_MENTIONS:
         return NO_MENTIONS
-    members = {user_id for room_id, user_id in memberships if room_id == send.room_id}
+    # Of those named, the members (the batch read every named user's membership).
+    members = {u for u in send.mentions.user_ids if (send.room_id, u) in memberships}
     standing = standings.get((send.room_id, send.user_id))
     return kept_mentions(
         send.mentions,
