@@ -242,10 +242,11 @@ class Settings:
     vapid_private_key: Secret = field(default_factory=lambda: Secret(""))
     vapid_subject: str = "mailto:admin@localhost"
     push_content: bool = True
-    # Push delivery: the first retry's wait (doubled at each try, with jitter) and how many
-    # pushes one process sends at once.
+    # Push delivery: the first retry's wait (doubled at each try, with jitter), how many
+    # pushes one process sends at once, and how long one push's exchange may take.
     push_retry_base_seconds: float = 5.0
     push_concurrency: int = 16
+    push_timeout_seconds: float = 15.0
     # The browser client's files: static/ beside the package in a checkout.
     static_dir: Path = Path(__file__).resolve().parent.parent / "static"
 
@@ -315,6 +316,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "PUSH_CONTENT": ("push_content", _bool),
     "PUSH_RETRY_BASE_SECONDS": ("push_retry_base_seconds", _seconds),
     "PUSH_CONCURRENCY": ("push_concurrency", lambda n, v: _int(n, v, 1, 1000)),
+    "PUSH_TIMEOUT_SECONDS": ("push_timeout_seconds", _seconds),
     "STATIC_DIR": ("static_dir", lambda n, v: Path(v)),
 }
 

@@ -149,6 +149,7 @@ class Runtime:
             include_content=settings.push_content,
             retry_base_seconds=settings.push_retry_base_seconds,
             concurrency=settings.push_concurrency,
+            timeout_seconds=settings.push_timeout_seconds,
         )
         self.serving = serving
         if serving:

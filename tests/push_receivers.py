@@ -230,6 +230,8 @@ class WebPushReceiver(_LoopbackServer):
         self.retry_after: int | None = None
         self.problems: list[str] = []
         self.answered: list[int] = []  # the status of every push request, in order
+        self.arrivals: list[float] = []  # when each push request came (time.monotonic())
+        self.hanging = False  # True: take requests and answer none (a push service stuck)
 
     def subscribe(self, application_server_key: str | None = None) -> Subscription:
         """A new subscription, as ``pushManager.subscribe`` makes one."""
@@ -298,10 +300,18 @@ class WebPushReceiver(_LoopbackServer):
 class _WebPushHandler(RequestHandler):
     def initialize(self, receiver: WebPushReceiver) -> None:
         self.receiver = receiver
+        self._closed = asyncio.Event()
 
-    def post(self, token: str) -> None:
+    def on_connection_close(self) -> None:
+        self._closed.set()
+
+    async def post(self, token: str) -> None:
         receiver = self.receiver
         receiver.requests += 1
+        receiver.arrivals.append(time.monotonic())
+        if receiver.hanging:
+            await self._closed.wait()  # answered never; the sender gives up or dies
+            return
         headers = dict(self.request.headers.get_all())
         try:
             push = receiver.receive(token, headers, self.request.body)

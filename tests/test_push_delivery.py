@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
+from email.utils import formatdate
 from typing import Any
 
 import pytest
@@ -26,7 +28,7 @@ from tornado.httpclient import AsyncHTTPClient
 from clients import ApiClient, User, WsClient, eventually
 from conftest import cronchat_env, ensure_migrated
 from cronchat.db import Tx
-from cronchat.push.delivery import backoff_seconds, verdict_of
+from cronchat.push.delivery import backoff_seconds, retry_after_seconds, verdict_of
 from cronchat.runtime import Runtime
 
 pytestmark = pytest.mark.gen_test(timeout=60)
@@ -237,6 +239,25 @@ async def test_a_push_service_down_then_up_gets_every_push_owed(
 
 
 @pushing
+async def test_a_429_is_not_tried_again_before_its_retry_after(
+    api: ApiClient, runtime: Runtime, webpush_receiver: WebPushReceiver
+) -> None:
+    alice, bob = await api.register(), await api.register()
+    room = await api.group(alice, bob)
+    bobs = await subscribe(api, bob, webpush_receiver)
+    webpush_receiver.answer(429, retry_after=2)
+    await api.send(alice, room["id"], "slow down")
+    await eventually(lambda: webpush_receiver.requests >= 1, 20, "the first try")
+    webpush_receiver.answer(201)
+    await webpush_receiver.wait_for(1, bobs)
+    await settled(runtime)
+    first, second = webpush_receiver.arrivals
+    # The backoff alone (0.2 s here) would have tried again within a fraction of a second.
+    assert second - first >= 1.9
+    assert webpush_receiver.answered == [429, 201]
+
+
+@pushing
 async def test_a_burst_in_one_room_coalesces_into_the_latest_message(
     api: ApiClient, runtime: Runtime, webpush_receiver: WebPushReceiver
 ) -> None:
@@ -291,6 +312,16 @@ async def test_push_content_false_sends_ids_and_counts_only(
     [push] = await webpush_receiver.wait_for(1, bobs)
     assert "excerpt" not in push.payload and "room_name" not in push.payload
     assert push.payload["sender"] == {"id": alice["user"]["id"]}
+
+
+def test_retry_after_is_read_as_seconds_or_a_date() -> None:
+    now = 1_800_000_000.0
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds(" 7 ", now) == 7.0
+    assert retry_after_seconds(formatdate(now + 30, usegmt=True), now) == 30.0
+    assert retry_after_seconds(formatdate(now - 30, usegmt=True), now) == 0.0  # already past
+    for unreadable in (None, "", "-5", "1.5", "soon", "Sun, 06 Nov 1994 08:49:37"):
+        assert retry_after_seconds(unreadable, now) is None
 
 
 def test_retries_back_off_exponentially_with_jitter() -> None:
@@ -375,5 +406,53 @@ async def test_pushes_owed_by_a_killed_server_are_delivered_after_restart(
         await webpush_receiver.wait_for(3, bobs)
         await asyncio.sleep(1)  # room for a second delivery, were there one
         assert sorted(p.payload["room_id"] for p in bobs.pushes) == sorted(r["id"] for r in rooms)
+    finally:
+        again.stop()
+
+
+async def test_a_claim_left_by_a_killed_server_runs_out_and_the_push_is_sent(
+    sqlite_url: str,
+    tmp_path: Any,
+    client: AsyncHTTPClient,
+    webpush_receiver: WebPushReceiver,
+) -> None:
+    """A server killed while a push service holds its request leaves that push claimed:
+    nobody sends it again until the claim runs out (twice the push timeout and a second,
+    7 s here), then it is sent."""
+    ensure_migrated(sqlite_url, tmp_path)
+    env = cronchat_env(
+        sqlite_url,
+        tmp_path / "data",
+        CRONCHAT_PUSH_ALLOW_PRIVATE="true",
+        CRONCHAT_PUSH_TIMEOUT_SECONDS="3",
+    )
+    claim_seconds = 2 * 3 + 1
+    port = free_port()
+    server = await Server.start(env, port)
+    try:
+        api = ApiClient(client, server.url)
+        alice, bob = await api.register(), await api.register()
+        room = await api.group(alice, bob)
+        bobs = await subscribe(api, bob, webpush_receiver)
+        webpush_receiver.hanging = True
+        await api.send(alice, room["id"], "caught mid-flight")
+        await eventually(lambda: webpush_receiver.requests >= 1, 20, "the push to be sent")
+    finally:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+    claimed_at = webpush_receiver.arrivals[0]  # the claim was taken just before
+    webpush_receiver.hanging = False
+    again = await Server.start(env, port)
+    try:
+        # While the claim holds, the restarted server leaves the push alone.
+        quiet_until = claimed_at + claim_seconds - 1
+        if time.monotonic() < quiet_until:
+            await asyncio.sleep(quiet_until - time.monotonic())
+            assert webpush_receiver.requests == 1
+        [push] = await webpush_receiver.wait_for(1, bobs)
+        assert push.payload["room_id"] == room["id"]
+        assert webpush_receiver.arrivals[1] - claimed_at >= claim_seconds - 0.5
+        await asyncio.sleep(1)  # room for a second delivery, were there one
+        assert len(bobs.pushes) == 1 and webpush_receiver.requests == 2
     finally:
         again.stop()

@@ -9,7 +9,8 @@ The sender claims due rows in the database, so that several processes send each 
 and a process killed mid-delivery leaves claims that expire; it posts through the egress
 guard with bounded concurrency, the encryption done in a thread. 2xx: done; 404/410 (or a
 gateway's rejection): the pusher is removed; 429, 5xx and network errors: retried with
-exponential backoff and jitter for up to 24 hours; other 4xx: dropped.
+exponential backoff and jitter, never sooner than the answer's ``Retry-After``, for up to 24
+hours; other 4xx: dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
 
 from cronchat.alerts import should_alert
 from cronchat.blocking import BlockingPool
@@ -53,9 +55,10 @@ log = logging.getLogger("cronchat.push")
 GIVE_UP_MS = 24 * 3600 * 1000
 # The longest wait between two tries.
 MAX_BACKOFF_SECONDS = 3600.0
-# A claim outlives any one exchange (the egress's total timeout) with room to spare; a
-# process killed mid-delivery leaves claims that expire after this and are sent again.
-CLAIM_MS = 60_000
+# A claim outlives the exchange it covers (at most the push timeout, the batch's exchanges
+# running side by side) with room to spare: twice the timeout and this. A process killed
+# mid-delivery leaves claims that expire and are sent again.
+CLAIM_MARGIN_SECONDS = 1.0
 JOBS_PER_BATCH = 200
 
 add_jobs = push_outbox.add_jobs
@@ -64,10 +67,11 @@ add_jobs = push_outbox.add_jobs
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What a push's answer means: ``sent``, ``gone`` (remove the pusher), ``retry`` or
-    ``drop``."""
+    ``drop``; a retry asked to wait (``Retry-After``) carries the seconds."""
 
     claimed: Claimed
     verdict: str
+    wait: float | None = None
 
 
 def backoff_seconds(attempts: int, base: float, rand: Callable[[], float] = random.random) -> float:
@@ -76,6 +80,23 @@ def backoff_seconds(attempts: int, base: float, rand: Callable[[], float] = rand
     comes within ``base`` seconds)."""
     ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** min(attempts, 30))
     return ceiling * (0.5 + 0.5 * rand())
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """The wait a ``Retry-After`` header asks for (RFC 9110 10.2.3: delta-seconds or an
+    HTTP-date, ``now`` being epoch seconds); None when there is none or it cannot be read."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; an obsolete form may say nothing
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 def verdict_of(status: int) -> str:
@@ -119,6 +140,7 @@ class PushDelivery:
         include_content: bool = True,
         retry_base_seconds: float = 5.0,
         concurrency: int = 16,
+        timeout_seconds: float = 15.0,
         poll_seconds: float = 1.0,
     ) -> None:
         self.db = db
@@ -130,6 +152,8 @@ class PushDelivery:
         self.include_content = include_content
         self.retry_base_seconds = retry_base_seconds
         self.concurrency = concurrency
+        self.timeout_seconds = timeout_seconds
+        self.claim_ms = int((2 * timeout_seconds + CLAIM_MARGIN_SECONDS) * 1000)
         self.poll_seconds = min(poll_seconds, retry_base_seconds)
         self._jobs_waiting = asyncio.Event()
         self._pushes_waiting = asyncio.Event()
@@ -195,7 +219,7 @@ class PushDelivery:
         if not await self._observe_waiting():
             return False
         now = now_ms()
-        claimed = await self.db.run(push_outbox.claim, now, now + CLAIM_MS, self.concurrency)
+        claimed = await self.db.run(push_outbox.claim, now, now + self.claim_ms, self.concurrency)
         if not claimed:
             return False
         outcomes = await asyncio.gather(*(self._send(item) for item in claimed))
@@ -205,11 +229,12 @@ class PushDelivery:
         for outcome in outcomes:
             item = outcome.claimed
             verdict = outcome.verdict
-            if verdict == "retry" and now - item.created_at >= GIVE_UP_MS:
-                verdict = "drop"
             if verdict == "retry":
                 delay = backoff_seconds(item.attempts, self.retry_base_seconds)
-                retries[(item.pusher.id, item.room_id)] = now + int(delay * 1000)
+                due = now + int(max(delay, outcome.wait or 0.0) * 1000)
+                if due - item.created_at >= GIVE_UP_MS:
+                    verdict = "drop"
+                retries[(item.pusher.id, item.room_id)] = due
             final.append(Outcome(item, verdict))
         await self.db.run(_record_outcomes_tx, final, retries)
         for outcome in final:
@@ -230,7 +255,9 @@ class PushDelivery:
             log.warning("push dropped pusher=%s reason=%r", pusher.id, error)
             return Outcome(claimed, "drop")
         try:
-            response = await self.egress.post(request.url, request.body, request.headers)
+            response = await self.egress.post(
+                request.url, request.body, request.headers, timeout=self.timeout_seconds
+            )
         except EgressError as error:
             log.info("push failed pusher=%s reason=%s", pusher.id, error.reason)
             return Outcome(claimed, "drop" if error.is_lasting else "retry")
@@ -243,6 +270,9 @@ class PushDelivery:
             verdict = "gone"
         if verdict != "sent":
             log.info("push answered pusher=%s status=%d", pusher.id, response.status)
+        if verdict == "retry":
+            wait = retry_after_seconds(response.header("Retry-After"), time.time())
+            return Outcome(claimed, verdict, wait)
         return Outcome(claimed, verdict)
 
     def _request(self, claimed: Claimed, push: Push) -> PushRequest:
