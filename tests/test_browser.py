@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,10 @@ def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes], log: Path
     pytest.fail(f"the server did not answer /healthz within 20 s:\n{log.read_text()}")
 
 
-@pytest.fixture
-def server_url(tmp_path: Path) -> Iterator[str]:
-    """The real server (``python -m cli.main serve``) on a free port and a fresh data dir."""
+@contextmanager
+def serving(tmp_path: Path, **extra_env: str) -> Iterator[str]:
+    """The real server (``python -m cli.main serve``) on a free port and a fresh data dir,
+    with ``extra_env`` on top of the scenario's settings; yields its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -84,6 +86,7 @@ def server_url(tmp_path: Path) -> Iterator[str]:
     }
     for name in ("CRONCHAT_DATABASE_URL", "CRONCHAT_REDIS_URL", "CRONCHAT_MEDIA_BACKEND"):
         env.pop(name, None)
+    env.update(extra_env)
     cli = [sys.executable, "-m", "cli.main"]
     subprocess.run([*cli, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     log = tmp_path / "server.log"
@@ -100,6 +103,12 @@ def server_url(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    with serving(tmp_path) as base_url:
+        yield base_url
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ def directives(policy: str) -> dict[str, list[str]]:
     return {words[0]: words[1:] for words in parsed}
 
 
-@pytest.mark.parametrize("path", ["/", "/static/app.css"])
+@pytest.mark.parametrize("path", ["/", "/static/app.css", "/sw.js"])
 async def test_browser_client_may_open_websockets_to_this_server_only(
     api: ApiClient, base_url: str, path: str
 ) -> None:

@@ -85,6 +85,7 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (API + r"/media/([^/]+)/thumbnail", media.ThumbnailHandler),
         # The browser client (static/): pages and assets, not API endpoints.
         (r"/", static.ClientPageHandler),
+        (r"/sw.js", static.ServiceWorkerHandler),
         (r"/static/(.*)", static.ClientAssetHandler),
     ]
 

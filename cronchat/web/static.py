@@ -75,8 +75,10 @@ class ClientAssetHandler(tornado.web.StaticFileHandler):
 class ClientPageHandler(ClientAssetHandler):
     """``/``: the client's single page, always revalidated (``no-cache`` with an ETag)."""
 
+    file_name = "index.html"
+
     async def get(self, path: str = "", include_body: bool = True) -> None:
-        await super().get("index.html", include_body)
+        await super().get(self.file_name, include_body)
 
     async def head(self, path: str = "") -> None:
         await self.get(path, include_body=False)
@@ -86,3 +88,11 @@ class ClientPageHandler(ClientAssetHandler):
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
+
+
+class ServiceWorkerHandler(ClientPageHandler):
+    """``/sw.js``: the client's service worker (``static/sw.js``), served from the root so
+    that its scope is the whole app (a worker's scope cannot be above its own path), and
+    revalidated like the page so that an update reaches browsers at their next check."""
+
+    file_name = "sw.js"

@@ -1,10 +1,12 @@
 // Dialogs: new direct and group rooms (user search), members (add, remove, leave; for
-// admins and owners ban and mute; block and unblock), the profile and avatar (with the
-// download of my data, whom I block, and deleting my account), and the full-size image viewer.
+// admins and owners ban and mute; block and unblock), the profile and avatar (with this
+// device's notifications, the download of my data, whom I block, and deleting my account),
+// and the full-size image viewer.
 
 import { api, app, elements, messageOf, scheduleRender, store, toast, ui } from "./context.js";
 import { avatar, h } from "./dom.js";
 import { blockUser, formatUntil, unblockUser } from "./moderation.js";
+import { disablePush, enablePush, forgetPushDevice, isPushEnabled, isPushSupported } from "./push.js";
 import { closeRoom, openRoom } from "./room.js";
 
 export function openOverlay(title, ...content) {
@@ -317,10 +319,48 @@ export function showProfile() {
     error,
     saved,
     save,
+    notificationsSection(),
     blockedSection(),
     exportSection(),
     deleteSection(),
   );
+}
+
+/** "Notifications on this device": Web Push to this browser (push.js), shown as it is now
+ * (this browser's subscription among my push devices), with what went wrong when it fails. */
+function notificationsSection() {
+  const toggle = h("input", { type: "checkbox", class: "push-toggle", disabled: true });
+  const status = h("p", { class: "muted push-status", role: "status" });
+  const error = h("p", { class: "form-error push-error", role: "alert" });
+  const section = h("section", { class: "profile-section notifications-device", dataset: { state: "loading" } }, h("h3", {}, "Notifications"), h("label", { class: "checkbox" }, toggle, "Notifications on this device"), status, error);
+  if (!isPushSupported()) {
+    status.textContent = "This browser cannot receive push notifications.";
+    return section;
+  }
+  const show = (enabled) => {
+    toggle.checked = enabled;
+    toggle.disabled = false;
+    section.dataset.state = enabled ? "on" : "off";
+    status.textContent = enabled ? "New messages are pushed here while CronChat is closed." : "";
+  };
+  toggle.addEventListener("change", async () => {
+    const wanted = toggle.checked;
+    toggle.disabled = true;
+    error.textContent = "";
+    status.textContent = wanted ? "Turning notifications on…" : "Turning notifications off…";
+    try {
+      await (wanted ? enablePush() : disablePush());
+      show(wanted);
+    } catch (caught) {
+      show(!wanted);
+      error.textContent = messageOf(caught);
+    }
+  });
+  isPushEnabled().then(show, (caught) => {
+    show(false);
+    error.textContent = messageOf(caught);
+  });
+  return section;
 }
 
 /** Whom I block, each with Unblock. */
@@ -418,6 +458,7 @@ function deleteSection() {
       app.realtime?.stop();
       api.clearSession();
       localStorage.removeItem(EXPORT_KEY);
+      await forgetPushDevice();
       location.reload();
     } catch (caught) {
       error.textContent = caught.code === "invalid_credentials" ? "That password is not right." : messageOf(caught);

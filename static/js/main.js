@@ -2,7 +2,8 @@
 // module starts it, wires the socket to the state and lays out the screen; room.js draws a
 // room, composer.js writes to it (mentions.js offers whom to mention), notifications.js holds
 // a room's notification menu, dialogs.js the dialogs, moderation.js blocks, reports and the
-// moderation queue, store.js the state.
+// moderation queue, push.js this device's Web Push (with the service worker, /sw.js),
+// store.js the state.
 
 import { showAuth } from "./auth.js";
 import { attach, onComposerInput, onComposerKey, resendQueued, submitComposer } from "./composer.js";
@@ -12,6 +13,7 @@ import { avatar, clear, formatTime, h } from "./dom.js";
 import { closePicker } from "./mentions.js";
 import { drawReports, refreshReports, renderMutedNote, showReports } from "./moderation.js";
 import { closeRoomMenu, isMuted, mutedText, onRoomMenuKey, renderRoomMenu, toggleRoomMenu } from "./notifications.js";
+import { forgetPushDevice, listenToServiceWorker, renewPushDevice } from "./push.js";
 import { Realtime } from "./realtime.js";
 import { closeRoom, markRead, onScroll, openRoom, renderRoom, roomName } from "./room.js";
 
@@ -24,6 +26,8 @@ function login(notice = "") {
 }
 
 function boot() {
+  listenToServiceWorker(openRoomIfKnown);
+  window.addEventListener("hashchange", openRoomFromAddress);
   api.onLoggedOut = () => login("Your session has ended. Please log in again.");
   if (api.loggedIn) startChat().catch((error) => login(messageOf(error)));
   else login();
@@ -38,6 +42,30 @@ async function startChat() {
   app.realtime = new Realtime(api, { onReady, onFrame, onStatus });
   app.realtime.start();
   scheduleRender();
+  openRoomFromAddress();
+  renewPushDevice().catch(() => {});
+}
+
+/** `/#room=<id>`, where a notification clicked with no window open leads: open that room,
+ * and take the room out of the address so that a reload does not reopen it. */
+function openRoomFromAddress() {
+  const match = /^#room=([^&]+)$/.exec(location.hash);
+  if (!match || !elements.roomList) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  let roomId = null;
+  try {
+    roomId = decodeURIComponent(match[1]);
+  } catch {
+    return; // not an id of ours
+  }
+  openRoomIfKnown(roomId);
+}
+
+/** A room named from outside the page (a notification, the address), if it is one of mine. */
+function openRoomIfKnown(roomId) {
+  if (!elements.roomList) return; // not logged in yet: the address keeps it until then
+  if (store.rooms.has(roomId)) openRoom(roomId);
+  else toast("That room is no longer available.");
 }
 
 // ---------------------------------------------------------------- realtime
@@ -334,6 +362,7 @@ function renderRoomList() {
 async function logout() {
   try {
     app.realtime?.stop();
+    await forgetPushDevice();
     await api.logout();
   } catch {
     /* the session is gone either way */

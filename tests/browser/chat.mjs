@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
+import { people } from "./people.mjs";
 
 const [baseUrl, outDir] = process.argv.slice(2);
 if (!baseUrl || !outDir) {
@@ -15,6 +16,7 @@ if (!baseUrl || !outDir) {
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
+const { register, pageApi, restUser } = people(baseUrl);
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
@@ -99,16 +101,6 @@ function watch(page, who) {
   });
 }
 
-async function register(page, username, displayName) {
-  await page.goto(baseUrl);
-  await page.getByRole("button", { name: "New here? Create an account" }).click();
-  await page.fill("input[name=username]", username);
-  await page.fill("input[name=password]", "correct horse battery");
-  await page.fill("input[name=display_name]", displayName);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.waitForSelector(".status-dot[data-status=online]");
-}
-
 async function send(page, text) {
   await page.fill(".composer-input", text);
   await page.press(".composer-input", "Enter");
@@ -181,54 +173,6 @@ async function setHidden(page, hidden) {
     else delete document.visibilityState;
     document.dispatchEvent(new Event("visibilitychange"));
   }, hidden);
-}
-
-/** A REST call with the page's own session (its token refreshed when needed). */
-async function pageApi(page, method, path, body) {
-  for (let attempt = 0; ; attempt += 1) {
-    const answer = await page.evaluate(
-      async ([method, path, body]) => {
-        const token = JSON.parse(localStorage.getItem("cronchat.session")).access_token;
-        const headers = { Authorization: `Bearer ${token}` };
-        if (body !== undefined) headers["Content-Type"] = "application/json";
-        const response = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-        const text = await response.text();
-        return { status: response.status, data: text ? JSON.parse(text) : null };
-      },
-      [method, path, body],
-    );
-    if (answer.status !== 401 || attempt === 2) return answer;
-    await page.waitForTimeout(200); // the page refreshes its token
-  }
-}
-
-/** A user without a browser: registered, and calling the API over REST (refreshing its token). */
-async function restUser(username, displayName) {
-  const call = async (path, body, token) => {
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(`${baseUrl}/api/v1${path}`, { method: "POST", headers, body: JSON.stringify(body) });
-    const text = await response.text();
-    return { status: response.status, data: text ? JSON.parse(text) : null };
-  };
-  const registered = await call("/auth/register", { username, password: "correct horse battery", display_name: displayName });
-  if (registered.status !== 201) throw new Error(`registering ${username} answered ${registered.status}`);
-  let session = registered.data;
-  return {
-    id: session.user.id,
-    name: displayName,
-    username,
-    async post(path, body) {
-      let answer = await call(path, body, session.access_token);
-      if (answer.status === 401) {
-        const refreshed = await call("/auth/refresh", { refresh_token: session.refresh_token });
-        if (refreshed.status !== 200) throw new Error(`refreshing ${username} answered ${refreshed.status}`);
-        session = refreshed.data;
-        answer = await call(path, body, session.access_token);
-      }
-      return answer;
-    },
-  };
 }
 
 async function expect(condition, what) {
