@@ -75,13 +75,15 @@ def add_jobs(tx: Tx, jobs: list[tuple[str, int]], now: int) -> None:
 def rooms_with_pushers(room_ids: set[str]) -> Query[set[str]]:
     """Which of these rooms have a member with a push device: only their messages owe a
     push job (a query to send with others, ``Tx.fetch``). Asked of every send batch, so
-    it stops at the first such member of a room, and at once when nobody has a device."""
+    it stops at the first such member of a room, and at once when nobody has a device: a
+    scalar subquery with ``LIMIT 1``, which MariaDB runs per room, where it would turn an
+    ``EXISTS`` into a semi-join reading every member."""
     marks, params = in_list(sorted(room_ids))
     return Query(
         f"SELECT r.id AS room_id FROM rooms r WHERE r.id IN ({marks})"
         " AND EXISTS (SELECT 1 FROM pushers)"
-        " AND EXISTS (SELECT 1 FROM room_members m JOIN pushers p ON p.user_id = m.user_id"
-        " WHERE m.room_id = r.id)",
+        " AND (SELECT 1 FROM room_members m JOIN pushers p ON p.user_id = m.user_id"
+        " WHERE m.room_id = r.id LIMIT 1) IS NOT NULL",
         params,
         lambda rows: {row["room_id"] for row in rows},
     )
