@@ -3,6 +3,8 @@
     python -m bench --preset small --database sqlite --workers 1
     python -m bench --preset idle --idle-sockets 10000
     python -m bench --preset fanout-mentions    # fanout, every message mentioning the room
+    python -m bench --preset push --database mysql    # pushes/s, every member offline
+    python -m bench --preset fanout --pushers webpush # every member a device, all online
     python -m bench --standard
 
 Each run prints ONE JSON line on stdout; progress goes to stderr (none with --json-only).
