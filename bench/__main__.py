@@ -3,6 +3,8 @@
     python -m bench --preset small --database sqlite --workers 1
     python -m bench --preset idle --idle-sockets 10000
     python -m bench --preset fanout-mentions    # fanout, every message mentioning the room
+    python -m bench --preset push --database mysql    # pushes/s, every member offline
+    python -m bench --preset fanout --pushers webpush # every member a device, all online
     python -m bench --standard
 
 Each run prints ONE JSON line on stdout; progress goes to stderr (none with --json-only).
@@ -39,6 +41,10 @@ STANDARD = [
     ("rooms100", "sqlite", 1, "max"),
     ("medium", "mysql", 2, "max"),
     ("idle", "sqlite", 1, "max"),
+    ("push", "sqlite", 1, "max"),
+    ("push", "mysql", 1, "max"),
+    ("push", "mysql", 1, "half"),
+    ("push-gateway", "mysql", 1, "max"),
 ]
 STANDARD_IDLE_SOCKETS = 10_000
 
@@ -130,6 +136,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="CRONCHAT_NAME=VALUE",
         help="a setting of the server under test (repeatable), e.g. --set CRONCHAT_DB_WRITERS=2",
     )
+    p.add_argument(
+        "--pushers",
+        choices=["webpush", "gateway"],
+        help="every member registers a push device of this kind at a receiver the bench runs "
+        "(and stays online, so that nothing should be pushed): what devices cost a preset "
+        "of sockets; the push presets always have them",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the bare Tornado baseline")
     p.add_argument("--timeout", type=float, default=900.0, help="hard cap of the run, seconds")
     p.add_argument("--json-only", action="store_true", help="nothing but the JSON line")
@@ -178,6 +191,7 @@ def single(args: argparse.Namespace) -> int:
         keep_rate_limit=args.keep_rate_limit,
         rate=args.rate,
         baseline=not args.no_baseline,
+        pushers=args.pushers,
         timeout=args.timeout,
         quiet_wait=args.quiet_wait,
         verbose=not args.json_only,
@@ -223,7 +237,11 @@ def standard(args: argparse.Namespace) -> int:
         failures += returncode != 0
         lines.append(line)
         if load == "max" and returncode == 0:
-            reached[(preset, database, workers)] = json.loads(line).get("sends_per_s", 0)
+            figures = json.loads(line)
+            # A push preset's senders outrun its pushes: half of what the pushes keep up with.
+            reached[(preset, database, workers)] = figures.get(
+                "sustainable_sends_per_s", figures.get("sends_per_s", 0)
+            )
     if not args.json_only:
         print(summary_table(lines), file=sys.stderr)
         print(f"standard set done in {time.monotonic() - started:.0f}s", file=sys.stderr)
@@ -335,6 +353,9 @@ def summary_table(lines: list[str]) -> str:
             continue
         base = r.get("baseline", {})
         rss = f"{r['server_rss_kib'] / 1024:.0f} MiB"
+        if "pushes_received" in r:
+            rows.append(push_row(head, r, rss))
+            continue
         if r["preset"] == "idle":
             rows.append(
                 f"| idle, {r['sockets_connected']:,} sockets | {r['database']} | {r['workers']} "
@@ -354,6 +375,18 @@ def summary_table(lines: list[str]) -> str:
             f"| {others:.0f} / {base_others:.0f} |"
         )
     return "\n".join(rows)
+
+
+def push_row(head: str, r: dict, rss: str) -> str:
+    """A push preset's row: pushes/s (steady) in the deliveries' column, pushes received
+    over owed as delivered, latency send to push, no baseline."""
+    latency = r["push_latency_ms"]
+    lat = " / ".join(f"{latency[k]:.0f}" for k in ("p50", "p95", "p99", "p99_9"))
+    pushes = f"{_rate(r['pushes_per_s'])} pushes/s ({_rate(r['pushes_per_s_steady'] or 0)} steady)"
+    return (
+        head + f"| {_rate(r['sends_per_s'])} | {pushes} | {r['pushes_fraction']} | {lat} "
+        f"| {rss} | | | {r['cpu_percent']['other_processes']:.0f} |"
+    )
 
 
 def _rate(per_second: float) -> str:

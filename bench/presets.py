@@ -22,16 +22,31 @@ class Preset:
     # Every message mentions the room (``mentions.room``): each member but the sender also
     # gets a ``mention`` frame, and the senders are made admins, who may mention a large room.
     mention_room: bool = False
+    # A push preset: the kind of device ("webpush", "gateway") every member registers. Its
+    # ``room_size`` members are in all its ``rooms``, with no socket open; each message is
+    # sent over REST into a room of its own (see bench/push.py).
+    push: str | None = None
 
     @property
     def users(self) -> int:
-        return self.rooms * self.room_size
+        return self.room_size if self.push else self.rooms * self.room_size
 
     @property
     def sockets(self) -> int:
         return self.users * self.sockets_per_user
 
 
+# Pushes: 10 members offline in 2,000 rooms, one message per room, 9 pushes per message.
+PUSH = Preset(
+    "push",
+    rooms=2000,
+    room_size=10,
+    senders=4,
+    messages=2000,
+    duration=30,
+    sockets_per_user=0,
+    push="webpush",
+)
 FANOUT = Preset("fanout", rooms=1, room_size=1000, senders=4, messages=1000, duration=60, window=1)
 
 PRESETS = {
@@ -47,6 +62,9 @@ PRESETS = {
     "durable": Preset(
         "durable", rooms=50, room_size=1, senders=50, messages=40000, duration=60, window=16
     ),
+    "push": PUSH,
+    # The same with gateway devices: no encryption, the Matrix push gateway's JSON.
+    "push-gateway": replace(PUSH, name="push-gateway", push="gateway"),
     "idle": Preset("idle", rooms=1000, room_size=10, senders=0, messages=0, duration=0, idle=True),
 }
 

@@ -18,6 +18,14 @@ from bench import procfs
 from bench.loadgen import raise_file_limit, worker_main
 from bench.population import populate_blocking
 from bench.presets import Preset, SocketSpec, build_sockets, split
+from bench.push import (
+    ALLOW_LOOPBACK_PUSH,
+    measure_push,
+    populate_push_blocking,
+    pushes_while_online,
+    register_blocking,
+    start_receiver,
+)
 from bench.servers import HOST, BaselineServer, CronchatServer, rate_limit_configurable
 
 START_DELAY_NS = 300_000_000
@@ -52,6 +60,9 @@ class Options:
     keep_rate_limit: bool = False
     rate: float | None = None  # sends/s in all, paced evenly; None: as fast as acks allow
     baseline: bool = True
+    # Every member registers a push device of this kind ("webpush", "gateway") pointing at
+    # the bench's receiver, and stays online: what devices cost when nobody is offline.
+    pushers: str | None = None
     timeout: float = 900.0
     quiet_wait: float = 10.0
     quiet_threshold: float = 25.0
@@ -368,33 +379,28 @@ def run(options: Options) -> dict[str, Any]:
         "senders": preset.senders,
         "messages_planned": preset.messages,
         "mention_room": preset.mention_room,
+        "push_devices": preset.push or options.pushers,
     }
     try:
         if options.pin:
             os.sched_setaffinity(0, {GENERATOR_CPU})
+        settings = dict(options.server_settings)
+        if preset.push or options.pushers:
+            settings.setdefault(*ALLOW_LOOPBACK_PUSH)
         server = CronchatServer(
             options.database,
             options.workers,
             lifted,
             SERVER_CPU if options.pin else None,
-            dict(options.server_settings),
+            settings,
         )
         say(options, f"starting cronchat ({options.database}, {options.workers} worker(s))")
         try:
             server.start()
             assert server.process is not None
-            population = populate_blocking(server.url, preset)
-            say(
-                options,
-                f"{preset.users} users, {preset.rooms} rooms over REST in "
-                f"{population['seconds']}s ({population['requests']} requests)",
-            )
-            specs = build_sockets(preset, population["tokens"], population["room_ids"])
             report.update(
-                drive(options, server.process.pid, server.port, specs, mention_frames=True)
+                run_push_preset(options, server) if preset.push else run_sockets(options, server)
             )
-            report["setup_rest_seconds"] = population["seconds"]
-            report["senders_made_admins"] = population["admins"]
         except Exception:
             tail = server.log_tail()
             if tail.strip():
@@ -402,7 +408,7 @@ def run(options: Options) -> dict[str, Any]:
             raise
         finally:
             server.stop()
-        if options.baseline:
+        if options.baseline and not preset.push:
             report["baseline"] = run_baseline(options)
             base = report["baseline"]
             if preset.idle:
@@ -423,7 +429,7 @@ def run(options: Options) -> dict[str, Any]:
         text_bytes=None if preset.idle else options.text_bytes,
         duration_cap_s=options.send_seconds if not preset.idle else None,
         generator_processes=options.generator_processes,
-        send_over=None if preset.idle else options.send_over,
+        send_over=None if preset.idle else ("rest" if preset.push else options.send_over),
         server_settings=dict(options.server_settings) or None,
         pinned=(
             {"server_cpu": SERVER_CPU, "generator_cpu": GENERATOR_CPU} if options.pin else None
@@ -432,6 +438,55 @@ def run(options: Options) -> dict[str, Any]:
         wall_seconds=round(time.monotonic() - started, 1),
     )
     return report
+
+
+def run_sockets(options: Options, server: CronchatServer) -> dict[str, Any]:
+    """The presets of sockets: populate, connect every member, send, count deliveries (and,
+    with ``--pushers``, what reached the push receiver meanwhile: nothing should)."""
+    preset = options.preset
+    assert server.process is not None
+    population = populate_blocking(server.url, preset)
+    say(
+        options,
+        f"{preset.users} users, {preset.rooms} rooms over REST in "
+        f"{population['seconds']}s ({population['requests']} requests)",
+    )
+    receiver = None
+    if options.pushers:
+        receiver, devices = start_receiver(options.pushers, preset.users)
+        register_blocking(server.url, population["tokens"], devices)
+        say(options, f"{preset.users} {options.pushers} devices registered")
+    try:
+        specs = build_sockets(preset, population["tokens"], population["room_ids"])
+        started_ns = time.monotonic_ns()
+        figures = drive(options, server.process.pid, server.port, specs, mention_frames=True)
+        if receiver is not None:
+            figures["pushes_while_online"] = pushes_while_online(receiver, started_ns)
+    finally:
+        if receiver is not None:
+            receiver.close()
+    figures["setup_rest_seconds"] = population["seconds"]
+    figures["senders_made_admins"] = population["admins"]
+    return figures
+
+
+def run_push_preset(options: Options, server: CronchatServer) -> dict[str, Any]:
+    """A push preset: every member offline with a device at the bench's receiver."""
+    preset = options.preset
+    assert server.process is not None and preset.push is not None
+    receiver, devices = start_receiver(preset.push, preset.users)
+    try:
+        population = populate_push_blocking(server.url, preset, devices)
+        say(
+            options,
+            f"{preset.users} users with {preset.push} devices in {preset.rooms} rooms over "
+            f"REST in {population['seconds']}s ({population['requests']} requests)",
+        )
+        figures = measure_push(options, server.process.pid, server.port, population, receiver, say)
+    finally:
+        receiver.close()
+    figures["setup_rest_seconds"] = population["seconds"]
+    return figures
 
 
 def run_baseline(options: Options) -> dict[str, Any]:

@@ -18,6 +18,10 @@ from pathlib import Path
 HOST = "127.0.0.1"
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 REDIS_URL = os.environ.get("CRONCHAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A file name: the server under test (one worker) runs under cProfile and writes its
+# statistics there when it stops. cProfile sees the event loop's thread only, not the
+# database's.
+PROFILE = os.environ.get("CRONCHAT_BENCH_PROFILE")
 READY_SECONDS = 60.0
 STOP_SECONDS = 15.0
 
@@ -174,6 +178,8 @@ class CronchatServer:
         return env
 
     def _command(self) -> list[str]:
+        if PROFILE:
+            return [sys.executable, "-m", "cProfile", "-o", PROFILE, "-m", "cli.main"]
         executable = Path(sys.executable).parent / "cronchat"
         return [str(executable)] if executable.exists() else [sys.executable, "-m", "cli.main"]
 

@@ -60,6 +60,8 @@ MAX_BACKOFF_SECONDS = 3600.0
 # mid-delivery leaves claims that expire and are sent again.
 CLAIM_MARGIN_SECONDS = 1.0
 JOBS_PER_BATCH = 200
+# The shortest time between two plans (see PushDelivery._pace_planning).
+PLAN_INTERVAL_SECONDS = 0.25
 
 add_jobs = push_outbox.add_jobs
 
@@ -155,6 +157,8 @@ class PushDelivery:
         self.timeout_seconds = timeout_seconds
         self.claim_ms = int((2 * timeout_seconds + CLAIM_MARGIN_SECONDS) * 1000)
         self.poll_seconds = min(poll_seconds, retry_base_seconds)
+        self._planned_at = float("-inf")
+        self._backlog = False
         self._jobs_waiting = asyncio.Event()
         self._pushes_waiting = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -198,19 +202,42 @@ class PushDelivery:
     # Planning
 
     async def plan_once(self) -> bool:
-        """Plan one batch of jobs; True when there may be more."""
-        jobs, messages, candidates, blocked = await self.db.read(_planning_tx)
+        """Plan one batch of jobs; True when there may be more. Who is online is asked
+        before anything else is read: while every member with a device has a socket open
+        (the usual case), a batch costs two reads (the jobs, then who in their rooms has a
+        device) and the jobs' deletion; the messages, pushers, settings, unread counts and
+        blocks are read only for members who are offline."""
+        await self._pace_planning()
+        jobs, members = await self.db.read(_planning_tx)
+        self._backlog = len(jobs) >= JOBS_PER_BATCH
         if not jobs:
             return False
-        offline: set[str] = set()
-        if candidates:
-            users = {candidate.user_id for candidate in candidates}
+        owed: list[Owed] = []
+        if members:
+            users = {user_id for _, user_id in members}
             offline = users - await self.online(users)
-        owed = _plan(messages, candidates, blocked, offline, now_ms())
+            if offline:
+                rooms = {room_id for room_id, user_id in members if user_id in offline}
+                messages, candidates, blocked = await self.db.read(
+                    _offline_reads_tx, jobs, rooms, offline
+                )
+                owed = _plan(messages, candidates, blocked, now_ms())
         await self.db.run(_record_plan_tx, jobs, owed)
         if owed:
             self._pushes_waiting.set()
-        return len(jobs) >= JOBS_PER_BATCH
+        return self._backlog
+
+    async def _pace_planning(self) -> None:
+        """At most one plan per PLAN_INTERVAL_SECONDS while the planner keeps up: a burst
+        of sends wakes it once per commit, and their messages are planned together (their
+        rooms' candidates read once) rather than one by one. A message after a quiet
+        moment is planned at once, and a backlog (the last batch was full) without a
+        pause."""
+        loop = asyncio.get_running_loop()
+        wait = self._planned_at + PLAN_INTERVAL_SECONDS - loop.time()
+        if wait > 0 and not self._backlog:
+            await asyncio.sleep(wait)
+        self._planned_at = loop.time()
 
     # Sending
 
@@ -319,42 +346,43 @@ def _record_outcomes_tx(
             push_outbox.done(tx, claimed)
 
 
-def _planning_tx(
-    tx: Tx,
-) -> tuple[
-    list[tuple[str, int]],
-    list[push_outbox.JobMessage],
-    list[push_outbox.Candidate],
-    set[tuple[str, str]],
-]:
-    """The jobs waiting, their messages, the pushers of their rooms' members and who of
-    them blocks a sender. Two queries when nobody in those rooms has a pusher."""
+def _planning_tx(tx: Tx) -> tuple[list[tuple[str, int]], set[tuple[str, str]]]:
+    """The jobs waiting, and who in their rooms has a push device."""
     jobs = push_outbox.pending_jobs(tx, JOBS_PER_BATCH)
     if not jobs:
-        return [], [], [], set()
+        return [], set()
+    (members,) = tx.fetch(push_outbox.members_with_pushers({room for room, _ in jobs}))
+    return jobs, members
+
+
+def _offline_reads_tx(
+    tx: Tx, jobs: list[tuple[str, int]], room_ids: set[str], offline: set[str]
+) -> tuple[list[push_outbox.JobMessage], list[push_outbox.Candidate], set[tuple[str, str]]]:
+    """What planning the pushes of offline members needs: the jobs' live messages, the
+    offline members' pushers in these rooms (with settings and unread counts), and which
+    of them block a sender of those messages."""
     messages, candidates = tx.fetch(
-        push_outbox.job_messages(jobs), push_outbox.candidates({room for room, _ in jobs})
+        push_outbox.job_messages(jobs), push_outbox.candidates(room_ids, offline)
     )
-    if not candidates or not messages:
-        return jobs, messages, [], set()
-    blocked = push_outbox.blocks_among(
-        tx, {c.user_id for c in candidates}, {m.sender_id for m in messages}
+    if not messages or not candidates:
+        return [], [], set()
+    (blocked,) = tx.fetch(
+        push_outbox.blocks_among({c.user_id for c in candidates}, {m.sender_id for m in messages})
     )
-    return jobs, messages, candidates, blocked
+    return messages, candidates, blocked
 
 
 def _plan(
     messages: list[push_outbox.JobMessage],
     candidates: list[push_outbox.Candidate],
     blocked: set[tuple[str, str]],
-    offline: set[str],
     now: int,
 ) -> list[Owed]:
-    """The pushes owed for these messages: the latest message per pusher and room."""
+    """The pushes owed to these candidates (members who are offline) for these messages:
+    the latest message per pusher and room."""
     by_room: dict[str, list[push_outbox.Candidate]] = {}
     for candidate in candidates:
-        if candidate.user_id in offline:
-            by_room.setdefault(candidate.room_id, []).append(candidate)
+        by_room.setdefault(candidate.room_id, []).append(candidate)
     owed: dict[tuple[str, str], Owed] = {}
     for message in sorted(messages, key=lambda m: (m.room_id, m.seq)):
         for candidate in by_room.get(message.room_id, ()):
@@ -385,7 +413,11 @@ def _plan(
 
 def _record_plan_tx(tx: Tx, jobs: list[tuple[str, int]], owed: list[Owed]) -> None:
     """Delete the jobs this process takes and write the pushes they owe; jobs another
-    process took meanwhile are left to it."""
+    process took meanwhile are left to it. Jobs that owe nothing are deleted at once,
+    whoever else may be planning them: one statement, sent with the commit."""
+    if not owed:
+        push_outbox.drop_jobs(tx, jobs)
+        return
     taken = push_outbox.take_jobs(tx, jobs)
     rooms_seqs: dict[str, set[int]] = {}
     for room_id, seq in taken:
