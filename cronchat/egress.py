@@ -293,13 +293,22 @@ class Egress:
         self.max_response_bytes = max_response_bytes
         self._resolve = resolve
         self._user_agent = user_agent
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpcore.default_ssl_context(),
-            max_connections=max_connections,
-            keepalive_expiry=30.0,
-            retries=0,
-            network_backend=_GuardedBackend(resolve, allow_private),
-        )
+        self._ssl_context = ssl_context
+        self._max_connections = max_connections
+        self._pool: httpcore.AsyncConnectionPool | None = None
+
+    def _connections(self) -> httpcore.AsyncConnectionPool:
+        """The connection pool, made at the first request: loading the CA certificates
+        takes tens of milliseconds, which a process that never sends need not spend."""
+        if self._pool is None:
+            self._pool = httpcore.AsyncConnectionPool(
+                ssl_context=self._ssl_context or httpcore.default_ssl_context(),
+                max_connections=self._max_connections,
+                keepalive_expiry=30.0,
+                retries=0,
+                network_backend=_GuardedBackend(self._resolve, self.allow_private),
+            )
+        return self._pool
 
     async def check_destination(self, url: str, field: str = "url") -> None:
         """A URL a client registers, judged now as a 400 naming ``field``: its shape
@@ -347,7 +356,7 @@ class Egress:
         }
         try:
             with anyio.fail_after(total):
-                async with self._pool.stream(
+                async with self._connections().stream(
                     "POST", url, headers=request_headers, content=body, extensions=extensions
                 ) as response:
                     content, truncated = await self._read_bounded(response)
@@ -384,4 +393,5 @@ class Egress:
         return b"".join(chunks), False
 
     async def close(self) -> None:
-        await self._pool.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
