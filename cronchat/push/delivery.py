@@ -211,6 +211,7 @@ class PushDelivery:
         jobs, members = await self.db.read(_planning_tx)
         self._backlog = len(jobs) >= JOBS_PER_BATCH
         if not jobs:
+            self._planned_at = float("-inf")  # a quiet moment: the next job is planned at once
             return False
         owed: list[Owed] = []
         if members:
