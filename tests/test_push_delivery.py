@@ -22,7 +22,7 @@ from push_receivers import (
 )
 from test_mentions import naming
 from test_notification_settings import hours_from_now
-from test_scale import Server, client, free_port, redis_url, server_env
+from test_scale import Server, client, free_port, redis_url, server_env, two_servers_on
 from tornado.httpclient import AsyncHTTPClient
 
 from clients import ApiClient, User, WsClient, eventually
@@ -359,16 +359,8 @@ async def test_two_processes_deliver_each_push_once(
 
 @pytest.fixture
 def two_servers_pushing(server_env: dict[str, str], io_loop: Any) -> Any:
-    env = {**server_env, "CRONCHAT_PUSH_ALLOW_PRIVATE": "true"}
-    first = io_loop.run_sync(lambda: Server.start(env, free_port()))
-    try:
-        second = io_loop.run_sync(lambda: Server.start(env, free_port()))
-    except BaseException:
-        first.stop()
-        raise
-    yield first, second
-    first.stop()
-    second.stop()
+    with two_servers_on({**server_env, "CRONCHAT_PUSH_ALLOW_PRIVATE": "true"}, io_loop) as servers:
+        yield servers
 
 
 async def test_pushes_owed_by_a_killed_server_are_delivered_after_restart(

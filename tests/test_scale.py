@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +109,26 @@ def server_env(mysql_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]
     return cronchat_env(mysql_url, tmp_path / "data", CRONCHAT_REDIS_URL=redis_url)
 
 
-@pytest.fixture
-def two_servers(server_env: dict[str, str], io_loop: Any) -> Iterator[tuple[Server, Server]]:
-    first = io_loop.run_sync(lambda: Server.start(server_env, free_port()))
+@contextmanager
+def two_servers_on(env: dict[str, str], io_loop: Any) -> Iterator[tuple[Server, Server]]:
+    """Two `cronchat serve` processes with this environment, stopped after."""
+    first = io_loop.run_sync(lambda: Server.start(env, free_port()))
     try:
-        second = io_loop.run_sync(lambda: Server.start(server_env, free_port()))
+        second = io_loop.run_sync(lambda: Server.start(env, free_port()))
     except BaseException:
         first.stop()
         raise
-    yield first, second
-    first.stop()
-    second.stop()
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.fixture
+def two_servers(server_env: dict[str, str], io_loop: Any) -> Iterator[tuple[Server, Server]]:
+    with two_servers_on(server_env, io_loop) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -408,7 +408,7 @@ def _plan(
                 candidate.unread_count,
             )
             key = (candidate.pusher_id, message.room_id)
-            owed[key] = Owed(key[0], key[1], user_id, "message", encode_push(push))
+            owed[key] = Owed(key[0], key[1], user_id, "message", encode_push(push), message.seq)
     return list(owed.values())
 
 
@@ -423,5 +423,5 @@ def _record_plan_tx(tx: Tx, jobs: list[tuple[str, int]], owed: list[Owed]) -> No
     rooms_seqs: dict[str, set[int]] = {}
     for room_id, seq in taken:
         rooms_seqs.setdefault(room_id, set()).add(seq)
-    mine = [o for o in owed if int(json.loads(o.push)["seq"]) in rooms_seqs.get(o.room_id, set())]
+    mine = [o for o in owed if o.seq in rooms_seqs.get(o.room_id, set())]
     push_outbox.owe(tx, mine, now_ms())

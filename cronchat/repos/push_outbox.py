@@ -52,6 +52,7 @@ class Owed:
     user_id: str
     kind: str
     push: str
+    seq: int  # of the message it carries: its job is the one that owes it
 
 
 @dataclass(frozen=True, slots=True)
